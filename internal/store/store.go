@@ -1,0 +1,279 @@
+// Package store is the persistence port of the portal: the records it keeps
+// and the transactions it runs on them. Implementations (sqlite, postgres)
+// live in sub-packages; a conformance suite in storetest checks both.
+//
+// Every change to shared state happens inside Update, so correctness never
+// rests on an in-process lock: the same broker code is right on one SQLite
+// file and on several portal replicas sharing PostgreSQL.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/portico-dev/portico/internal/config"
+)
+
+var (
+	// ErrNotFound: no row matches.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a row changed since it was read (optimistic update lost),
+	// or a unique key is taken.
+	ErrConflict = errors.New("conflict")
+	// ErrUnavailable: the database cannot be reached or is overloaded.
+	ErrUnavailable = errors.New("database unavailable")
+)
+
+// Store runs transactions.
+type Store interface {
+	// Update runs fn in a read-write transaction and commits when fn returns
+	// nil. Implementations retry fn on serialization failures, so fn must
+	// have no effects outside the transaction.
+	Update(ctx context.Context, fn func(Tx) error) error
+	// View runs fn in a read-only transaction.
+	View(ctx context.Context, fn func(Tx) error) error
+	Close() error
+}
+
+// Tx is one transaction.
+type Tx interface {
+	// Environments
+
+	InsertEnvironment(e *Environment) error // sets e.ID
+	UpdateEnvironment(e *Environment) error // optimistic on e.Version
+	Environment(name string) (Environment, error)
+	EnvironmentByID(id int64) (Environment, error)
+	// LockEnvironment reads an environment and holds a write lock on it
+	// until the transaction ends: allocations in one environment serialise
+	// on it, so capacity checks are exact.
+	LockEnvironment(id int64) (Environment, error)
+	Environments(states ...EnvState) ([]Environment, error)
+	// LockPortal serialises transactions that check portal-wide limits
+	// (the portal maximum) until this transaction ends.
+	LockPortal() error
+
+	// Sessions
+
+	InsertSession(s *Session) error
+	UpdateSession(s *Session) error // optimistic on s.Version
+	Session(name string) (Session, error)
+	FindSessions(q SessionQuery) ([]Session, error)
+	CountSessions(q SessionQuery) (int, error)
+	// DeleteStoppedSessions removes STOPPED rows that ended before t.
+	DeleteStoppedSessions(before time.Time) (int, error)
+	// NextDeadline is the earliest time-based transition of any live
+	// session or environment, zero when there is none: the reconciler
+	// sleeps until then.
+	NextDeadline() (time.Time, error)
+
+	// Users
+
+	InsertUser(u *User) error // ErrConflict when the username is taken
+	UpdateUser(u *User) error
+	User(username string) (User, error)
+	UserByID(id int64) (User, error)
+	// LockUser serialises transactions that check one user's session
+	// limits until this transaction ends.
+	LockUser(id int64) error
+	// DeleteIdleAnonymousUsers removes anonymous users created before t
+	// that own no session rows.
+	DeleteIdleAnonymousUsers(before time.Time) (int, error)
+
+	// OAuth clients and tokens
+
+	UpsertClient(c Client) error
+	Client(id string) (Client, error)
+	// ClientOf returns the client whose client_credentials tokens act for
+	// a user.
+	ClientOf(user int64) (Client, error)
+	DeleteClient(id string) error
+	InsertToken(t Token) error
+	Token(hash []byte) (Token, error)
+	// RevokeTokens marks the tokens of a grant as revoked.
+	RevokeGrant(grant string) error
+	DeleteExpiredTokens(before time.Time) (int, error)
+}
+
+// EnvState is the state of a workshop environment.
+type EnvState string
+
+const (
+	EnvStarting EnvState = "STARTING"
+	EnvRunning  EnvState = "RUNNING"
+	EnvStopping EnvState = "STOPPING"
+	EnvStopped  EnvState = "STOPPED"
+)
+
+// Environment is one instance of a workshop in the portal. A workshop whose
+// definition changes gets a new environment with a new name.
+type Environment struct {
+	ID       int64
+	Version  int64
+	Name     string // <portal>-w<id:02>
+	Key      string // catalog name: alias or workshop name
+	Workshop config.Workshop
+	State    EnvState
+	Position int
+
+	Capacity, Initial, Reserved int
+
+	Expires, Overtime, Deadline, Orphaned, Overdue, Refresh time.Duration
+
+	Env    []config.EnvVar
+	Labels map[string]string
+
+	Tally   int // sessions created so far: names the next one
+	Created time.Time
+}
+
+// SessionState is the state of a workshop session.
+type SessionState string
+
+const (
+	Starting SessionState = "STARTING"
+	Waiting  SessionState = "WAITING"
+	Running  SessionState = "RUNNING"
+	Stopping SessionState = "STOPPING"
+	Stopped  SessionState = "STOPPED"
+)
+
+// Live are the states of a session that still exists.
+var Live = []SessionState{Starting, Waiting, Running, Stopping}
+
+// Session is one workshop session.
+type Session struct {
+	Name        string // <environment>-<ID>
+	Version     int64
+	ID          string // s001
+	EnvID       int64
+	Environment string
+	State       SessionState
+	Owner       int64 // 0 while reserved
+	OwnerName   string
+
+	Created time.Time
+	Started time.Time // allocation or activation time
+	// Expires is the activation deadline while pending, the end of the
+	// session while running and the time it ended once stopping.
+	Expires time.Time
+
+	// Activation is set for sessions handed out through the REST API:
+	// they wait for their owner's browser at the activation URL.
+	Activation bool
+	// Activated is set once the owner's browser has the session (at once
+	// for sessions allocated through the portal's own pages).
+	Activated bool
+	Params    []config.EnvVar
+	IndexURL  string
+	Analytics string
+	Password  string // config password of the session host
+
+	Address  string // host:port of the session host, once started
+	Failure  string // why the last start failed
+	Attempts int    // failed starts so far
+	RetryAt  time.Time
+	// CheckAt is when the reconciler next asks the session host about its
+	// activity (orphaned rule); zero when not applicable.
+	CheckAt time.Time
+}
+
+// Allocated reports whether the session belongs to a user and is not over.
+func (s Session) Allocated() bool { return s.Owner != 0 && s.State != Stopped }
+
+// Pending reports whether the session waits for its owner to activate it.
+func (s Session) Pending() bool {
+	return s.Owner != 0 && (s.State == Starting || s.State == Waiting)
+}
+
+// Ownership filters sessions by owner.
+type Ownership int
+
+const (
+	AnyOwner Ownership = iota
+	Owned
+	Unowned
+)
+
+// SessionQuery selects sessions. Zero fields do not filter.
+type SessionQuery struct {
+	EnvID     int64
+	Owner     int64 // a specific owner
+	Ownership Ownership
+	States    []SessionState
+	// ExpiresBy selects sessions whose Expires is set and not after it.
+	ExpiresBy time.Time
+	// StartBy selects sessions due for a start attempt (no address and
+	// RetryAt not after it).
+	StartBy time.Time
+	// CheckBy selects sessions whose CheckAt is set and not after it.
+	CheckBy time.Time
+	// Healthy selects sessions that have not failed to start, Failing
+	// those that have.
+	Healthy, Failing bool
+	// Order: "created" (oldest first, the default), "-created", or
+	// "waiting-first" (WAITING before STARTING, then oldest first).
+	Order string
+	Limit int
+	// Claim locks the selected rows for update and skips rows other
+	// transactions hold (SKIP LOCKED where the database has it).
+	Claim bool
+}
+
+// Role is what a user is to the portal.
+type Role string
+
+const (
+	RoleAdmin      Role = "admin"      // staff: sees and manages everything
+	RoleRobot      Role = "robot"      // front ends using the REST API
+	RoleRegistered Role = "registered" // signed up through the portal
+	RoleAnonymous  Role = "anonymous"  // created on the fly
+)
+
+// User is a person or machine known to the portal.
+type User struct {
+	ID           int64
+	Username     string
+	Email        string
+	FirstName    string
+	LastName     string
+	PasswordHash string // empty: cannot log in with a password
+	Role         Role
+	Created      time.Time
+}
+
+// Staff reports whether the user administers the portal.
+func (u User) Staff() bool { return u.Role == RoleAdmin }
+
+// Client is an OAuth client.
+type Client struct {
+	ID         string
+	SecretHash string
+	// User is who client_credentials tokens act for (the robot); 0: the
+	// client may not use that grant.
+	User int64
+}
+
+// TokenKind tells access from refresh tokens.
+type TokenKind string
+
+const (
+	AccessToken  TokenKind = "access"
+	RefreshToken TokenKind = "refresh"
+	// ActivationToken opens one session for its owner's browser.
+	ActivationToken TokenKind = "activation"
+	// BrowserToken is the cookie of a logged-in browser.
+	BrowserToken TokenKind = "browser"
+)
+
+// Token is an issued credential, stored by the hash of its value only.
+type Token struct {
+	Hash    []byte
+	Kind    TokenKind
+	Grant   string // tokens issued together share a grant; revoked together
+	User    int64
+	Client  string
+	Session string // for activation tokens
+	Expires time.Time
+	Revoked bool
+}
