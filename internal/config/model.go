@@ -1,0 +1,139 @@
+// Package config loads TrainingPortal and Workshop definitions (the Educates
+// resource shapes) and resolves them into the model the portal runs on: every
+// default applied, every duration parsed, every value clamped as Educates does.
+package config
+
+import "time"
+
+// Definitions is everything read from one --config path.
+type Definitions struct {
+	Portal    Portal
+	Workshops map[string]*Workshop // by Workshop metadata.name
+	// Warnings name fields that were accepted but are not used by Portico.
+	Warnings []string
+}
+
+// Portal is a resolved TrainingPortal.
+type Portal struct {
+	Name       string
+	File       string // definition file it came from
+	Generation int64
+	Title      string
+	Password   string // event access code; empty when not set
+	Index      string // external index URL for non-staff redirects
+	Labels     map[string]string
+	// DefaultLabels is portal.workshop.defaults.labels: merged under each
+	// workshop's own labels and its entry's labels.
+	DefaultLabels map[string]string
+
+	Registration      Registration
+	CatalogVisibility string // "private" (default) or "public"
+	Sessions          SessionLimits
+
+	Admin       Credentials // empty Password: generate one on first start
+	Robot       Credentials
+	RobotClient Client // empty ID/Secret: generate on first start
+
+	UpdateWorkshop bool // portal.updates.workshop
+	FrameAncestors []string
+	ThemeCSS       string // path of a theme override stylesheet, if any
+
+	// Entries are the portal's workshops, in definition order, with the
+	// portal defaults of spec §5.2 applied.
+	Entries []Entry
+}
+
+// Registration is portal.registration.
+type Registration struct {
+	Type    string // "one-step" (default) or "anonymous"
+	Enabled bool   // default true
+}
+
+// SessionLimits is portal.sessions. Zero means unlimited.
+type SessionLimits struct {
+	Maximum    int
+	Registered int
+	Anonymous  int // defaults to Registered when not given
+}
+
+// Credentials is a username and password pair.
+type Credentials struct {
+	Username string
+	Password string
+}
+
+// Client is an OAuth client id and secret.
+type Client struct {
+	ID     string
+	Secret string
+}
+
+// Entry is one resolved portal.workshops[] item.
+type Entry struct {
+	Name     string // Workshop resource name
+	Alias    string // optional
+	Position int    // 1-based index in portal.workshops
+
+	Capacity int
+	Reserved int // clamped to [0, Capacity]
+	Initial  int // clamped to [0, Capacity]; if non-zero at least Reserved
+
+	Expires  time.Duration // session duration; 0: never expires
+	Overtime time.Duration // extension step; 0: default
+	Deadline time.Duration // maximum total session length; never below Expires
+	Orphaned time.Duration // inactivity timeout; 0: off
+	Overdue  time.Duration // startup timeout for the browser page; 0: off
+	Refresh  time.Duration // periodic environment replacement; 0: off
+
+	Env    []EnvVar          // entry env plus portal default env not overridden
+	Labels map[string]string // entry labels
+}
+
+// Key is the catalog name of the entry: its alias, or else the workshop name.
+func (e Entry) Key() string {
+	if e.Alias != "" {
+		return e.Alias
+	}
+	return e.Name
+}
+
+// EnvVar is a name/value pair of a session's environment.
+type EnvVar struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Workshop is a resolved Workshop definition.
+type Workshop struct {
+	Name        string // metadata.name
+	File        string // definition file it came from
+	Dir         string // directory of that file: the base of relative paths
+	Generation  int64
+	Title       string
+	Description string
+	URL         string
+	Difficulty  string
+	Duration    string // informational, as written
+	Vendor      string
+	Authors     []string
+	Tags        []string
+	Labels      map[string]string
+	Logo        string
+
+	Parameters []Parameter // spec.request.parameters
+	SessionEnv []EnvVar    // spec.session.env
+	// Files is spec.workshop.files, kept as decoded YAML for the session host.
+	Files []map[string]any
+
+	// Fingerprint changes whenever the spec changes; it drives environment
+	// replacement when portal.updates.workshop is on.
+	Fingerprint string
+}
+
+// Parameter is one spec.request.parameters item.
+type Parameter struct {
+	Name     string
+	Value    string
+	Generate string // "" or "expression"
+	From     string // pattern for Generate == "expression"
+}

@@ -1,0 +1,152 @@
+package config
+
+import "time"
+
+// The structs below are the parts of the Educates resources that Portico
+// reads, as written in the files. Pointers mark values whose absence means
+// something other than zero. Keys not listed here are reported as unused.
+
+type metadata struct {
+	Name        string `yaml:"name"`
+	Generation  int64  `yaml:"generation"`
+	Labels      opaque `yaml:"labels"`
+	Annotations opaque `yaml:"annotations"`
+}
+
+type nameValue struct {
+	Name  string `yaml:"name"`
+	Value string `yaml:"value"`
+}
+
+type credentials struct {
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+}
+
+type trainingPortalResource struct {
+	APIVersion string             `yaml:"apiVersion"`
+	Kind       string             `yaml:"kind"`
+	Metadata   metadata           `yaml:"metadata"`
+	Spec       trainingPortalSpec `yaml:"spec"`
+}
+
+type trainingPortalSpec struct {
+	Portal    portalSettings `yaml:"portal"`
+	Workshops []portalEntry  `yaml:"workshops"`
+}
+
+type portalSettings struct {
+	Title        string      `yaml:"title"`
+	Password     string      `yaml:"password"`
+	Index        string      `yaml:"index"`
+	Labels       []nameValue `yaml:"labels"`
+	Registration struct {
+		Type    string `yaml:"type"`
+		Enabled *bool  `yaml:"enabled"`
+	} `yaml:"registration"`
+	Catalog struct {
+		Visibility string `yaml:"visibility"`
+	} `yaml:"catalog"`
+	Sessions struct {
+		Maximum    int  `yaml:"maximum"`
+		Registered int  `yaml:"registered"`
+		Anonymous  *int `yaml:"anonymous"`
+	} `yaml:"sessions"`
+	Credentials struct {
+		Admin credentials `yaml:"admin"`
+		Robot credentials `yaml:"robot"`
+	} `yaml:"credentials"`
+	Clients struct {
+		Robot struct {
+			ID     string `yaml:"id"`
+			Secret string `yaml:"secret"`
+		} `yaml:"robot"`
+	} `yaml:"clients"`
+	Workshop struct {
+		Defaults entrySettings `yaml:"defaults"`
+	} `yaml:"workshop"`
+	Updates struct {
+		Workshop bool `yaml:"workshop"`
+	} `yaml:"updates"`
+	Theme struct {
+		Frame struct {
+			Ancestors []string `yaml:"ancestors"`
+		} `yaml:"frame"`
+	} `yaml:"theme"`
+
+	// Deprecated spellings of portal.workshop.defaults that Educates still
+	// honours (it never had portal.overtime or portal.deadline).
+	Capacity *int           `yaml:"capacity"`
+	Reserved *int           `yaml:"reserved"`
+	Initial  *int           `yaml:"initial"`
+	Expires  *time.Duration `yaml:"expires"`
+	Orphaned *time.Duration `yaml:"orphaned"`
+	Overdue  *time.Duration `yaml:"overdue"`
+	Refresh  *time.Duration `yaml:"refresh"`
+}
+
+// entrySettings are what a portal.workshops[] item may set and
+// portal.workshop.defaults may default.
+type entrySettings struct {
+	Capacity *int           `yaml:"capacity"`
+	Reserved *int           `yaml:"reserved"`
+	Initial  *int           `yaml:"initial"`
+	Expires  *time.Duration `yaml:"expires"`
+	Overtime *time.Duration `yaml:"overtime"`
+	Deadline *time.Duration `yaml:"deadline"`
+	Orphaned *time.Duration `yaml:"orphaned"`
+	Overdue  *time.Duration `yaml:"overdue"`
+	Refresh  *time.Duration `yaml:"refresh"`
+	Env      []nameValue    `yaml:"env"`
+	Labels   []nameValue    `yaml:"labels"`
+}
+
+type portalEntry struct {
+	Name          string `yaml:"name"`
+	Alias         string `yaml:"alias"`
+	entrySettings `yaml:",inline"`
+}
+
+type workshopResource struct {
+	APIVersion string       `yaml:"apiVersion"`
+	Kind       string       `yaml:"kind"`
+	Metadata   metadata     `yaml:"metadata"`
+	Spec       workshopSpec `yaml:"spec"`
+}
+
+type workshopSpec struct {
+	Title       string      `yaml:"title"`
+	Description string      `yaml:"description"`
+	URL         string      `yaml:"url"`
+	Difficulty  string      `yaml:"difficulty"`
+	Duration    string      `yaml:"duration"`
+	Vendor      string      `yaml:"vendor"`
+	Authors     []string    `yaml:"authors"`
+	Tags        []string    `yaml:"tags"`
+	Labels      []nameValue `yaml:"labels"`
+	Logo        string      `yaml:"logo"`
+	Request     struct {
+		Parameters []parameter `yaml:"parameters"`
+	} `yaml:"request"`
+	Session struct {
+		Env []sessionEnvVar `yaml:"env"`
+	} `yaml:"session"`
+	Workshop struct {
+		Files []map[string]any `yaml:"files"`
+	} `yaml:"workshop"`
+}
+
+type parameter struct {
+	Name     string `yaml:"name"`
+	Value    string `yaml:"value"`
+	Generate string `yaml:"generate"`
+	From     string `yaml:"from"`
+}
+
+// sessionEnvVar is a Kubernetes EnvVar: Portico reads name and value and
+// leaves the rest (valueFrom) to the runtimes that understand it.
+type sessionEnvVar struct {
+	anyOtherFields
+	Name  string `yaml:"name"`
+	Value string `yaml:"value"`
+}

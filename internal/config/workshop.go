@@ -1,0 +1,132 @@
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"path/filepath"
+	"strconv"
+
+	"go.yaml.in/yaml/v3"
+)
+
+const generateExpression = "expression"
+
+// workshop resolves a Workshop resource; spec is its spec node, which the
+// fingerprint is made of.
+func (d *decoder) workshop(r *workshopResource, spec *yaml.Node) *Workshop {
+	d.checkName(r.Metadata.Name)
+	s := r.Spec
+	dir, err := filepath.Abs(filepath.Dir(d.file))
+	if err != nil {
+		d.failAt("", "%v", err)
+	}
+	w := &Workshop{
+		Name:        r.Metadata.Name,
+		File:        d.file,
+		Dir:         dir,
+		Generation:  r.Metadata.Generation,
+		Title:       s.Title,
+		Description: s.Description,
+		URL:         s.URL,
+		Difficulty:  s.Difficulty,
+		Duration:    s.Duration,
+		Vendor:      s.Vendor,
+		Authors:     s.Authors,
+		Tags:        s.Tags,
+		Labels:      labelMap(s.Labels),
+		Logo:        s.Logo,
+		Parameters:  d.parameters(s.Request.Parameters),
+		Files:       s.Workshop.Files,
+	}
+	d.requireNames(s.Labels, "spec.labels")
+	for i, v := range s.Session.Env {
+		if v.Name == "" {
+			d.failAt(fmt.Sprintf("spec.session.env[%d].name", i), "required")
+		}
+		w.SessionEnv = append(w.SessionEnv, EnvVar{Name: v.Name, Value: v.Value})
+	}
+	w.Fingerprint, err = fingerprint(spec)
+	if err != nil {
+		d.failAt("spec", "%s", yamlReason(err))
+	}
+	return w
+}
+
+// parameters checks spec.request.parameters: named once each, and a pattern
+// that can be generated for every generated one.
+func (d *decoder) parameters(list []parameter) []Parameter {
+	params := make([]Parameter, len(list))
+	first := map[string]int{}
+	for i, p := range list {
+		path := fmt.Sprintf("spec.request.parameters[%d]", i)
+		params[i] = Parameter(p)
+		if p.Name == "" {
+			d.failAt(path+".name", "required")
+		} else if j, dup := first[p.Name]; dup {
+			d.failAt(path+".name", "%q is already the name of spec.request.parameters[%d]", p.Name, j)
+		} else {
+			first[p.Name] = i
+		}
+		switch {
+		case p.Generate == "":
+		case p.Generate != generateExpression:
+			d.failAt(path+".generate", "%q is not supported (use %q)", p.Generate, generateExpression)
+		case p.From == "":
+			d.failAt(path+".from", "required when generate is %q", generateExpression)
+		default:
+			if _, err := parsePattern(p.From); err != nil {
+				d.failAt(path+".from", "%v", err)
+			}
+		}
+	}
+	return params
+}
+
+// fingerprint is the SHA-256 of the canonical JSON of spec: keys sorted,
+// aliases expanded, so only a change of content changes it.
+func fingerprint(spec *yaml.Node) (string, error) {
+	var v any
+	if spec != nil {
+		if err := spec.Decode(&v); err != nil {
+			return "", err
+		}
+	}
+	data, err := json.Marshal(jsonable(v))
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// jsonable rewrites the values yaml.v3 decodes that encoding/json refuses:
+// mappings with non-string keys (spelt as Go values, so that 1 and "1" stay
+// apart) and non-finite numbers.
+func jsonable(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			v[k] = jsonable(e)
+		}
+		return v
+	case map[any]any:
+		m := make(map[string]any, len(v))
+		for k, e := range v {
+			m[fmt.Sprintf("%#v", k)] = jsonable(e)
+		}
+		return m
+	case []any:
+		for i, e := range v {
+			v[i] = jsonable(e)
+		}
+		return v
+	case float64:
+		if math.IsInf(v, 0) || math.IsNaN(v) {
+			return strconv.FormatFloat(v, 'g', -1, 64)
+		}
+	}
+	return v
+}
