@@ -1,0 +1,635 @@
+// Package local is the default session runtime: each session is a process
+// tree on this machine, led by a session host (internal/sessionhost) that
+// runs in the session's home directory and its own process group.
+//
+// Everything the runtime knows about a session is on disk, in the session
+// home, so a restarted portal lists and re-adopts the sessions that kept
+// running while it was down; the only memory it keeps is which Start and
+// Stop calls are in flight in this process.
+package local
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/portico-dev/portico/internal/runtime"
+	"github.com/portico-dev/portico/internal/sessionhost"
+)
+
+// Files of a session home written by the runtime, next to the host's own.
+const (
+	pidFile = sessionhost.StateDir + "/pid"
+	logFile = sessionhost.StateDir + "/host.log"
+)
+
+const (
+	defaultStartTimeout = 30 * time.Second
+	// stopGrace is how long the processes of a stopping session have to
+	// exit after SIGTERM before they get SIGKILL.
+	stopGrace = 2 * time.Second
+	// maxPollInterval bounds the wait between readiness checks of a
+	// starting host; the first checks come faster, as a host is usually
+	// ready within a few tens of milliseconds.
+	maxPollInterval = 10 * time.Millisecond
+	probeTimeout    = time.Second
+	statusTimeout   = 500 * time.Millisecond
+	activityTimeout = 2 * time.Second
+)
+
+// errStopped ends a Start overtaken by a Stop of the same session.
+var errStopped = errors.New("session stopped while starting")
+
+// Options configures a Runtime.
+type Options struct {
+	// Dir holds one directory per session, <Dir>/<session name>, which is
+	// the session's home. Created if missing.
+	Dir string
+	// Command is the argv prefix that starts a session host, such as
+	// [os.Executable(), "sessionhost"].
+	Command []string
+	// Env is extra KEY=VALUE environment for the session host process.
+	Env []string
+	// StartTimeout bounds a Start; 30 s when zero.
+	StartTimeout time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Runtime runs sessions as local processes. It implements runtime.Runtime.
+type Runtime struct {
+	dir          string
+	command      []string
+	env          []string
+	startTimeout time.Duration
+	log          *slog.Logger
+	client       *http.Client
+
+	mu       sync.Mutex
+	sessions map[string]*entry // sessions with a Start or Stop in flight
+}
+
+var _ runtime.Runtime = (*Runtime)(nil)
+
+// entry serialises the Starts and Stops of one session in this process.
+type entry struct {
+	lock chan struct{} // a mutex whose waiters can give up with their context
+	// Guarded by Runtime.mu:
+	refs   int           // calls holding or waiting for lock
+	starts int           // Starts among them
+	abort  chan struct{} // closed by Stop to abort the Starts before it
+}
+
+// New returns a runtime keeping its sessions under opts.Dir.
+func New(opts Options) (*Runtime, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("local runtime: no session directory")
+	}
+	if len(opts.Command) == 0 {
+		return nil, errors.New("local runtime: no session host command")
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("local runtime: %w", err)
+	}
+	// Session homes are the identity of sessions (see markerEnv), so they
+	// must be spelled the same way after a restart.
+	dir, err := filepath.Abs(opts.Dir)
+	if err == nil {
+		dir, err = filepath.EvalSymlinks(dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("local runtime: %w", err)
+	}
+	command := slices.Clone(opts.Command)
+	// Resolved now because hosts start in their home directory, where a
+	// relative path would mean something else.
+	path, err := exec.LookPath(command[0])
+	if err == nil {
+		path, err = filepath.Abs(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("local runtime: session host command: %w", err)
+	}
+	command[0] = path
+	r := &Runtime{
+		dir:          dir,
+		command:      command,
+		env:          slices.Clone(opts.Env),
+		startTimeout: opts.StartTimeout,
+		log:          opts.Logger,
+		sessions:     make(map[string]*entry),
+		client: &http.Client{
+			Transport: &http.Transport{
+				Proxy:               nil, // session hosts are reached directly, whatever HTTP_PROXY says
+				DialContext:         (&net.Dialer{Timeout: probeTimeout}).DialContext,
+				MaxIdleConnsPerHost: 1,
+				IdleConnTimeout:     30 * time.Second,
+			},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+	if r.startTimeout <= 0 {
+		r.startTimeout = defaultStartTimeout
+	}
+	if r.log == nil {
+		r.log = slog.Default()
+	}
+	return r, nil
+}
+
+// Start starts the session host of spec.Session and waits until it serves.
+// A session already running, even one started before a portal restart, is
+// returned as it is. A Start that fails leaves no process and no directory.
+func (r *Runtime) Start(ctx context.Context, spec runtime.Spec) (runtime.Instance, error) {
+	name := spec.Session
+	if !validName(name) {
+		return runtime.Instance{}, fmt.Errorf("start session: invalid name %q", name)
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, r.startTimeout,
+		fmt.Errorf("session host not ready after %s", r.startTimeout))
+	defer cancel()
+	e, abort := r.enter(name, true)
+	defer r.leave(name, e, true)
+	select {
+	case e.lock <- struct{}{}:
+	case <-ctx.Done():
+		return runtime.Instance{}, fmt.Errorf("start %s: %w", name, context.Cause(ctx))
+	}
+	defer func() { <-e.lock }()
+
+	inst, err := r.start(ctx, abort, spec)
+	if err != nil {
+		return runtime.Instance{}, fmt.Errorf("start %s: %w", name, err)
+	}
+	return inst, nil
+}
+
+func (r *Runtime) start(ctx context.Context, abort <-chan struct{}, spec runtime.Spec) (runtime.Instance, error) {
+	select {
+	case <-abort:
+		return runtime.Instance{}, errStopped
+	default:
+	}
+	name := spec.Session
+	inst, pid, err := r.inspect(name)
+	switch {
+	case errors.Is(err, runtime.ErrNotFound):
+	case err != nil:
+		return runtime.Instance{}, err
+	case inst.Failed == "":
+		return r.awaitReady(ctx, abort, name, pid, nil)
+	default:
+		// The remains of a host that died: clear them for a fresh start.
+		if err := r.remove(ctx, name); err != nil {
+			return runtime.Instance{}, err
+		}
+	}
+	pid, exited, err := r.spawn(spec)
+	if err != nil {
+		r.abandon(name, pid)
+		return runtime.Instance{}, err
+	}
+	return r.awaitReady(ctx, abort, name, pid, exited)
+}
+
+// spawn creates the session home and starts the host in it. exited is
+// closed when the host exits.
+func (r *Runtime) spawn(spec runtime.Spec) (pid int, exited <-chan struct{}, err error) {
+	home := r.home(spec.Session)
+	if err := os.MkdirAll(r.dir, 0o700); err != nil {
+		return 0, nil, err
+	}
+	if err := os.Mkdir(home, 0o700); err != nil {
+		return 0, nil, err
+	}
+	if err := os.Mkdir(filepath.Join(home, sessionhost.StateDir), 0o700); err != nil {
+		return 0, nil, err
+	}
+	if err := sessionhost.WriteConfig(home, configOf(spec)); err != nil {
+		return 0, nil, err
+	}
+	logf, err := os.OpenFile(filepath.Join(home, logFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return 0, nil, err
+	}
+	cmd := exec.Command(r.command[0], r.command[1:]...)
+	cmd.Dir = home
+	cmd.Env = r.hostEnv(home)
+	// A file, not a pipe: the host must keep logging after the portal dies.
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// A process group of its own lets Stop signal the whole tree at once and
+	// keeps signals aimed at the portal's terminal away from sessions. No
+	// Pdeathsig: sessions outlive a crash of the portal, which re-adopts them.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	err = cmd.Start()
+	logf.Close()
+	if err != nil {
+		return 0, nil, err
+	}
+	pid = cmd.Process.Pid
+	done := make(chan struct{})
+	go func() {
+		// Reap the host. Hosts re-adopted after a restart of the portal are
+		// not its children: PID 1 reaps those.
+		err := cmd.Wait()
+		close(done)
+		r.log.Info("session host exited", "session", spec.Session, "pid", pid, "status", err)
+	}()
+	if err := writeFileAtomic(filepath.Join(home, pidFile), []byte(strconv.Itoa(pid)), 0o600); err != nil {
+		return pid, done, err
+	}
+	return pid, done, nil
+}
+
+// hostEnv is the whole environment of a session host. It does not inherit
+// the portal's environment, which may hold the portal's own secrets.
+func (r *Runtime) hostEnv(home string) []string {
+	path := os.Getenv("PATH")
+	if path == "" {
+		path = "/usr/local/bin:/usr/bin:/bin"
+	}
+	env := append([]string{"PATH=" + path, "HOME=" + home}, r.env...)
+	return append(env, string(marker(home)))
+}
+
+// awaitReady polls the host until its address is published and answers
+// /healthz. On failure it ends the session and reports the host's last words.
+//
+// exited is nil for a host that this process did not start. For one it did,
+// /proc cannot tell: just after exec, /proc/<pid>/environ is still empty, so
+// the host would not look like one.
+func (r *Runtime) awaitReady(ctx context.Context, abort <-chan struct{}, name string, pid int, exited <-chan struct{}) (runtime.Instance, error) {
+	home := r.home(name)
+	errExited := errors.New("session host exited")
+	var err error
+poll:
+	for delay := time.Millisecond; ; delay = min(delay*6/5, maxPollInterval) {
+		if exited == nil && !isHost(pid, home) {
+			err = errExited
+			break poll
+		}
+		if addr, aerr := readAddress(home); aerr == nil && r.probe(ctx, addr, probeTimeout) == nil {
+			return runtime.Instance{Session: name, Address: addr, Ready: true}, nil
+		}
+		select {
+		case <-exited:
+			err = errExited
+			break poll
+		case <-ctx.Done():
+			err = context.Cause(ctx)
+			break poll
+		case <-abort:
+			err = errStopped
+			break poll
+		case <-time.After(delay):
+		}
+	}
+	tail := logTail(filepath.Join(home, logFile))
+	r.abandon(name, pid)
+	return runtime.Instance{}, fmt.Errorf("%w; last lines of host.log:\n%s", err, tail)
+}
+
+// abandon ends a session whose start failed, without a grace period: its
+// host never served anybody. pid is trusted as the host's process group:
+// the host is this process's child, or was checked by inspect.
+func (r *Runtime) abandon(name string, pid int) {
+	home := r.home(name)
+	if err := killSession(context.Background(), home, pid, 0); err != nil {
+		r.log.Error("cannot end failed session", "session", name, "err", err)
+		return
+	}
+	if err := os.RemoveAll(home); err != nil {
+		r.log.Error("cannot remove failed session", "session", name, "err", err)
+	}
+}
+
+// Stop ends every process of the session, including daemons that left its
+// process group, then removes its home. Stop of an unknown session is nil.
+func (r *Runtime) Stop(ctx context.Context, name string) error {
+	if !validName(name) {
+		return nil
+	}
+	e, _ := r.enter(name, false)
+	defer r.leave(name, e, false)
+	select {
+	case e.lock <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("stop %s: %w", name, ctx.Err())
+	}
+	defer func() { <-e.lock }()
+	if err := r.remove(ctx, name); err != nil {
+		return fmt.Errorf("stop %s: %w", name, err)
+	}
+	return nil
+}
+
+// remove kills the session and deletes its home. It scans for processes
+// even without a home or pid file: a session whose home was deleted from
+// inside may still run.
+func (r *Runtime) remove(ctx context.Context, name string) error {
+	home := r.home(name)
+	pgid, _ := readPID(home)
+	if !isHost(pgid, home) {
+		pgid = 0 // the pid file may name anything
+	}
+	if err := killSession(ctx, home, pgid, stopGrace); err != nil {
+		return err
+	}
+	return os.RemoveAll(home)
+}
+
+// Status reports the session, probing its host when it looks ready.
+func (r *Runtime) Status(ctx context.Context, name string) (runtime.Instance, error) {
+	if !validName(name) {
+		return runtime.Instance{}, runtime.ErrNotFound
+	}
+	inst, _, err := r.inspect(name)
+	if err != nil {
+		return runtime.Instance{}, err
+	}
+	inst = r.withStarting(inst)
+	if inst.Ready {
+		inst.Ready = r.probe(ctx, inst.Address, statusTimeout) == nil
+	}
+	return inst, nil
+}
+
+// List reports every session directory, from the disk only. A host that
+// published its address is reported ready without a probe: it publishes
+// only once set up.
+func (r *Runtime) List(ctx context.Context) ([]runtime.Instance, error) {
+	entries, err := os.ReadDir(r.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var list []runtime.Instance
+	for _, e := range entries {
+		if !e.IsDir() || !validName(e.Name()) {
+			continue
+		}
+		inst, _, err := r.inspect(e.Name())
+		if errors.Is(err, runtime.ErrNotFound) {
+			continue // stopped meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, r.withStarting(inst))
+	}
+	return list, nil
+}
+
+// Activity asks the session host how recently it was used.
+func (r *Runtime) Activity(ctx context.Context, inst runtime.Instance) (runtime.Activity, error) {
+	if inst.Address == "" {
+		return runtime.Activity{}, fmt.Errorf("activity of %s: no address", inst.Session)
+	}
+	ctx, cancel := context.WithTimeout(ctx, activityTimeout)
+	defer cancel()
+	body, err := r.get(ctx, inst.Address, "/session/activity")
+	if err != nil {
+		return runtime.Activity{}, fmt.Errorf("activity of %s: %w", inst.Session, err)
+	}
+	var a struct {
+		Idle     float64 `json:"idle-time"`
+		LastView float64 `json:"last-view"`
+	}
+	if err := json.Unmarshal(body, &a); err != nil {
+		return runtime.Activity{}, fmt.Errorf("activity of %s: %w", inst.Session, err)
+	}
+	return runtime.Activity{Idle: seconds(a.Idle), LastView: seconds(a.LastView)}, nil
+}
+
+// inspect reads the state of a session from its home: ErrNotFound without
+// one, Failed when its host is not running, Ready once its address is
+// published. pid is the host's pid, 0 when unknown.
+func (r *Runtime) inspect(name string) (inst runtime.Instance, pid int, err error) {
+	home := r.home(name)
+	fi, err := os.Lstat(home)
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && !fi.IsDir()) {
+		return runtime.Instance{}, 0, runtime.ErrNotFound
+	}
+	if err != nil {
+		return runtime.Instance{}, 0, err
+	}
+	pid, err = readPID(home)
+	if err != nil || !isHost(pid, home) {
+		return runtime.Instance{Session: name, Failed: "session host exited"}, pid, nil
+	}
+	addr, err := readAddress(home)
+	return runtime.Instance{Session: name, Address: addr, Ready: err == nil}, pid, nil
+}
+
+// withStarting reports a session whose Start is in flight in this process
+// as starting rather than failed: its host may not be spawned yet.
+func (r *Runtime) withStarting(inst runtime.Instance) runtime.Instance {
+	if inst.Failed == "" {
+		return inst
+	}
+	r.mu.Lock()
+	e := r.sessions[inst.Session]
+	starting := e != nil && e.starts > 0
+	r.mu.Unlock()
+	if starting {
+		return runtime.Instance{Session: inst.Session}
+	}
+	return inst
+}
+
+// enter registers a Start (starting) or a Stop of session name. A Stop
+// aborts the Starts registered before it; it returns the channel that
+// aborts this Start.
+func (r *Runtime) enter(name string, starting bool) (*entry, <-chan struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.sessions[name]
+	if e == nil {
+		e = &entry{lock: make(chan struct{}, 1), abort: make(chan struct{})}
+		r.sessions[name] = e
+	}
+	e.refs++
+	if starting {
+		e.starts++
+	} else if e.starts > 0 {
+		close(e.abort)
+		e.abort = make(chan struct{})
+	}
+	return e, e.abort
+}
+
+func (r *Runtime) leave(name string, e *entry, starting bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e.refs--
+	if starting {
+		e.starts--
+	}
+	if e.refs == 0 {
+		delete(r.sessions, name)
+	}
+}
+
+func (r *Runtime) home(name string) string { return filepath.Join(r.dir, name) }
+
+func (r *Runtime) probe(ctx context.Context, addr string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	_, err := r.get(ctx, addr, "/healthz")
+	return err
+}
+
+// get fetches a small JSON document from a session host.
+func (r *Runtime) get(ctx context.Context, addr, path string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	return body, nil
+}
+
+func configOf(spec runtime.Spec) sessionhost.Config {
+	env := make([]sessionhost.EnvVar, len(spec.Env))
+	for i, v := range spec.Env {
+		env[i] = sessionhost.EnvVar{Name: v.Name, Value: v.Value}
+	}
+	return sessionhost.Config{
+		Session:        spec.Session,
+		ID:             spec.ID,
+		Environment:    spec.Environment,
+		Workshop:       spec.Workshop,
+		Portal:         spec.Portal,
+		PortalURL:      spec.PortalURL,
+		SessionURL:     spec.SessionURL,
+		ConfigPassword: spec.ConfigPassword,
+		Env:            env,
+		WorkshopDir:    spec.WorkshopDir,
+	}
+}
+
+// validName accepts the names the portal gives sessions (portal-w01-s001)
+// and anything else that is one plain, visible path element.
+func validName(name string) bool {
+	if name == "" || len(name) > 253 || name[0] == '.' {
+		return false
+	}
+	for _, c := range []byte(name) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func readPID(home string) (int, error) {
+	b, err := os.ReadFile(filepath.Join(home, pidFile))
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(string(bytes.TrimSpace(b)))
+}
+
+// readAddress reads the address the host published. The home belongs to
+// the session's user, so the file is only trusted to be an IP and a port.
+func readAddress(home string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(home, sessionhost.AddressFile))
+	if err != nil {
+		return "", err
+	}
+	ap, err := netip.ParseAddrPort(string(bytes.TrimSpace(b)))
+	if err != nil {
+		return "", err
+	}
+	return ap.String(), nil
+}
+
+// logTail returns the last lines of the log at path, for error messages.
+func logTail(path string) string {
+	const maxBytes, maxLines = 4 << 10, 10
+	f, err := os.Open(path)
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	truncated := err == nil && fi.Size() > maxBytes
+	if truncated {
+		f.Seek(fi.Size()-maxBytes, io.SeekStart)
+	}
+	b, _ := io.ReadAll(f)
+	if truncated {
+		_, b, _ = bytes.Cut(b, []byte("\n")) // a partial first line
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > maxLines {
+		lines = lines[len(lines)-maxLines:]
+	}
+	if lines[0] == "" {
+		return "(empty)"
+	}
+	return strings.Join(lines, "\n")
+}
+
+// seconds converts a duration in seconds from a session host into a
+// Duration, clamped to the range a Duration holds.
+func seconds(s float64) time.Duration {
+	switch {
+	case s <= 0:
+		return 0
+	case s >= math.MaxInt64/float64(time.Second):
+		return math.MaxInt64
+	}
+	return time.Duration(s * float64(time.Second))
+}
+
+// writeFileAtomic replaces path with data so that readers see either the old
+// or the new content, never a prefix.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(data)
+	cerr := f.Close()
+	if err := errors.Join(werr, cerr, os.Chmod(f.Name(), perm)); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,545 @@
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/portico-dev/portico/internal/runtime"
+	"github.com/portico-dev/portico/internal/sessionhost"
+)
+
+// The test binary doubles as the session host: with sessionHostEnv set it
+// runs sessionhost.Main instead of the tests.
+const (
+	sessionHostEnv = "PORTICO_TEST_SESSIONHOST"
+	// daemonsEnv makes the host start, before serving, a daemon that escapes
+	// its process group (setsid) and a child that stays in the group but
+	// drops the session marker, and write their pids to daemonsFile.
+	daemonsEnv  = "PORTICO_TEST_DAEMONS"
+	daemonsFile = "daemons"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(sessionHostEnv) == "1" {
+		if os.Getenv(daemonsEnv) == "1" {
+			if err := startDaemons(); err != nil {
+				fmt.Fprintln(os.Stderr, "start daemons:", err)
+				os.Exit(2)
+			}
+		}
+		if err := sessionhost.Main(os.Args[1:]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func startDaemons() error {
+	escaped := exec.Command("sleep", "1000")
+	escaped.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	unmarked := exec.Command("sleep", "1000")
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, markerEnv+"=") {
+			unmarked.Env = append(unmarked.Env, e)
+		}
+	}
+	var pids []string
+	for _, cmd := range []*exec.Cmd{escaped, unmarked} {
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		pids = append(pids, strconv.Itoa(cmd.Process.Pid))
+	}
+	return os.WriteFile(daemonsFile, []byte(strings.Join(pids, " ")), 0o600)
+}
+
+func newRuntime(t testing.TB, dir string, opts Options) *Runtime {
+	t.Helper()
+	if opts.Dir == "" {
+		opts.Dir = dir
+	}
+	if opts.Command == nil {
+		opts.Command = []string{os.Args[0]}
+		opts.Env = append(opts.Env, sessionHostEnv+"=1")
+	}
+	opts.Logger = slog.New(slog.DiscardHandler)
+	r, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func testSpec(name string) runtime.Spec {
+	return runtime.Spec{
+		Session:        name,
+		ID:             "s001",
+		Environment:    "portal-w01",
+		Workshop:       "lab",
+		Portal:         "portal",
+		PortalURL:      "http://portal.127-0-0-1.nip.io",
+		SessionURL:     "http://" + name + ".127-0-0-1.nip.io",
+		ConfigPassword: "config-" + name,
+		Env:            []runtime.EnvVar{{Name: "GREETING", Value: "hello"}},
+	}
+}
+
+// stopOnCleanup makes sure no test leaves a session running.
+func stopOnCleanup(t *testing.T, r *Runtime, name string) {
+	t.Cleanup(func() {
+		if err := r.Stop(context.Background(), name); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+}
+
+func httpGet(t *testing.T, url string) (int, []byte) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, body
+}
+
+// assertGone fails unless pid has exited (a zombie has).
+func assertGone(t *testing.T, pid int) {
+	t.Helper()
+	if _, ok := new(procReader).running(pid); ok {
+		t.Errorf("process %d still running", pid)
+	}
+}
+
+// assertNoSessionProcesses fails if anything still carries the marker of home.
+func assertNoSessionProcesses(t *testing.T, home string) {
+	t.Helper()
+	if pids := sessionProcesses(home, 0); len(pids) > 0 {
+		t.Errorf("session processes left: %v", pids)
+	}
+}
+
+func TestStartServeStop(t *testing.T) {
+	dir := t.TempDir()
+	r := newRuntime(t, dir, Options{})
+	ctx := context.Background()
+	name := "portal-w01-s001"
+	stopOnCleanup(t, r, name)
+
+	inst, err := r.Start(ctx, testSpec(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !inst.Ready || inst.Address == "" || inst.Session != name || inst.Failed != "" {
+		t.Fatalf("instance %+v", inst)
+	}
+	home := filepath.Join(r.dir, name)
+	for path, want := range map[string]os.FileMode{
+		home: 0o700 | os.ModeDir,
+		filepath.Join(home, sessionhost.ConfigFile): 0o600,
+		filepath.Join(home, ".ssh", "id_rsa"):       0o600,
+		filepath.Join(home, ".ssh", "id_rsa.pub"):   0o644,
+	} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode() != want {
+			t.Errorf("%s: mode %v, want %v", path, fi.Mode(), want)
+		}
+	}
+
+	base := "http://" + inst.Address
+	if code, body := httpGet(t, base+"/healthz"); code != http.StatusOK {
+		t.Fatalf("healthz: %d %s", code, body)
+	}
+	code, body := httpGet(t, base+"/config/environment?token=config-"+name)
+	if code != http.StatusOK {
+		t.Fatalf("environment: %d %s", code, body)
+	}
+	var env map[string]string
+	if err := json.Unmarshal(body, &env); err != nil {
+		t.Fatal(err)
+	}
+	if env["SESSION_NAME"] != name || env["GREETING"] != "hello" || env["HOME"] != home {
+		t.Errorf("environment %v", env)
+	}
+	for _, target := range []string{"/config/environment?token=wrong", "/workshop/config/id_rsa", "/config/variables?token=config-other"} {
+		if code, body := httpGet(t, base+target); code != http.StatusForbidden {
+			t.Errorf("%s: %d %s, want 403", target, code, body)
+		}
+	}
+
+	if code, body := httpGet(t, base+"/session/poll?hidden=false"); code != http.StatusOK {
+		t.Fatalf("poll: %d %s", code, body)
+	}
+	act, err := r.Activity(ctx, inst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if act.Idle < 0 || act.Idle > time.Minute || act.LastView < 0 || act.LastView > time.Minute {
+		t.Errorf("activity %+v", act)
+	}
+
+	st, err := r.Status(ctx, name)
+	if err != nil || st != inst {
+		t.Fatalf("Status = %+v, %v; want %+v", st, err, inst)
+	}
+	list, err := r.List(ctx)
+	if err != nil || len(list) != 1 || list[0] != inst {
+		t.Fatalf("List = %+v, %v", list, err)
+	}
+
+	pid, err := readPID(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Stop(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	assertGone(t, pid)
+	if _, err := os.Stat(home); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("home left behind: %v", err)
+	}
+	if _, err := r.Status(ctx, name); !errors.Is(err, runtime.ErrNotFound) {
+		t.Errorf("Status after Stop: %v, want ErrNotFound", err)
+	}
+	if _, err := r.Activity(ctx, inst); err == nil {
+		t.Error("Activity of a stopped session: no error")
+	}
+}
+
+func TestStopKillsEscapedProcesses(t *testing.T) {
+	r := newRuntime(t, t.TempDir(), Options{Env: []string{daemonsEnv + "=1"}})
+	ctx := context.Background()
+	name := "portal-w01-s002"
+	stopOnCleanup(t, r, name)
+	if _, err := r.Start(ctx, testSpec(name)); err != nil {
+		t.Fatal(err)
+	}
+	home := filepath.Join(r.dir, name)
+	host, err := readPID(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(home, daemonsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var escaped, unmarked int
+	if _, err := fmt.Sscan(string(b), &escaped, &unmarked); err != nil {
+		t.Fatalf("daemons file %q: %v", b, err)
+	}
+	// Check the test does test something: one process left the group,
+	// the other lost the marker.
+	var pr procReader
+	if _, pgrp, _ := pr.stat(escaped); pgrp == host || !pr.hasMarker(escaped, marker(home)) {
+		t.Fatalf("escaped daemon: pgrp %d (host %d), marker %v", pgrp, host, pr.hasMarker(escaped, marker(home)))
+	}
+	if _, pgrp, _ := pr.stat(unmarked); pgrp != host || pr.hasMarker(unmarked, marker(home)) {
+		t.Fatalf("unmarked child: pgrp %d (host %d), marker %v", pgrp, host, pr.hasMarker(unmarked, marker(home)))
+	}
+
+	if err := r.Stop(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range []int{host, escaped, unmarked} {
+		assertGone(t, pid)
+	}
+	assertNoSessionProcesses(t, home)
+}
+
+func TestRestartedPortalAdoptsSessions(t *testing.T) {
+	dir := t.TempDir()
+	first := newRuntime(t, dir, Options{})
+	ctx := context.Background()
+	name := "portal-w01-s003"
+	stopOnCleanup(t, first, name)
+	inst, err := first.Start(ctx, testSpec(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A second runtime on the same directory knows nothing in memory,
+	// as after a restart of the portal.
+	second := newRuntime(t, dir, Options{})
+	list, err := second.List(ctx)
+	if err != nil || len(list) != 1 || list[0] != inst {
+		t.Fatalf("List after restart = %+v, %v; want [%+v]", list, err, inst)
+	}
+	if st, err := second.Status(ctx, name); err != nil || st != inst {
+		t.Fatalf("Status after restart = %+v, %v", st, err)
+	}
+	again, err := second.Start(ctx, testSpec(name))
+	if err != nil || again != inst {
+		t.Fatalf("Start after restart = %+v, %v; want the running %+v", again, err, inst)
+	}
+	if _, err := second.Activity(ctx, inst); err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := readPID(filepath.Join(second.dir, name))
+	if err := second.Stop(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	assertGone(t, pid)
+	if list, err := first.List(ctx); err != nil || len(list) != 0 {
+		t.Fatalf("List after Stop = %+v, %v", list, err)
+	}
+}
+
+func TestHostKilledExternallyIsFailed(t *testing.T) {
+	r := newRuntime(t, t.TempDir(), Options{})
+	ctx := context.Background()
+	name := "portal-w01-s004"
+	stopOnCleanup(t, r, name)
+	if _, err := r.Start(ctx, testSpec(name)); err != nil {
+		t.Fatal(err)
+	}
+	home := filepath.Join(r.dir, name)
+	pid, err := readPID(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); isHost(pid, home); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("host survived SIGKILL")
+		}
+	}
+	want := runtime.Instance{Session: name, Failed: "session host exited"}
+	if st, err := r.Status(ctx, name); err != nil || st != want {
+		t.Fatalf("Status = %+v, %v; want %+v", st, err, want)
+	}
+	if list, err := r.List(ctx); err != nil || len(list) != 1 || list[0] != want {
+		t.Fatalf("List = %+v, %v", list, err)
+	}
+
+	// Starting it again replaces the remains with a new host.
+	inst, err := r.Start(ctx, testSpec(name))
+	if err != nil || !inst.Ready {
+		t.Fatalf("restart: %+v, %v", inst, err)
+	}
+	if newPID, _ := readPID(home); newPID == pid {
+		t.Fatal("same pid after restart")
+	}
+	if err := r.Stop(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(home); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("home left behind: %v", err)
+	}
+}
+
+func TestStopUnknownAndInvalidNames(t *testing.T) {
+	r := newRuntime(t, t.TempDir(), Options{})
+	ctx := context.Background()
+	for _, name := range []string{"portal-w01-s999", "", ".", "..", "../etc", "a/b", ".hidden", "bad\x00name", strings.Repeat("x", 300)} {
+		if err := r.Stop(ctx, name); err != nil {
+			t.Errorf("Stop(%q) = %v, want nil", name, err)
+		}
+		if _, err := r.Status(ctx, name); !errors.Is(err, runtime.ErrNotFound) {
+			t.Errorf("Status(%q) = %v, want ErrNotFound", name, err)
+		}
+	}
+	for _, name := range []string{"", "..", "../etc", "a/b", ".hidden"} {
+		if _, err := r.Start(ctx, testSpec(name)); err == nil {
+			t.Errorf("Start(%q): no error", name)
+		}
+	}
+	if list, err := r.List(ctx); err != nil || len(list) != 0 {
+		t.Fatalf("List = %+v, %v", list, err)
+	}
+}
+
+func TestStartFailureLeavesNothing(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		command []string
+		timeout time.Duration
+		want    []string
+	}{
+		// The runtime must notice the exit, not wait for the timeout.
+		{"exits", []string{"sh", "-c", "echo cannot set up the session >&2; exit 3"}, time.Minute,
+			[]string{"session host exited", "cannot set up the session"}},
+		{"never ready", []string{"sleep", "1000"}, 200 * time.Millisecond,
+			[]string{"not ready after 200ms"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRuntime(t, t.TempDir(), Options{Command: tc.command, StartTimeout: tc.timeout})
+			name := "portal-w01-s005"
+			_, err := r.Start(ctx, testSpec(name))
+			if err == nil {
+				t.Fatal("Start succeeded")
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("Start error %q does not contain %q", err, want)
+				}
+			}
+			home := filepath.Join(r.dir, name)
+			if _, err := os.Stat(home); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("home left behind: %v", err)
+			}
+			assertNoSessionProcesses(t, home)
+			if _, err := r.Status(ctx, name); !errors.Is(err, runtime.ErrNotFound) {
+				t.Errorf("Status = %v, want ErrNotFound", err)
+			}
+		})
+	}
+}
+
+func TestStopAbortsStart(t *testing.T) {
+	r := newRuntime(t, t.TempDir(), Options{Command: []string{"sleep", "1000"}})
+	ctx := context.Background()
+	name := "portal-w01-s006"
+	home := filepath.Join(r.dir, name)
+	started := make(chan error, 1)
+	go func() {
+		_, err := r.Start(ctx, testSpec(name))
+		started <- err
+	}()
+	// Wait for the host to be spawned, reported as starting.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		pid, _ := readPID(home)
+		if isHost(pid, home) {
+			break
+		}
+		if time.Now().After(deadline) {
+			select {
+			case err := <-started:
+				t.Fatalf("host not spawned; Start: %v", err)
+			default:
+			}
+			t.Fatal("host not spawned")
+		}
+	}
+	if st, err := r.Status(ctx, name); err != nil || st != (runtime.Instance{Session: name}) {
+		t.Fatalf("Status while starting = %+v, %v", st, err)
+	}
+	if err := r.Stop(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-started; !errors.Is(err, errStopped) {
+		t.Fatalf("Start = %v, want errStopped", err)
+	}
+	assertNoSessionProcesses(t, home)
+	if _, err := os.Stat(home); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("home left behind: %v", err)
+	}
+}
+
+func TestConcurrentStarts(t *testing.T) {
+	r := newRuntime(t, t.TempDir(), Options{})
+	ctx := context.Background()
+	names := []string{"portal-w01-s010", "portal-w01-s011", "portal-w01-s012"}
+	for _, name := range names {
+		stopOnCleanup(t, r, name)
+	}
+	const perSession = 5
+	var wg sync.WaitGroup
+	results := make([][]runtime.Instance, len(names))
+	for i, name := range names {
+		results[i] = make([]runtime.Instance, perSession)
+		for j := range perSession {
+			wg.Go(func() {
+				inst, err := r.Start(ctx, testSpec(name))
+				if err != nil {
+					t.Error(err)
+				}
+				results[i][j] = inst
+			})
+		}
+	}
+	wg.Wait()
+	for i, name := range names {
+		for _, inst := range results[i] {
+			if inst != results[i][0] || !inst.Ready {
+				t.Errorf("%s: instances differ: %+v", name, results[i])
+			}
+		}
+		// One host per session, whatever the number of Starts.
+		home := filepath.Join(r.dir, name)
+		if pids := sessionProcesses(home, 0); len(pids) != 1 {
+			t.Errorf("%s: %d processes, want 1", name, len(pids))
+		}
+	}
+
+	for _, name := range names {
+		wg.Go(func() {
+			if err := r.Stop(ctx, name); err != nil {
+				t.Error(err)
+			}
+		})
+		wg.Go(func() {
+			if _, err := r.Status(ctx, name); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if list, err := r.List(ctx); err != nil || len(list) != 0 {
+		t.Fatalf("List = %+v, %v", list, err)
+	}
+}
+
+// BenchmarkStartStop measures a session's start-to-ready time (and its stop)
+// with the test binary as session host.
+func BenchmarkStartStop(b *testing.B) {
+	r := newRuntime(b, b.TempDir(), Options{})
+	ctx := context.Background()
+	var ready time.Duration
+	for i := 0; b.Loop(); i++ {
+		name := fmt.Sprintf("bench-s%d", i)
+		t0 := time.Now()
+		if _, err := r.Start(ctx, testSpec(name)); err != nil {
+			b.Fatal(err)
+		}
+		ready += time.Since(t0)
+		if err := r.Stop(ctx, name); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(ready.Microseconds())/float64(b.N)/1000, "ms-to-ready/op")
+}
+
+// BenchmarkScan measures the /proc scan that Stop runs to find the
+// processes of a session, per process on the machine.
+func BenchmarkScan(b *testing.B) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		b.Skip(err)
+	}
+	procs := 0
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err == nil {
+			procs++
+		}
+	}
+	for b.Loop() {
+		sessionProcesses("/nonexistent/session", 1) // as Stop scans: by group and marker
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(procs), "ns/process")
+}

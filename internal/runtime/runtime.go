@@ -1,0 +1,72 @@
+// Package runtime is the port through which the portal starts, stops and
+// observes workshop sessions. Implementations live in sub-packages: local
+// (processes on this machine) and, later, kubernetes.
+package runtime
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned when the runtime has no instance of a session.
+var ErrNotFound = errors.New("session instance not found")
+
+// Spec is what a runtime needs to start one session.
+type Spec struct {
+	Session     string // session name, e.g. portal-w01-s001; unique
+	ID          string // short session id, e.g. s001
+	Environment string
+	Workshop    string
+	Portal      string
+	PortalURL   string
+	SessionURL  string
+	// ConfigPassword authorises /config/<type>?token= on the session host.
+	ConfigPassword string
+	// Env is the environment of every shell of the session, in order.
+	Env []EnvVar
+	// WorkshopDir is the directory of the workshop definition file, the
+	// base of relative workshop.files paths.
+	WorkshopDir string
+}
+
+// EnvVar is a name/value pair.
+type EnvVar struct {
+	Name  string
+	Value string
+}
+
+// Instance is what a runtime knows about one running session.
+type Instance struct {
+	Session string
+	// Address is host:port where the session host answers HTTP, reachable
+	// from every portal replica.
+	Address string
+	Ready   bool
+	// Failed is set when the instance stopped by itself or cannot start.
+	Failed string
+}
+
+// Activity is what the session host reports about its use.
+type Activity struct {
+	Idle     time.Duration // since the last request of the person
+	LastView time.Duration // since the dashboard was last visible
+}
+
+// Runtime starts, stops, observes and lists sessions. Every method is safe
+// for concurrent use and idempotent where it makes sense: Stop of an absent
+// session succeeds.
+type Runtime interface {
+	// Start creates the session and returns once it is ready to serve, or
+	// with an error when it cannot start. ctx bounds the whole start.
+	Start(ctx context.Context, spec Spec) (Instance, error)
+	// Stop ends the session and everything it started.
+	Stop(ctx context.Context, session string) error
+	// Status reports one session; ErrNotFound when there is none.
+	Status(ctx context.Context, session string) (Instance, error)
+	// Activity asks the session host how recently it was used.
+	Activity(ctx context.Context, inst Instance) (Activity, error)
+	// List reports every session instance this runtime has, including ones
+	// started before a portal restart.
+	List(ctx context.Context) ([]Instance, error)
+}

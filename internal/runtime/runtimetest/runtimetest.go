@@ -1,0 +1,202 @@
+// Package runtimetest provides an in-memory runtime.Runtime for tests of the
+// packages that drive sessions: no processes, failures and delays on demand,
+// and a record of every call.
+package runtimetest
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/portico-dev/portico/internal/runtime"
+)
+
+// Call is one recorded call of a runtime method.
+type Call struct {
+	Method  string // Start, Stop, Status, Activity or List
+	Session string // empty for List
+}
+
+// Runtime is a fake runtime.Runtime. The zero value is not usable; call New.
+type Runtime struct {
+	mu         sync.Mutex
+	instances  map[string]runtime.Instance
+	activity   map[string]runtime.Activity
+	failNext   []error
+	startErr   map[string]error
+	startDelay map[string]time.Duration
+	stops      map[string]int // Stops so far, to abort the Starts they overtake
+	calls      []Call
+}
+
+var _ runtime.Runtime = (*Runtime)(nil)
+
+// New returns a fake runtime with no sessions.
+func New() *Runtime {
+	return &Runtime{
+		instances:  make(map[string]runtime.Instance),
+		activity:   make(map[string]runtime.Activity),
+		startErr:   make(map[string]error),
+		startDelay: make(map[string]time.Duration),
+		stops:      make(map[string]int),
+	}
+}
+
+// FailNext makes the next Start, of any session, fail with err. Calls queue:
+// FailNext(a); FailNext(b) fails the next two Starts.
+func (f *Runtime) FailNext(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failNext = append(f.failNext, err)
+}
+
+// FailStart makes every Start of session fail with err; nil clears it.
+func (f *Runtime) FailStart(session string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err == nil {
+		delete(f.startErr, session)
+	} else {
+		f.startErr[session] = err
+	}
+}
+
+// SetStartDelay makes every Start of session take d, or until its context
+// ends, before it succeeds or fails.
+func (f *Runtime) SetStartDelay(session string, d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.startDelay[session] = d
+}
+
+// SetActivity sets what Activity reports for session; zero until set.
+func (f *Runtime) SetActivity(session string, a runtime.Activity) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.activity[session] = a
+}
+
+// Exit marks a running session as failed with reason, as when its host dies.
+// It reports whether the session was running.
+func (f *Runtime) Exit(session, reason string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	inst, ok := f.instances[session]
+	if !ok {
+		return false
+	}
+	f.instances[session] = runtime.Instance{Session: session, Address: inst.Address, Failed: reason}
+	return true
+}
+
+// Running returns the names of the sessions started and neither stopped
+// nor exited, sorted.
+func (f *Runtime) Running() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var names []string
+	for name, inst := range f.instances {
+		if inst.Failed == "" {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Calls returns the calls made so far, in order.
+func (f *Runtime) Calls() []Call {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
+// Start succeeds at once unless a failure or a delay is configured. A
+// session that is running is returned as it is. As in the real runtimes, a
+// Stop during the delay makes the Start fail.
+func (f *Runtime) Start(ctx context.Context, spec runtime.Spec) (runtime.Instance, error) {
+	f.mu.Lock()
+	f.calls = append(f.calls, Call{Method: "Start", Session: spec.Session})
+	delay, stops := f.startDelay[spec.Session], f.stops[spec.Session]
+	f.mu.Unlock()
+
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return runtime.Instance{}, context.Cause(ctx)
+		}
+	}
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stops[spec.Session] != stops {
+		return runtime.Instance{}, errors.New("session stopped while starting")
+	}
+	if len(f.failNext) > 0 {
+		err := f.failNext[0]
+		f.failNext = f.failNext[1:]
+		return runtime.Instance{}, err
+	}
+	if err := f.startErr[spec.Session]; err != nil {
+		return runtime.Instance{}, err
+	}
+	if inst, ok := f.instances[spec.Session]; ok && inst.Failed == "" {
+		return inst, nil
+	}
+	inst := runtime.Instance{Session: spec.Session, Address: spec.Session + ".invalid:80", Ready: true}
+	f.instances[spec.Session] = inst
+	return inst, nil
+}
+
+// Stop forgets the session; unknown sessions are fine.
+func (f *Runtime) Stop(ctx context.Context, session string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, Call{Method: "Stop", Session: session})
+	f.stops[session]++
+	delete(f.instances, session)
+	return nil
+}
+
+// Status reports the session, or runtime.ErrNotFound.
+func (f *Runtime) Status(ctx context.Context, session string) (runtime.Instance, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, Call{Method: "Status", Session: session})
+	inst, ok := f.instances[session]
+	if !ok {
+		return runtime.Instance{}, runtime.ErrNotFound
+	}
+	return inst, nil
+}
+
+// Activity reports what SetActivity set; runtime.ErrNotFound for a session
+// that is not running.
+func (f *Runtime) Activity(ctx context.Context, inst runtime.Instance) (runtime.Activity, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, Call{Method: "Activity", Session: inst.Session})
+	if cur, ok := f.instances[inst.Session]; !ok || cur.Failed != "" {
+		return runtime.Activity{}, runtime.ErrNotFound
+	}
+	return f.activity[inst.Session], nil
+}
+
+// List reports every session, sorted by name.
+func (f *Runtime) List(ctx context.Context) ([]runtime.Instance, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, Call{Method: "List"})
+	list := make([]runtime.Instance, 0, len(f.instances))
+	for _, inst := range f.instances {
+		list = append(list, inst)
+	}
+	slices.SortFunc(list, func(a, b runtime.Instance) int { return strings.Compare(a.Session, b.Session) })
+	return list, nil
+}

@@ -1,0 +1,74 @@
+package sessionhost
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestRun runs the whole host in-process: setup, address publication,
+// serving and a clean shutdown when its context ends.
+func TestRun(t *testing.T) {
+	home := t.TempDir()
+	if err := os.Mkdir(filepath.Join(home, StateDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteConfig(home, testConfig); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, Options{Home: home, Logger: slog.New(slog.DiscardHandler)}) }()
+
+	var addr []byte
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+		var err error
+		if addr, err = os.ReadFile(filepath.Join(home, AddressFile)); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no address published")
+		}
+	}
+	resp, err := http.Get("http://" + string(addr) + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("healthz: %d", resp.StatusCode)
+	}
+	if _, err := os.Stat(filepath.Join(home, ".ssh", "id_rsa")); err != nil {
+		t.Fatalf("no key written: %v", err)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}
+
+func TestRunWithoutConfig(t *testing.T) {
+	err := Run(context.Background(), Options{Home: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err == nil {
+		t.Fatal("no error without session.json")
+	}
+}
+
+func TestMainRejectsArguments(t *testing.T) {
+	if err := Main([]string{"secret"}); err == nil {
+		t.Fatal("no error for a positional argument")
+	}
+	if err := Main([]string{"-no-such-flag"}); err == nil {
+		t.Fatal("no error for an unknown flag")
+	}
+}
