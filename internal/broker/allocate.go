@@ -1,0 +1,404 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/portico-dev/portico/internal/config"
+	"github.com/portico-dev/portico/internal/secret"
+	"github.com/portico-dev/portico/internal/store"
+)
+
+// DefaultActivationTimeout is how long a session handed out through the
+// REST API waits for its owner's browser when the request names no timeout.
+const DefaultActivationTimeout = 60 * time.Second
+
+// Request is a REST request for a session (spec §7.9).
+type Request struct {
+	Environment string // environment name, or the workshop's catalog name
+	Username    string // empty: a new user with a random name
+	Email       string
+	FirstName   string
+	LastName    string
+	IndexURL    string
+	Analytics   string
+	// Timeout is the activation timeout; 0 disables it (the session then
+	// expires with the workshop's duration).
+	Timeout time.Duration
+	// Session, when set, only reacquires that existing session.
+	Session string
+	Params  []config.EnvVar
+}
+
+// Allocation is the answer to a Request.
+type Allocation struct {
+	Session  store.Session
+	Workshop string
+	User     store.User
+	// Token opens the session at its activation URL.
+	Token string
+}
+
+// Request hands a session of an environment to a user on behalf of a robot
+// client: an existing one of that user, a reserved one, or a new one.
+func (b *Broker) Request(ctx context.Context, caller store.User, r Request) (Allocation, error) {
+	if caller.Role != store.RoleRobot {
+		return Allocation{}, errorf(Forbidden, "Session requests not permitted")
+	}
+	if r.Username == "" {
+		r.Username = secret.UUID()
+	}
+	token := secret.Alnum(32)
+	var out Allocation
+	err := b.update(ctx, func(tx store.Tx, record func(Event)) error {
+		env, err := b.lockEnvironment(tx, r.Environment)
+		if err != nil {
+			return err
+		}
+		user, err := b.ensureUser(tx, r, record)
+		if err != nil {
+			return err
+		}
+		if user.Role == store.RoleAdmin || user.Role == store.RoleRobot {
+			return errorf(Invalid, "Session requests not permitted for user")
+		}
+		s, err := b.retrieve(tx, &env, user, claim{
+			rest: true, timeout: r.Timeout, params: r.Params, indexURL: r.IndexURL,
+			analytics: r.Analytics, session: r.Session,
+		}, record)
+		if err != nil {
+			return err
+		}
+		if !s.Activation {
+			return errNotReacquired
+		}
+		// Every request gets a fresh token; earlier ones stay valid while
+		// the session lives, so no activation URL already handed out breaks.
+		err = tx.InsertToken(store.Token{Hash: secret.Hash(token), Kind: store.ActivationToken,
+			Grant: s.Name, User: user.ID, Session: s.Name})
+		out = Allocation{Session: s, Workshop: env.Workshop.Name, User: user, Token: token}
+		return err
+	})
+	return out, err
+}
+
+// Allocate hands a session to a user of the portal's own pages: no
+// activation step, the session is theirs at once.
+func (b *Broker) Allocate(ctx context.Context, user store.User, environment, indexURL string) (store.Session, error) {
+	var out store.Session
+	err := b.update(ctx, func(tx store.Tx, record func(Event)) error {
+		env, err := b.lockEnvironment(tx, environment)
+		if err != nil {
+			return err
+		}
+		out, err = b.retrieve(tx, &env, user, claim{indexURL: indexURL}, record)
+		return err
+	})
+	return out, err
+}
+
+// lockEnvironment finds an environment by name, or else the running
+// environment of a workshop by its catalog name (the Educates docs promise
+// this; its code only took environment names), and locks it.
+func (b *Broker) lockEnvironment(tx store.Tx, name string) (store.Environment, error) {
+	env, err := tx.Environment(name)
+	if errors.Is(err, store.ErrNotFound) {
+		running, err := tx.Environments(store.EnvRunning)
+		if err != nil {
+			return env, err
+		}
+		for _, e := range running {
+			if e.Key == name {
+				return tx.LockEnvironment(e.ID)
+			}
+		}
+		return env, errorf(NotFound, "Environment does not exist")
+	}
+	if err != nil {
+		return env, err
+	}
+	return tx.LockEnvironment(env.ID)
+}
+
+// ensureUser finds the user a request names, creating it when unknown.
+// The details of an existing user are not changed.
+func (b *Broker) ensureUser(tx store.Tx, r Request, record func(Event)) (store.User, error) {
+	u, err := tx.User(r.Username)
+	if !errors.Is(err, store.ErrNotFound) {
+		return u, err
+	}
+	u = store.User{Username: r.Username, Email: r.Email, FirstName: r.FirstName, LastName: r.LastName,
+		Role: store.RoleAnonymous, Created: b.now()}
+	if err := tx.InsertUser(&u); err != nil {
+		return u, err
+	}
+	record(Event{Name: "User/Create", Time: u.Created, User: u.Username, Data: map[string]any{"group": "anonymous"}})
+	return u, nil
+}
+
+// claim is how a session is being asked for.
+type claim struct {
+	rest      bool // through the REST API: wait for activation
+	timeout   time.Duration
+	params    []config.EnvVar
+	indexURL  string
+	analytics string
+	session   string // reacquire only this session
+}
+
+// retrieve is the allocation rule of spec §6.4 in one environment that the
+// transaction holds locked: the user's existing session, else a reserved
+// one, else a new one within the workshop capacity and portal maximum.
+func (b *Broker) retrieve(tx store.Tx, env *store.Environment, user store.User, c claim, record func(Event)) (store.Session, error) {
+	now := b.now()
+	existing, err := tx.FindSessions(store.SessionQuery{EnvID: env.ID, Owner: user.ID,
+		States: []store.SessionState{store.Starting, store.Waiting, store.Running}, Limit: 1})
+	if err != nil {
+		return store.Session{}, err
+	}
+	if len(existing) > 0 {
+		s := existing[0]
+		if c.session != "" && c.session != s.Name {
+			return s, errNoSession
+		}
+		if c.rest && s.Pending() && !s.Activated {
+			s.Started, s.Expires = now, pendingDeadline(env, now, c.timeout)
+			err = tx.UpdateSession(&s)
+		}
+		return s, err
+	}
+	if c.session != "" || env.State != store.EnvRunning {
+		return store.Session{}, errNoSession
+	}
+	if err := b.checkUserLimit(tx, user); err != nil {
+		return store.Session{}, err
+	}
+	params, err := resolveParams(env.Workshop.Parameters, c.params)
+	if err != nil {
+		return store.Session{}, err
+	}
+
+	s, err := b.claimReserved(tx, env)
+	if err != nil {
+		return s, err
+	}
+	if s.Name == "" {
+		if s, err = b.createOnDemand(tx, env, now, record); err != nil {
+			return s, err
+		}
+	}
+	s.Owner, s.OwnerName = user.ID, user.Username
+	s.Params, s.IndexURL, s.Analytics = params, c.indexURL, c.analytics
+	s.Activation, s.Activated = c.rest, !c.rest
+	s.Started = now
+	switch {
+	case c.rest:
+		s.Expires = pendingDeadline(env, now, c.timeout)
+	case s.State == store.Waiting:
+		markRunning(&s, env, now)
+	default: // still starting: the clock restarts when it is ready
+		s.Expires = expiry(env, now)
+	}
+	if s.Version == 0 {
+		err = tx.InsertSession(&s)
+	} else {
+		err = tx.UpdateSession(&s)
+	}
+	if c.rest {
+		record(b.sessionEvent("Session/Pending", s, *env, nil))
+	} else {
+		record(b.sessionEvent("Session/Started", s, *env, nil))
+	}
+	return s, err
+}
+
+// pendingDeadline is when a session handed out through the REST API ends
+// if nobody activates it (spec §6.5).
+func pendingDeadline(env *store.Environment, now time.Time, timeout time.Duration) time.Time {
+	if timeout > 0 {
+		return now.Add(timeout)
+	}
+	return expiry(env, now)
+}
+
+// expiry is the end of a session that starts now; zero when the workshop
+// has no duration.
+func expiry(env *store.Environment, now time.Time) time.Time {
+	if env.Expires <= 0 {
+		return time.Time{}
+	}
+	return now.Add(env.Expires)
+}
+
+// checkUserLimit applies portal.sessions.registered and .anonymous. Sessions
+// already stopping do not count (Educates counted them, briefly refusing a
+// user who had just ended a session).
+func (b *Broker) checkUserLimit(tx store.Tx, user store.User) error {
+	limits := b.Portal().Sessions
+	limit := limits.Registered
+	switch user.Role {
+	case store.RoleAdmin:
+		return nil
+	case store.RoleAnonymous:
+		limit = limits.Anonymous
+	}
+	if limit <= 0 {
+		return nil
+	}
+	if err := tx.LockUser(user.ID); err != nil {
+		return err
+	}
+	n, err := tx.CountSessions(store.SessionQuery{Owner: user.ID,
+		States: []store.SessionState{store.Starting, store.Waiting, store.Running}})
+	if err != nil {
+		return err
+	}
+	if n >= limit {
+		return errNoSession
+	}
+	return nil
+}
+
+// claimReserved takes the oldest ready reserved session, else one still
+// starting (Educates left starting reserves unusable while they held
+// capacity). It returns a zero session when there is none.
+func (b *Broker) claimReserved(tx store.Tx, env *store.Environment) (store.Session, error) {
+	found, err := tx.FindSessions(store.SessionQuery{EnvID: env.ID, Ownership: store.Unowned,
+		States: []store.SessionState{store.Waiting, store.Starting}, Healthy: true,
+		Order: "waiting-first", Limit: 1, Claim: true})
+	if err != nil || len(found) == 0 {
+		return store.Session{}, err
+	}
+	return found[0], nil
+}
+
+// createOnDemand makes room for and returns a new, not yet inserted,
+// session when the workshop capacity and the portal maximum allow it.
+func (b *Broker) createOnDemand(tx store.Tx, env *store.Environment, now time.Time, record func(Event)) (store.Session, error) {
+	active, err := tx.CountSessions(store.SessionQuery{EnvID: env.ID, States: store.Live})
+	if err != nil {
+		return store.Session{}, err
+	}
+	if active >= env.Capacity {
+		// A reserved session that keeps failing to start must not hold
+		// capacity a person could use.
+		dropped, err := b.dropFailingReserve(tx, env.ID, now, record)
+		if err != nil || !dropped {
+			return store.Session{}, errors.Join(err, errNoSession)
+		}
+	}
+	if max := b.Portal().Sessions.Maximum; max > 0 {
+		if err := b.makePortalRoom(tx, max, now, record); err != nil {
+			return store.Session{}, err
+		}
+	}
+	return b.newSession(tx, env, now)
+}
+
+// dropFailingReserve ends one reserved session of the environment that has
+// failed to start. Such a session has no process, so it ends at once.
+func (b *Broker) dropFailingReserve(tx store.Tx, envID int64, now time.Time, record func(Event)) (bool, error) {
+	found, err := tx.FindSessions(store.SessionQuery{EnvID: envID, Ownership: store.Unowned,
+		States: []store.SessionState{store.Starting}, Failing: true, Limit: 1, Claim: true})
+	if err != nil || len(found) == 0 {
+		return false, err
+	}
+	s := found[0]
+	s.State, s.Expires = store.Stopped, now
+	return true, tx.UpdateSession(&s)
+}
+
+// makePortalRoom checks the portal maximum before a new session is made:
+// allocated sessions may never exceed it, and a reserved session anywhere
+// in the portal is evicted to make room when all places are taken. Educates
+// created the session even when nothing could be evicted.
+func (b *Broker) makePortalRoom(tx store.Tx, max int, now time.Time, record func(Event)) error {
+	if err := tx.LockPortal(); err != nil {
+		return err
+	}
+	allocated, err := tx.CountSessions(store.SessionQuery{Ownership: store.Owned, States: store.Live})
+	if err != nil {
+		return err
+	}
+	if allocated >= max {
+		return errNoSession
+	}
+	active, err := tx.CountSessions(store.SessionQuery{States: store.Live})
+	if err != nil || active < max {
+		return err
+	}
+	evicted, err := b.stopReserves(tx, store.SessionQuery{Ownership: store.Unowned,
+		States: []store.SessionState{store.Starting, store.Waiting}, Limit: active - max + 1, Claim: true}, now, record)
+	if err != nil {
+		return err
+	}
+	if active-evicted >= max {
+		return errNoSession
+	}
+	return nil
+}
+
+// stopReserves marks the unowned sessions q selects as stopping.
+func (b *Broker) stopReserves(tx store.Tx, q store.SessionQuery, now time.Time, record func(Event)) (int, error) {
+	found, err := tx.FindSessions(q)
+	if err != nil {
+		return 0, err
+	}
+	for _, s := range found {
+		s.State, s.Expires = store.Stopping, now
+		if err := tx.UpdateSession(&s); err != nil {
+			return 0, err
+		}
+		env, err := tx.EnvironmentByID(s.EnvID)
+		if err != nil {
+			return 0, err
+		}
+		record(b.sessionEvent("Session/Terminate", s, env, nil))
+	}
+	return len(found), nil
+}
+
+// newSession names the next session of an environment; the caller inserts
+// it.
+func (b *Broker) newSession(tx store.Tx, env *store.Environment, now time.Time) (store.Session, error) {
+	env.Tally++
+	if err := tx.UpdateEnvironment(env); err != nil {
+		return store.Session{}, err
+	}
+	id := fmt.Sprintf("s%03d", env.Tally)
+	return store.Session{
+		Name:        env.Name + "-" + id,
+		ID:          id,
+		EnvID:       env.ID,
+		Environment: env.Name,
+		State:       store.Starting,
+		Created:     now,
+		Password:    secret.Alnum(32),
+		RetryAt:     now,
+	}, nil
+}
+
+// resolveParams applies the supplied request parameters over the
+// workshop's declared defaults (spec §6.3). Names the workshop does not
+// declare are ignored.
+func resolveParams(declared []config.Parameter, supplied []config.EnvVar) ([]config.EnvVar, error) {
+	given := make(map[string]string, len(supplied))
+	for _, p := range supplied {
+		given[p.Name] = p.Value
+	}
+	out := make([]config.EnvVar, 0, len(declared))
+	for _, p := range declared {
+		v, ok := given[p.Name]
+		if !ok {
+			var err error
+			if v, err = p.Resolve(rand.Reader); err != nil {
+				return nil, fmt.Errorf("request parameter %s: %w", p.Name, err)
+			}
+		}
+		out = append(out, config.EnvVar{Name: p.Name, Value: v})
+	}
+	return out, nil
+}

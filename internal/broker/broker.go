@@ -1,0 +1,126 @@
+// Package broker is the domain of the portal: workshop environments, the
+// sessions in them, and the rules by which sessions are reserved, handed
+// out, activated, extended, expired and ended (spec §4–§7 of the Educates
+// portal, with its known bugs fixed).
+//
+// The broker keeps no state of its own between calls: every decision is a
+// transaction on the store, so any number of portal replicas may share one
+// database. Slow work (starting and stopping session hosts) happens in the
+// reconciler, outside transactions.
+package broker
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/portico-dev/portico/internal/config"
+	"github.com/portico-dev/portico/internal/runtime"
+	"github.com/portico-dev/portico/internal/store"
+)
+
+// Clock tells the time; tests pass a fake one.
+type Clock interface{ Now() time.Time }
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// SystemClock is the real clock.
+var SystemClock Clock = systemClock{}
+
+// Options configure a Broker.
+type Options struct {
+	Store   store.Store
+	Runtime runtime.Runtime
+	Clock   Clock
+	Events  Events
+	Logger  *slog.Logger
+	// URL is the public base URL of the portal, without a trailing slash.
+	URL string
+}
+
+// Broker runs the portal.
+type Broker struct {
+	store   store.Store
+	runtime runtime.Runtime
+	clock   Clock
+	events  Events
+	log     *slog.Logger
+	url     string
+
+	defs atomic.Pointer[config.Definitions]
+	// wake nudges the reconciler after a change it must act on.
+	wake chan struct{}
+	rec  reconcilerState
+}
+
+// New returns a broker serving defs. Call Apply to bring the database in
+// line with the definitions, and Run to start the reconciler.
+func New(opts Options, defs *config.Definitions) *Broker {
+	b := &Broker{
+		store:   opts.Store,
+		runtime: opts.Runtime,
+		clock:   opts.Clock,
+		events:  opts.Events,
+		log:     opts.Logger,
+		url:     opts.URL,
+		wake:    make(chan struct{}, 1),
+	}
+	if b.clock == nil {
+		b.clock = SystemClock
+	}
+	if b.log == nil {
+		b.log = slog.Default()
+	}
+	if b.events == nil {
+		b.events = discardEvents{}
+	}
+	b.rec.init()
+	b.defs.Store(defs)
+	return b
+}
+
+// Portal returns the portal definition in force.
+func (b *Broker) Portal() *config.Portal { return &b.defs.Load().Portal }
+
+// URL is the public base URL of the portal.
+func (b *Broker) URL() string { return b.url }
+
+func (b *Broker) now() time.Time { return b.clock.Now().UTC().Truncate(time.Millisecond) }
+
+// notify wakes the reconciler without blocking.
+func (b *Broker) notify() {
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// update runs fn in a write transaction. Events fn records are emitted
+// only once the transaction has committed, and the reconciler is woken,
+// since most writes leave it work.
+func (b *Broker) update(ctx context.Context, fn func(tx store.Tx, record func(Event)) error) error {
+	var events []Event
+	err := b.store.Update(ctx, func(tx store.Tx) error {
+		events = events[:0] // the store may run fn again
+		return fn(tx, func(e Event) { events = append(events, e) })
+	})
+	if err != nil {
+		return err
+	}
+	for _, e := range events {
+		b.events.Emit(e)
+	}
+	b.notify()
+	return nil
+}
+
+func envOf(vars []config.EnvVar) []runtime.EnvVar {
+	out := make([]runtime.EnvVar, len(vars))
+	for i, v := range vars {
+		out[i] = runtime.EnvVar{Name: v.Name, Value: v.Value}
+	}
+	return out
+}

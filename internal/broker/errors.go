@@ -1,0 +1,46 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind classifies a domain error; the HTTP layer maps each kind to one
+// status code in one place.
+type Kind int
+
+const (
+	Invalid      Kind = iota + 1 // the request is malformed: 400
+	Unauthorized                 // no valid credentials: 401
+	Forbidden                    // valid credentials without the right: 403
+	NotFound                     // no such object: 404
+	Unavailable                  // no capacity, or not ready: 503
+)
+
+// Error is a domain error with a reason meant for the person or program
+// that made the request.
+type Error struct {
+	Kind   Kind
+	Reason string
+}
+
+func (e *Error) Error() string { return e.Reason }
+
+func errorf(k Kind, format string, args ...any) error {
+	return &Error{Kind: k, Reason: fmt.Sprintf(format, args...)}
+}
+
+// KindOf returns the kind of a domain error, 0 for any other error.
+func KindOf(err error) Kind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return 0
+}
+
+// Reasons kept word for word from Educates, whose clients may show them.
+var (
+	errNoSession     = &Error{Unavailable, "No session available"}
+	errNotReacquired = &Error{Unavailable, "Cannot be reacquired"}
+)

@@ -1,0 +1,624 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/portico-dev/portico/internal/runtime"
+	"github.com/portico-dev/portico/internal/store"
+)
+
+// The reconciler compares the sessions and environments the database wants
+// with what the runtime has, and acts: it is level-triggered (every pass
+// looks at the state, not at a log of changes), idempotent, woken by writes
+// and by the next deadline in the database rather than a fixed sweep, and
+// it picks up where it stopped after a crash. Each pass reads only rows
+// that are due (indexed queries), so its cost follows changes, not the
+// number of sessions held.
+
+const (
+	// maxParallel bounds concurrent starts and stops.
+	maxParallel = 32
+	// startAttempts is how often a session with an owner is tried before
+	// it ends with the failure; reserved sessions retry with backoff
+	// until a person needs their place.
+	startAttempts = 3
+	maxBackoff    = 5 * time.Minute
+	// idleWake re-levels now and then even when nothing is due.
+	idleWake = time.Minute
+	// retention of ended sessions and idle anonymous users (Educates: 36 h).
+	retention       = 36 * time.Hour
+	cleanupInterval = 10 * time.Minute
+	startTimeout    = 2 * time.Minute
+	probeTimeout    = 5 * time.Second
+)
+
+type reconcilerState struct {
+	mu       sync.Mutex
+	inflight map[string]bool // sessions this process is starting or stopping
+	sem      chan struct{}
+	wg       sync.WaitGroup
+	cleaned  time.Time
+}
+
+func (r *reconcilerState) init() {
+	r.inflight = make(map[string]bool)
+	r.sem = make(chan struct{}, maxParallel)
+}
+
+// Run reconciles until ctx ends, then waits for the starts and stops it
+// began.
+func (b *Broker) Run(ctx context.Context) {
+	defer b.rec.wg.Wait()
+	if err := b.Adopt(ctx); err != nil && ctx.Err() == nil {
+		b.log.Error("adopting sessions after start", "err", err)
+	}
+	for {
+		next, err := b.Reconcile(ctx)
+		if err != nil && ctx.Err() == nil {
+			b.log.Error("reconcile", "err", err)
+			next = time.Now().Add(time.Second)
+		}
+		wait := idleWake
+		if !next.IsZero() {
+			wait = min(max(time.Until(next), 10*time.Millisecond), idleWake)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-b.wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// Wait blocks until the starts and stops in flight are done: tests use it
+// to reach a settled state.
+func (b *Broker) Wait() { b.rec.wg.Wait() }
+
+// Reconcile makes one pass and returns when the next one is due (zero:
+// nothing is scheduled). Starts and stops it begins run on after it
+// returns.
+func (b *Broker) Reconcile(ctx context.Context) (time.Time, error) {
+	now := b.now()
+	envs, err := b.storeEnvironments(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	var errs []error
+	for _, env := range envs {
+		errs = append(errs, b.reconcileEnvironment(ctx, env.ID, now))
+	}
+	errs = append(errs, b.expire(ctx, now), b.checkActivity(ctx, now), b.launch(ctx, now))
+	if now.Sub(b.rec.cleaned) >= cleanupInterval {
+		if err := b.cleanup(ctx, now); err != nil {
+			errs = append(errs, err)
+		} else {
+			b.rec.cleaned = now
+		}
+	}
+	var next time.Time
+	errs = append(errs, b.store.View(ctx, func(tx store.Tx) error {
+		next, err = tx.NextDeadline()
+		return err
+	}))
+	return next, errors.Join(errs...)
+}
+
+func (b *Broker) storeEnvironments(ctx context.Context) (envs []store.Environment, err error) {
+	err = b.store.View(ctx, func(tx store.Tx) error {
+		envs, err = tx.Environments(store.EnvStarting, store.EnvRunning, store.EnvStopping)
+		return err
+	})
+	return envs, err
+}
+
+// reconcileEnvironment moves one environment along: STARTING becomes
+// RUNNING with its initial sessions, RUNNING keeps its reserve and is
+// replaced when its refresh interval has passed, STOPPING becomes STOPPED
+// once its last session has ended.
+func (b *Broker) reconcileEnvironment(ctx context.Context, id int64, now time.Time) error {
+	return b.updateQuiet(ctx, func(tx store.Tx, record func(Event)) (bool, error) {
+		env, err := tx.LockEnvironment(id)
+		if err != nil {
+			return false, err
+		}
+		switch env.State {
+		case store.EnvStarting:
+			env.State = store.EnvRunning
+			if err := tx.UpdateEnvironment(&env); err != nil {
+				return false, err
+			}
+			_, err := b.addReserves(tx, &env, env.Initial, now)
+			return true, err
+		case store.EnvRunning:
+			if env.Refresh > 0 && !env.Created.Add(env.Refresh).After(now) {
+				return true, b.replaceEnvironment(tx, env, record)
+			}
+			return b.balanceReserve(tx, &env, now, record)
+		case store.EnvStopping:
+			live, err := tx.CountSessions(store.SessionQuery{EnvID: env.ID, States: store.Live})
+			if err != nil || live > 0 {
+				return false, err
+			}
+			env.State = store.EnvStopped
+			record(Event{Name: "Environment/Deleted", Time: now, Environment: env.Name, Workshop: env.Key, Data: map[string]any{}})
+			return true, tx.UpdateEnvironment(&env)
+		}
+		return false, nil
+	})
+}
+
+// updateQuiet is update for reconciler steps that often find nothing to
+// do: it wakes the reconciler again only when fn changed something.
+func (b *Broker) updateQuiet(ctx context.Context, fn func(tx store.Tx, record func(Event)) (bool, error)) error {
+	var (
+		events  []Event
+		changed bool
+	)
+	err := b.store.Update(ctx, func(tx store.Tx) error {
+		events = events[:0]
+		var err error
+		changed, err = fn(tx, func(e Event) { events = append(events, e) })
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, e := range events {
+		b.events.Emit(e)
+	}
+	if changed {
+		b.notify()
+	}
+	return nil
+}
+
+// balanceReserve tops the reserve of a running environment up to
+// `reserved` within its capacity and the portal maximum, and trims it when
+// the settings went down (spec §6.6). A reserve of an environment with
+// initial 0 is only built after its first session (lazy start).
+func (b *Broker) balanceReserve(tx store.Tx, env *store.Environment, now time.Time, record func(Event)) (bool, error) {
+	available, err := tx.CountSessions(store.SessionQuery{EnvID: env.ID, Ownership: store.Unowned,
+		States: []store.SessionState{store.Starting, store.Waiting}})
+	if err != nil {
+		return false, err
+	}
+	// The initial batch beyond the reserve stays until it is handed out;
+	// past that, the reserve is trimmed to `reserved` (Educates never
+	// trimmed at all while initial > reserved).
+	handedOut, err := tx.CountSessions(store.SessionQuery{EnvID: env.ID, Ownership: store.Owned})
+	if err != nil {
+		return false, err
+	}
+	if keep := max(env.Reserved, env.Initial-handedOut); available > keep {
+		n, err := b.stopReserves(tx, store.SessionQuery{EnvID: env.ID, Ownership: store.Unowned,
+			States: []store.SessionState{store.Starting, store.Waiting}, Order: "-created",
+			Limit: available - keep, Claim: true}, now, record)
+		return n > 0, err
+	}
+	if max := b.Portal().Sessions.Maximum; max > 0 {
+		if err := tx.LockPortal(); err != nil {
+			return false, err
+		}
+		active, err := tx.CountSessions(store.SessionQuery{States: store.Live})
+		if err != nil {
+			return false, err
+		}
+		if active > max {
+			n, err := b.stopReserves(tx, store.SessionQuery{Ownership: store.Unowned,
+				States: []store.SessionState{store.Starting, store.Waiting}, Limit: active - max, Claim: true}, now, record)
+			return n > 0, err
+		}
+	}
+	if env.Reserved <= available || env.Initial == 0 && env.Tally == 0 {
+		return false, nil
+	}
+	n, err := b.addReserves(tx, env, env.Reserved-available, now)
+	return n > 0, err
+}
+
+// addReserves creates up to want reserved sessions within the capacity of
+// the environment and the portal maximum.
+func (b *Broker) addReserves(tx store.Tx, env *store.Environment, want int, now time.Time) (int, error) {
+	active, err := tx.CountSessions(store.SessionQuery{EnvID: env.ID, States: store.Live})
+	if err != nil {
+		return 0, err
+	}
+	n := min(want, env.Capacity-active)
+	if max := b.Portal().Sessions.Maximum; max > 0 && n > 0 {
+		if err := tx.LockPortal(); err != nil {
+			return 0, err
+		}
+		all, err := tx.CountSessions(store.SessionQuery{States: store.Live})
+		if err != nil {
+			return 0, err
+		}
+		n = min(n, max-all)
+	}
+	for i := 0; i < n; i++ {
+		s, err := b.newSession(tx, env, now)
+		if err != nil {
+			return i, err
+		}
+		if err := tx.InsertSession(&s); err != nil {
+			return i, err
+		}
+	}
+	return max(n, 0), nil
+}
+
+// expire ends the sessions whose time is up: running ones at their
+// expiry, pending ones at their activation deadline.
+func (b *Broker) expire(ctx context.Context, now time.Time) error {
+	return b.updateQuiet(ctx, func(tx store.Tx, record func(Event)) (bool, error) {
+		due, err := tx.FindSessions(store.SessionQuery{ExpiresBy: now,
+			States: []store.SessionState{store.Starting, store.Waiting, store.Running}, Limit: 1000})
+		if err != nil {
+			return false, err
+		}
+		for _, s := range due {
+			if err := b.endSession(tx, s, now, "Session/Expired", record); err != nil {
+				return false, err
+			}
+		}
+		return len(due) > 0, nil
+	})
+}
+
+// endSession marks a live session as stopping; the reconciler then stops
+// its host.
+func (b *Broker) endSession(tx store.Tx, s store.Session, now time.Time, event string, record func(Event)) error {
+	s.State, s.Expires, s.CheckAt = store.Stopping, now, time.Time{}
+	if err := tx.UpdateSession(&s); err != nil {
+		return err
+	}
+	env, err := tx.EnvironmentByID(s.EnvID)
+	if err != nil {
+		return err
+	}
+	record(b.sessionEvent(event, s, env, nil))
+	return nil
+}
+
+// checkActivity asks the hosts of running sessions that are due how long
+// they have been idle, and ends the orphaned ones (spec §6.8): idle for
+// `orphaned`, or not viewed for three times that. Each session is asked
+// about once per `orphaned` interval, with a timeout, outside any
+// transaction.
+func (b *Broker) checkActivity(ctx context.Context, now time.Time) error {
+	var due []store.Session
+	err := b.store.View(ctx, func(tx store.Tx) (err error) {
+		due, err = tx.FindSessions(store.SessionQuery{CheckBy: now, States: []store.SessionState{store.Running}, Limit: 1000})
+		return err
+	})
+	if err != nil || len(due) == 0 {
+		return err
+	}
+	type result struct {
+		s   store.Session
+		act runtime.Activity
+		err error
+	}
+	results := make([]result, len(due))
+	var wg sync.WaitGroup
+	for i, s := range due {
+		wg.Go(func() {
+			pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+			defer cancel()
+			act, err := b.runtime.Activity(pctx, runtime.Instance{Session: s.Name, Address: s.Address})
+			results[i] = result{s, act, err}
+		})
+	}
+	wg.Wait()
+	return b.updateQuiet(ctx, func(tx store.Tx, record func(Event)) (bool, error) {
+		changed := false
+		for _, r := range results {
+			s, err := tx.Session(r.s.Name)
+			if err != nil || s.State != store.Running || s.CheckAt.IsZero() {
+				continue // ended or changed meanwhile
+			}
+			env, err := tx.EnvironmentByID(s.EnvID)
+			if err != nil {
+				return false, err
+			}
+			limit := env.Orphaned
+			switch {
+			case limit <= 0:
+				s.CheckAt = time.Time{}
+			case r.err != nil:
+				b.log.Warn("session activity unknown", "session", s.Name, "err", r.err)
+				s.CheckAt = now.Add(min(limit, time.Minute))
+			case r.act.Idle >= limit:
+				changed = true
+				if err := b.endSession(tx, s, now, "Session/Orphaned", record); err != nil {
+					return false, err
+				}
+				continue
+			case r.act.LastView >= 3*limit:
+				changed = true
+				if err := b.endSession(tx, s, now, "Session/Inactive", record); err != nil {
+					return false, err
+				}
+				continue
+			default:
+				s.CheckAt = now.Add(max(time.Second, min(limit-r.act.Idle, 3*limit-r.act.LastView)))
+			}
+			if err := tx.UpdateSession(&s); err != nil {
+				return false, err
+			}
+		}
+		return changed, nil
+	})
+}
+
+// launch begins the starts and stops that are due, each in its own
+// goroutine, at most maxParallel at a time.
+func (b *Broker) launch(ctx context.Context, now time.Time) error {
+	var starts, stops []store.Session
+	err := b.store.View(ctx, func(tx store.Tx) (err error) {
+		starts, err = tx.FindSessions(store.SessionQuery{States: []store.SessionState{store.Starting}, StartBy: now, Limit: 1000})
+		if err != nil {
+			return err
+		}
+		stops, err = tx.FindSessions(store.SessionQuery{States: []store.SessionState{store.Stopping}, Limit: 1000})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, s := range starts {
+		b.spawn(ctx, s.Name, func(ctx context.Context) { b.startSession(ctx, s.Name) })
+	}
+	for _, s := range stops {
+		b.spawn(ctx, s.Name, func(ctx context.Context) { b.stopSession(ctx, s.Name) })
+	}
+	return nil
+}
+
+// spawn runs fn for a session unless work on that session is already in
+// flight in this process.
+func (b *Broker) spawn(ctx context.Context, name string, fn func(context.Context)) {
+	r := &b.rec
+	r.mu.Lock()
+	if r.inflight[name] {
+		r.mu.Unlock()
+		return
+	}
+	r.inflight[name] = true
+	r.mu.Unlock()
+	r.wg.Go(func() {
+		defer func() {
+			r.mu.Lock()
+			delete(r.inflight, name)
+			r.mu.Unlock()
+		}()
+		select {
+		case r.sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		defer func() { <-r.sem }()
+		fn(context.WithoutCancel(ctx))
+	})
+}
+
+// startSession starts one session's host and records the outcome.
+func (b *Broker) startSession(ctx context.Context, name string) {
+	var (
+		s   store.Session
+		env store.Environment
+	)
+	err := b.store.View(ctx, func(tx store.Tx) (err error) {
+		if s, err = tx.Session(name); err != nil {
+			return err
+		}
+		env, err = tx.EnvironmentByID(s.EnvID)
+		return err
+	})
+	if err != nil || s.State != store.Starting || s.Address != "" {
+		return
+	}
+	sctx, cancel := context.WithTimeout(ctx, startTimeout)
+	inst, startErr := b.runtime.Start(sctx, b.spec(s, env))
+	cancel()
+	orphan := false
+	err = b.updateQuiet(ctx, func(tx store.Tx, record func(Event)) (bool, error) {
+		s, err := tx.Session(name)
+		if err != nil {
+			orphan = startErr == nil
+			return false, err
+		}
+		now := b.now()
+		if s.State != store.Starting {
+			// Ended while starting: the instance must go too.
+			orphan = startErr == nil
+			return false, nil
+		}
+		if startErr != nil {
+			b.startFailed(&s, startErr, now)
+			if s.State == store.Stopped {
+				record(b.sessionEvent("Session/Failed", s, env, map[string]any{"reason": s.Failure}))
+			}
+			return true, tx.UpdateSession(&s)
+		}
+		s.Address, s.Failure, s.Attempts, s.RetryAt = inst.Address, "", 0, time.Time{}
+		switch {
+		case s.Owner == 0, !s.Activated:
+			s.State = store.Waiting
+		default:
+			markRunning(&s, &env, now)
+		}
+		record(b.sessionEvent("Session/Created", s, env, nil))
+		return true, tx.UpdateSession(&s)
+	})
+	if err != nil {
+		b.log.Error("recording session start", "session", name, "err", err)
+	}
+	if orphan {
+		if err := b.runtime.Stop(ctx, name); err != nil {
+			b.log.Error("stopping session that ended while it started", "session", name, "err", err)
+		}
+	}
+}
+
+// startFailed records a failed start: a reserved session tries again
+// later, backing off; a session somebody owns is tried a few times and then
+// ends with the reason, so it never holds capacity forever. A failed start
+// leaves no process behind (the runtime cleans up), so it ends at once.
+func (b *Broker) startFailed(s *store.Session, err error, now time.Time) {
+	s.Attempts++
+	s.Failure = err.Error()
+	b.log.Warn("session start failed", "session", s.Name, "attempt", s.Attempts, "err", err)
+	if s.Owner != 0 && s.Attempts >= startAttempts {
+		s.State, s.Expires = store.Stopped, now
+		return
+	}
+	backoff := min(time.Second<<min(s.Attempts-1, 16), maxBackoff)
+	s.RetryAt = now.Add(backoff)
+}
+
+// markRunning starts the clock of a session its owner now has.
+func markRunning(s *store.Session, env *store.Environment, now time.Time) {
+	s.State, s.Started, s.Expires = store.Running, now, expiry(env, now)
+	s.CheckAt = time.Time{}
+	if env.Orphaned > 0 {
+		s.CheckAt = now.Add(env.Orphaned)
+	}
+}
+
+// stopSession stops one session's host and marks the session STOPPED.
+func (b *Broker) stopSession(ctx context.Context, name string) {
+	if err := b.runtime.Stop(ctx, name); err != nil {
+		b.log.Error("stopping session", "session", name, "err", err)
+		return // still STOPPING: the next pass tries again
+	}
+	err := b.updateQuiet(ctx, func(tx store.Tx, record func(Event)) (bool, error) {
+		s, err := tx.Session(name)
+		if err != nil || s.State != store.Stopping {
+			return false, err
+		}
+		s.State, s.Address, s.CheckAt = store.Stopped, "", time.Time{}
+		if s.Owner != 0 {
+			env, err := tx.EnvironmentByID(s.EnvID)
+			if err != nil {
+				return false, err
+			}
+			record(b.sessionEvent("Session/Deleted", s, env, nil))
+		}
+		return true, tx.UpdateSession(&s)
+	})
+	if err != nil {
+		b.log.Error("recording session stop", "session", name, "err", err)
+	}
+}
+
+// spec is what the runtime needs to start a session.
+func (b *Broker) spec(s store.Session, env store.Environment) runtime.Spec {
+	portal := b.Portal()
+	vars := slices.Concat(envOf(env.Workshop.SessionEnv), envOf(env.Env), envOf(s.Params))
+	return runtime.Spec{
+		Session:        s.Name,
+		ID:             s.ID,
+		Environment:    env.Name,
+		Workshop:       env.Workshop.Name,
+		Portal:         portal.Name,
+		PortalURL:      b.url,
+		SessionURL:     b.SessionURL(s.Name),
+		ConfigPassword: s.Password,
+		Env:            vars,
+		WorkshopDir:    env.Workshop.Dir,
+	}
+}
+
+// SessionURL is where a session's host is reached through the portal.
+func (b *Broker) SessionURL(name string) string { return b.url + "/sessions/" + name }
+
+// cleanup deletes what is kept no longer: ended sessions and anonymous
+// users without sessions after 36 hours, expired tokens.
+func (b *Broker) cleanup(ctx context.Context, now time.Time) error {
+	return b.store.Update(ctx, func(tx store.Tx) error {
+		if _, err := tx.DeleteStoppedSessions(now.Add(-retention)); err != nil {
+			return err
+		}
+		if _, err := tx.DeleteIdleAnonymousUsers(now.Add(-retention)); err != nil {
+			return err
+		}
+		_, err := tx.DeleteExpiredTokens(now)
+		return err
+	})
+}
+
+// Adopt reconciles the runtime's instances with the database after a start
+// of the portal: instances of ended or unknown sessions are stopped, and
+// sessions whose host is gone end (reserved ones are replaced).
+func (b *Broker) Adopt(ctx context.Context) error {
+	insts, err := b.runtime.List(ctx)
+	if err != nil {
+		return err
+	}
+	have := make(map[string]runtime.Instance, len(insts))
+	for _, inst := range insts {
+		have[inst.Session] = inst
+	}
+	var stop []string
+	err = b.update(ctx, func(tx store.Tx, record func(Event)) error {
+		stop = stop[:0]
+		live, err := tx.FindSessions(store.SessionQuery{States: store.Live})
+		if err != nil {
+			return err
+		}
+		now := b.now()
+		known := make(map[string]bool, len(live))
+		for _, s := range live {
+			known[s.Name] = true
+			inst, ok := have[s.Name]
+			switch {
+			case s.State == store.Stopping:
+				// the reconciler stops it
+			case !ok && s.Address == "":
+				// never started: the reconciler starts it
+			case !ok || inst.Failed != "":
+				b.log.Warn("session host lost", "session", s.Name)
+				s.State, s.Expires, s.Failure, s.Address = store.Stopped, now, "session host lost", ""
+				if ok {
+					stop = append(stop, s.Name)
+				}
+				if err := tx.UpdateSession(&s); err != nil {
+					return err
+				}
+				env, err := tx.EnvironmentByID(s.EnvID)
+				if err != nil {
+					return err
+				}
+				record(b.sessionEvent("Session/Vanished", s, env, nil))
+			case s.Address != inst.Address:
+				s.Address = inst.Address
+				if err := tx.UpdateSession(&s); err != nil {
+					return err
+				}
+			}
+		}
+		for name := range have {
+			if !known[name] {
+				stop = append(stop, name)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, name := range stop {
+		if err := b.runtime.Stop(ctx, name); err != nil {
+			b.log.Error("stopping session left from before", "session", name, "err", err)
+		}
+	}
+	return nil
+}
