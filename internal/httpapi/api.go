@@ -1,0 +1,212 @@
+// Package httpapi serves the Educates training portal REST API: handlers
+// decode the request, call the broker or the auth service, and encode the
+// answer. Errors become status codes in one place, writeError.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/portico-dev/portico/internal/auth"
+	"github.com/portico-dev/portico/internal/broker"
+	"github.com/portico-dev/portico/internal/store"
+)
+
+// Clock tells the time.
+type Clock interface{ Now() time.Time }
+
+// API is the REST API of one portal.
+type API struct {
+	broker  *broker.Broker
+	auth    *auth.Service
+	clock   Clock
+	log     *slog.Logger
+	limiter *limiter
+	mux     *http.ServeMux
+}
+
+// New returns the API; mount API.Handler at the root of the portal.
+func New(b *broker.Broker, a *auth.Service, clock Clock, log *slog.Logger) *API {
+	api := &API{broker: b, auth: a, clock: clock, log: log, limiter: newLimiter(clock, 20, 2), mux: http.NewServeMux()}
+	api.routes()
+	return api
+}
+
+// Handler serves every route of the API.
+func (a *API) Handler() http.Handler { return a.mux }
+
+// handler is what every endpoint is: it returns a value to encode as JSON
+// with 200, or an error.
+type handler func(w http.ResponseWriter, r *http.Request) (any, error)
+
+// route registers h at path with and without its trailing slash (Educates
+// answered the slash-less spelling with a redirect that clients follow)
+// for the given methods. Other methods get 405 with Allow.
+func (a *API) route(path string, h handler, methods ...string) {
+	hf := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		if r.Method == http.MethodOptions {
+			corsPreflight(w, methods)
+			return
+		}
+		if !allowed(r.Method, methods) {
+			w.Header().Set("Allow", strings.Join(methods, ", "))
+			a.writeError(w, r, errorf(http.StatusMethodNotAllowed, "Method %s not allowed", r.Method))
+			return
+		}
+		v, err := h(w, r)
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		if v != nil {
+			writeJSON(w, http.StatusOK, v)
+		}
+	}
+	a.mux.HandleFunc(path+"{$}", hf)
+	a.mux.HandleFunc(strings.TrimSuffix(path, "/"), hf)
+}
+
+func allowed(method string, methods []string) bool {
+	for _, m := range methods {
+		if m == method || m == http.MethodGet && method == http.MethodHead {
+			return true
+		}
+	}
+	return false
+}
+
+func corsPreflight(w http.ResponseWriter, methods []string) {
+	w.Header().Set("Access-Control-Allow-Methods", strings.Join(append(methods, http.MethodOptions), ", "))
+	w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+	w.Header().Set("Access-Control-Max-Age", "86400")
+	w.WriteHeader(http.StatusOK)
+}
+
+// statusError is an error of the transport itself (a method, a body that
+// is too large), with its status.
+type statusError struct {
+	status int
+	reason string
+}
+
+func (e *statusError) Error() string { return e.reason }
+
+func errorf(status int, format string, args ...any) error {
+	return &statusError{status, fmt.Sprintf(format, args...)}
+}
+
+// badRequest is the error for malformed input.
+func badRequest(format string, args ...any) error {
+	return errorf(http.StatusBadRequest, format, args...)
+}
+
+// writeError is the one place where errors become status codes.
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var (
+		se     *statusError
+		oauth  *auth.Error
+		mbe    *http.MaxBytesError
+		status int
+		reason = err.Error()
+	)
+	switch {
+	case errors.As(err, &oauth):
+		writeJSON(w, oauth.Status, oauth)
+		return
+	case errors.As(err, &se):
+		status = se.status
+	case errors.As(err, &mbe):
+		status, reason = http.StatusRequestEntityTooLarge, "Request body too large"
+	case errors.Is(err, auth.ErrUnauthenticated):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="portico"`)
+		status = http.StatusUnauthorized
+	case broker.KindOf(err) != 0:
+		status = map[broker.Kind]int{
+			broker.Invalid:      http.StatusBadRequest,
+			broker.Unauthorized: http.StatusUnauthorized,
+			broker.Forbidden:    http.StatusForbidden,
+			broker.NotFound:     http.StatusNotFound,
+			broker.Unavailable:  http.StatusServiceUnavailable,
+		}[broker.KindOf(err)]
+	case errors.Is(err, store.ErrUnavailable):
+		a.log.Error("database unavailable", "path", r.URL.Path, "err", err)
+		status, reason = http.StatusServiceUnavailable, "The portal database is unavailable; try again shortly"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		status, reason = http.StatusServiceUnavailable, "The request was cancelled or timed out"
+	default:
+		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		status, reason = http.StatusInternalServerError, "Internal error"
+	}
+	writeJSON(w, status, map[string]string{"error": reason})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}
+
+// caller authenticates the bearer token of a request.
+func (a *API) caller(r *http.Request) (store.User, error) {
+	token, ok := bearer(r)
+	if !ok {
+		return store.User{}, auth.ErrUnauthenticated
+	}
+	return a.auth.Bearer(r.Context(), token)
+}
+
+func bearer(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return "", false
+	}
+	return token, true
+}
+
+// robot authenticates the caller and requires the robot role.
+func (a *API) robot(r *http.Request, reason string) (store.User, error) {
+	u, err := a.caller(r)
+	if err == nil && u.Role != store.RoleRobot {
+		err = errorf(http.StatusForbidden, "%s", reason)
+	}
+	return u, err
+}
+
+// query parses the query string strictly: Educates answered 500 to what it
+// could not parse, Portico answers 400.
+func query(r *http.Request) (map[string][]string, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, badRequest("Malformed query string: %v", err)
+	}
+	for k, vs := range q {
+		for _, v := range vs {
+			if !utf8.ValidString(k) || !utf8.ValidString(v) {
+				return nil, badRequest("Query parameter %q is not valid UTF-8", k)
+			}
+		}
+	}
+	return q, nil
+}
+
+func first(q map[string][]string, keys ...string) string {
+	for _, k := range keys {
+		if vs := q[k]; len(vs) > 0 {
+			return strings.TrimSpace(vs[0])
+		}
+	}
+	return ""
+}

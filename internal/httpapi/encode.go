@@ -1,0 +1,185 @@
+package httpapi
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"time"
+
+	"github.com/portico-dev/portico/internal/broker"
+	"github.com/portico-dev/portico/internal/store"
+)
+
+// Time is a datetime as Educates writes it: UTC, milliseconds, "Z"
+// (2020-07-31T03:57:33.942Z; no fraction when it is zero); null when unset.
+type Time time.Time
+
+func (t Time) MarshalJSON() ([]byte, error) {
+	tt := time.Time(t)
+	if tt.IsZero() {
+		return []byte("null"), nil
+	}
+	tt = tt.UTC().Truncate(time.Millisecond)
+	layout := "2006-01-02T15:04:05.000Z"
+	if tt.Nanosecond() == 0 {
+		layout = "2006-01-02T15:04:05Z"
+	}
+	return json.Marshal(tt.Format(layout))
+}
+
+// optTime is a Time left out of the JSON when unset.
+func optTime(t time.Time) *Time {
+	if t.IsZero() {
+		return nil
+	}
+	v := Time(t)
+	return &v
+}
+
+type portalJSON struct {
+	Name       string            `json:"name"`
+	Labels     map[string]string `json:"labels"`
+	UID        string            `json:"uid"`
+	Generation int64             `json:"generation"`
+	URL        string            `json:"url"`
+	Sessions   struct {
+		Maximum    int `json:"maximum"`
+		Registered int `json:"registered"`
+		Anonymous  int `json:"anonymous"`
+		Allocated  int `json:"allocated"`
+	} `json:"sessions"`
+}
+
+func portalOf(p broker.PortalView) portalJSON {
+	out := portalJSON{Name: p.Name, Labels: p.Labels, UID: p.UID, Generation: p.Generation, URL: p.URL}
+	out.Sessions.Maximum, out.Sessions.Registered = p.Maximum, p.Registered
+	out.Sessions.Anonymous, out.Sessions.Allocated = p.Anonymous, p.Allocated
+	return out
+}
+
+type workshopJSON struct {
+	Name        string            `json:"name"`
+	ID          string            `json:"id,omitempty"`
+	Resource    string            `json:"resource,omitempty"`
+	Title       string            `json:"title"`
+	Description string            `json:"description"`
+	Vendor      string            `json:"vendor"`
+	Authors     []string          `json:"authors"`
+	Difficulty  string            `json:"difficulty"`
+	Duration    string            `json:"duration"`
+	Tags        []string          `json:"tags"`
+	Labels      map[string]string `json:"labels"`
+	Logo        string            `json:"logo"`
+	URL         string            `json:"url"`
+}
+
+// workshopOf describes an environment's workshop. In the catalog, `name` is
+// the catalog name (alias or workshop name) and `resource` the workshop
+// name; in environment status, `name` is the workshop name (spec §14.1.9).
+func workshopOf(env store.Environment, catalog bool) workshopJSON {
+	w := env.Workshop
+	out := workshopJSON{Name: w.Name, Title: w.Title, Description: w.Description, Vendor: w.Vendor,
+		Authors: nonNil(w.Authors), Difficulty: w.Difficulty, Duration: w.Duration, Tags: nonNil(w.Tags),
+		Labels: env.Labels, Logo: w.Logo, URL: w.URL}
+	if catalog {
+		out.Name, out.Resource = env.Key, w.Name
+		// Older Educates catalogs carried an id per workshop version.
+		h := sha256.Sum256([]byte(w.Name + "\x00" + w.Fingerprint))
+		out.ID = hex.EncodeToString(h[:16])
+	}
+	if out.Labels == nil {
+		out.Labels = map[string]string{}
+	}
+	return out
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// sessionJSON is a session in catalog, status and user listings.
+type sessionJSON struct {
+	Name        string             `json:"name"`
+	State       store.SessionState `json:"state,omitempty"`
+	Namespace   string             `json:"namespace"`
+	User        string             `json:"user,omitempty"`
+	Workshop    string             `json:"workshop,omitempty"`
+	Environment string             `json:"environment,omitempty"`
+	Started     Time               `json:"started"`
+	Expires     *Time              `json:"expires,omitempty"`
+	Countdown   *int               `json:"countdown,omitempty"`
+	Extendable  *bool              `json:"extendable,omitempty"`
+}
+
+func sessionOf(v broker.SessionView) sessionJSON {
+	s := v.Session
+	out := sessionJSON{Name: s.Name, State: s.State, Namespace: s.Name, User: s.OwnerName,
+		Started: Time(s.Started), Expires: optTime(s.Expires)}
+	if !s.Expires.IsZero() {
+		countdown := int(v.Schedule.Remaining.Seconds())
+		out.Countdown, out.Extendable = &countdown, &v.Schedule.Extendable
+	}
+	return out
+}
+
+// userSessionOf is the shape of spec §7.12: no state or user, but the
+// workshop and environment.
+func userSessionOf(v broker.SessionView) sessionJSON {
+	out := sessionOf(v)
+	out.State, out.User = "", ""
+	out.Workshop, out.Environment = v.Environment.Workshop.Name, v.Environment.Name
+	return out
+}
+
+type environmentJSON struct {
+	Name      string         `json:"name"`
+	State     store.EnvState `json:"state"`
+	Workshop  workshopJSON   `json:"workshop"`
+	Duration  int            `json:"duration"`
+	Capacity  int            `json:"capacity"`
+	Reserved  int            `json:"reserved"`
+	Allocated int            `json:"allocated"`
+	Available int            `json:"available"`
+	Sessions  *[]sessionJSON `json:"sessions,omitempty"`
+}
+
+func environmentOf(v broker.EnvironmentView, catalog, sessions bool) environmentJSON {
+	env := v.Environment
+	out := environmentJSON{Name: env.Name, State: env.State, Workshop: workshopOf(env, catalog),
+		Duration: int(env.Expires.Seconds()), Capacity: env.Capacity, Reserved: env.Reserved,
+		Allocated: v.Allocated, Available: v.Available}
+	if sessions {
+		list := make([]sessionJSON, 0, len(v.Sessions))
+		for _, s := range v.Sessions {
+			list = append(list, sessionOf(s))
+		}
+		out.Sessions = &list
+	}
+	return out
+}
+
+// scheduleJSON answers schedule and extend (spec §7.11).
+type scheduleJSON struct {
+	Status     store.SessionState `json:"status"`
+	Started    Time               `json:"started"`
+	Expires    Time               `json:"expires"`
+	Extended   *bool              `json:"extended,omitempty"`
+	Expiring   bool               `json:"expiring"`
+	Countdown  *int               `json:"countdown,omitempty"`
+	Extendable *bool              `json:"extendable,omitempty"`
+}
+
+func scheduleOf(sc broker.Schedule, extend bool) scheduleJSON {
+	out := scheduleJSON{Status: sc.State, Started: Time(sc.Started), Expires: Time(sc.Expires), Expiring: sc.Expiring}
+	if extend {
+		out.Extended = &sc.Extended
+	}
+	if !sc.Expires.IsZero() {
+		countdown := int(sc.Remaining.Seconds())
+		out.Countdown, out.Extendable = &countdown, &sc.Extendable
+	}
+	return out
+}

@@ -1,0 +1,175 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/mail"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/portico-dev/portico/internal/broker"
+	"github.com/portico-dev/portico/internal/config"
+)
+
+const (
+	maxBody     = 1 << 20
+	maxTimeout  = 365 * 24 * 3600 // seconds; beyond this is a typo
+	maxUsername = 150             // Django's limit, which Educates front ends respect
+)
+
+// requestSession is GET|POST /workshops/environment/<name>/request/ (spec
+// §7.9). Every input is checked before anything is written: bad input is a
+// 400 with the reason, never a 500.
+func (a *API) requestSession(w http.ResponseWriter, r *http.Request) (any, error) {
+	caller, err := a.robot(r, "Session requests not permitted")
+	if err != nil {
+		return nil, err
+	}
+	req, err := a.parseRequest(w, r)
+	if err != nil {
+		return nil, err
+	}
+	al, err := a.broker.Request(r.Context(), caller, req)
+	if err != nil {
+		return nil, err
+	}
+	s := al.Session
+	// Keys in this order, token before index_url, as Educates encodes them.
+	activate := "/workshops/session/" + s.Name + "/activate/?token=" + url.QueryEscape(al.Token) +
+		"&index_url=" + url.QueryEscape(req.IndexURL)
+	return struct {
+		Name        string `json:"name"`
+		Session     string `json:"session"` // deprecated duplicate of name
+		User        string `json:"user"`
+		URL         string `json:"url"`
+		Namespace   string `json:"namespace"`
+		Workshop    string `json:"workshop"`
+		Environment string `json:"environment"`
+	}{s.Name, s.Name, al.User.Username, activate, s.Name, al.Workshop, s.Environment}, nil
+}
+
+func (a *API) parseRequest(w http.ResponseWriter, r *http.Request) (broker.Request, error) {
+	q, err := query(r)
+	if err != nil {
+		return broker.Request{}, err
+	}
+	req := broker.Request{
+		Environment: r.PathValue("name"),
+		Username:    first(q, "user"),
+		Email:       first(q, "email"),
+		FirstName:   first(q, "first_name", "firstname"),
+		LastName:    first(q, "last_name", "lastname"),
+		IndexURL:    first(q, "index_url", "redirect_url"),
+		Analytics:   first(q, "analytics_url"),
+		Session:     first(q, "session"),
+		Timeout:     broker.DefaultActivationTimeout,
+	}
+	if req.IndexURL == "" {
+		// Educates demanded index_url even with portal.index set, although
+		// its docs say the portal index is the default.
+		req.IndexURL = a.broker.Portal().Index
+	}
+	if req.IndexURL == "" {
+		return req, badRequest("Need redirect URL for workshop index")
+	}
+	if err := checkURL("index_url", req.IndexURL); err != nil {
+		return req, err
+	}
+	if req.Analytics != "" {
+		if u, err := url.Parse(req.Analytics); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return req, badRequest("analytics_url must be an absolute http or https URL")
+		}
+	}
+	if req.Email != "" {
+		if addr, err := mail.ParseAddress(req.Email); err != nil || addr.Address != req.Email {
+			return req, badRequest("Invalid email address provided")
+		}
+	}
+	if err := checkName("user", req.Username); err != nil {
+		return req, err
+	}
+	for _, f := range []struct{ name, v string }{{"first_name", req.FirstName}, {"last_name", req.LastName}, {"session", req.Session}} {
+		if len(f.v) > maxUsername || strings.ContainsFunc(f.v, unicode.IsControl) {
+			return req, badRequest("Invalid %s", f.name)
+		}
+	}
+	if t := first(q, "timeout"); t != "" {
+		n, err := strconv.Atoi(t)
+		if err != nil || n < 0 || n > maxTimeout {
+			return req, badRequest("timeout must be a whole number of seconds between 0 and %d", maxTimeout)
+		}
+		req.Timeout = time.Duration(n) * time.Second
+	}
+	req.Params, err = parseParameters(w, r)
+	return req, err
+}
+
+func checkURL(field, v string) error {
+	if strings.ContainsFunc(v, unicode.IsControl) {
+		return badRequest("%s contains control characters", field)
+	}
+	if _, err := url.Parse(v); err != nil {
+		return badRequest("%s is not a valid URL", field)
+	}
+	return nil
+}
+
+// checkName accepts any printable username (with @, . and :, which
+// Educates' routes could not address).
+func checkName(field, v string) error {
+	if len(v) > maxUsername || strings.ContainsFunc(v, func(r rune) bool {
+		return unicode.IsControl(r) || r == '/' || r == utf8.RuneError
+	}) {
+		return badRequest("Invalid %s: at most %d printable characters, no '/'", field, maxUsername)
+	}
+	return nil
+}
+
+// parseParameters reads the JSON body of a request, for GET as well
+// (Educates' lookup service sends one on a GET), whatever its content type.
+func parseParameters(w http.ResponseWriter, r *http.Request) ([]config.EnvVar, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		return nil, err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, nil
+	}
+	if !utf8.Valid(body) || !json.Valid(body) {
+		return nil, badRequest("Invalid JSON request payload")
+	}
+	var payload map[string]json.RawMessage
+	if err := json.Unmarshal(body, &payload); err != nil {
+		return nil, badRequest("Malformed JSON request payload: the body must be a JSON object")
+	}
+	raw, ok := payload["parameters"]
+	if !ok || string(raw) == "null" {
+		return nil, nil
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, badRequest("Malformed JSON request payload: parameters must be a list")
+	}
+	params := make([]config.EnvVar, 0, len(items))
+	for i, item := range items {
+		var p struct {
+			Name  *string `json:"name"`
+			Value *string `json:"value"`
+		}
+		if err := json.Unmarshal(item, &p); err != nil || p.Name == nil || *p.Name == "" || bytes.HasPrefix(bytes.TrimSpace(item), []byte("null")) {
+			return nil, badRequest("Malformed JSON request payload: parameters[%d] must be an object with a non-empty string name and a string value", i)
+		}
+		v := ""
+		if p.Value != nil {
+			v = *p.Value
+		}
+		params = append(params, config.EnvVar{Name: *p.Name, Value: v})
+	}
+	return params, nil
+}

@@ -1,0 +1,35 @@
+package httpapi
+
+import "net/http"
+
+func (a *API) routes() {
+	const get, post = http.MethodGet, http.MethodPost
+
+	a.route("/oauth2/token/", a.token, post)
+	a.route("/oauth2/revoke-token/", a.revoke, post)
+
+	a.route("/workshops/catalog/environments/", a.catalogEnvironments, get)
+	a.route("/workshops/catalog/workshops/", a.catalogWorkshops, get)
+	a.route("/workshops/environment/{name}/status/", a.environmentStatus, get)
+	a.route("/workshops/environment/{name}/request/", a.requestSession, get, post)
+	a.route("/workshops/user/{name}/sessions/", a.userSessions, get)
+	a.route("/workshops/session/{name}/activate/", a.activate, get)
+
+	// The reference page documents /session/...; the portal serves
+	// /workshops/session/...: both work.
+	for _, prefix := range []string{"/workshops/session/{name}/", "/session/{name}/"} {
+		a.route(prefix+"authorize/", a.authorize, get)
+		a.route(prefix+"config/", a.sessionConfig, get)
+		a.route(prefix+"schedule/", a.schedule, get)
+		a.route(prefix+"extend/", a.extend, get)
+		a.route(prefix+"terminate/", a.terminate, get)
+		a.route(prefix+"event/", a.event, post)
+	}
+
+	a.mux.HandleFunc("/sessions/{name}/config/{type}", a.proxyConfig)
+	a.mux.HandleFunc("/sessions/{name}/workshop/config/{type}", a.proxyConfig)
+
+	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		a.writeError(w, r, errorf(http.StatusNotFound, "No such endpoint: %s", r.URL.Path))
+	})
+}
