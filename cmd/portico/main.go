@@ -1,0 +1,225 @@
+// Command portico is the training portal: `portico serve` runs it, and the
+// hidden `portico sessionhost` is the program inside each session.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/portico-dev/portico/examples"
+	"github.com/portico-dev/portico/internal/auth"
+	"github.com/portico-dev/portico/internal/broker"
+	"github.com/portico-dev/portico/internal/config"
+	"github.com/portico-dev/portico/internal/httpapi"
+	"github.com/portico-dev/portico/internal/runtime/local"
+	"github.com/portico-dev/portico/internal/sessionhost"
+	"github.com/portico-dev/portico/internal/store/sqlite"
+	"github.com/portico-dev/portico/internal/webhook"
+)
+
+const usage = `Usage:
+  portico serve [--config PATH] [--data-dir DIR] [--listen HOST:PORT] [--url URL]
+
+Without --config, the bundled example portal is served.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = serve(os.Args[2:])
+	case "sessionhost":
+		err = sessionhost.Main(os.Args[2:])
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "portico: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "portico:", err)
+		os.Exit(1)
+	}
+}
+
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	configPath := fs.String("config", "", "TrainingPortal and Workshop definitions: a YAML file or a directory (default: the bundled example)")
+	dataDir := fs.String("data-dir", "portico-data", "directory for the database and the session homes")
+	listen := fs.String("listen", "127.0.0.1:8080", "address to serve HTTP on")
+	publicURL := fs.String("url", "", "public URL of the portal (default: http://<listen address>)")
+	analytics := fs.String("analytics-webhook", "", "URL to POST analytics events to")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	slog.SetDefault(log)
+
+	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
+		return err
+	}
+	if *configPath == "" {
+		dir := filepath.Join(*dataDir, "examples")
+		if err := examples.Extract(dir); err != nil {
+			return fmt.Errorf("unpack the bundled example: %w", err)
+		}
+		*configPath = dir
+	}
+	defs, err := load(log, *configPath)
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	db, err := sqlite.Open(ctx, filepath.Join(*dataDir, "portico.db"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	url := *publicURL
+	if url == "" {
+		url = "http://" + ln.Addr().String()
+	}
+
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	rt, err := local.New(local.Options{Dir: filepath.Join(*dataDir, "sessions"), Command: []string{exe, "sessionhost"}, Logger: log})
+	if err != nil {
+		return err
+	}
+	events := webhook.New(ctx, webhook.Portal{Name: defs.Portal.Name, UID: broker.PortalUID(defs.Portal.Name),
+		Generation: defs.Portal.Generation, URL: url}, *analytics, log)
+	b := broker.New(broker.Options{Store: db, Runtime: rt, Events: events, Logger: log, URL: url}, defs)
+	authn := auth.New(db, broker.SystemClock)
+
+	gen, err := authn.Bootstrap(ctx, defs.Portal)
+	if err != nil {
+		return fmt.Errorf("set up accounts: %w", err)
+	}
+	if err := b.Apply(ctx, defs); err != nil {
+		return fmt.Errorf("apply definitions: %w", err)
+	}
+	if err := saveGenerated(log, *dataDir, defs.Portal, gen); err != nil {
+		return err
+	}
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.Run(ctx)
+	}()
+	go reloadOnHangup(ctx, log, b, *configPath)
+
+	srv := &http.Server{
+		Handler:           httpapi.New(b, authn, broker.SystemClock, log).Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	log.Info("portal serving", "url", url, "portal", defs.Portal.Name, "data_dir", *dataDir)
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	<-done
+	log.Info("portal stopped")
+	return nil
+}
+
+func load(log *slog.Logger, path string) (*config.Definitions, error) {
+	defs, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range defs.Warnings {
+		log.Warn(w)
+	}
+	return defs, nil
+}
+
+// saveGenerated shows, once, the credentials made up on the first start,
+// in the log and in a file of the data directory that a shell can source
+// (only the hashes are in the database, so this is the one chance).
+func saveGenerated(log *slog.Logger, dataDir string, p config.Portal, gen auth.Generated) error {
+	var lines []string
+	if gen.AdminPassword != "" {
+		log.Info("generated admin credentials", "username", p.Admin.Username, "password", gen.AdminPassword)
+		lines = append(lines, "PORTICO_ADMIN_USERNAME="+p.Admin.Username, "PORTICO_ADMIN_PASSWORD="+gen.AdminPassword)
+	}
+	if gen.RobotPassword != "" {
+		log.Info("generated robot credentials", "username", p.Robot.Username, "password", gen.RobotPassword)
+		lines = append(lines, "PORTICO_ROBOT_USERNAME="+p.Robot.Username, "PORTICO_ROBOT_PASSWORD="+gen.RobotPassword)
+	}
+	if gen.ClientSecret != "" {
+		log.Info("generated robot OAuth client", "client_id", gen.ClientID, "client_secret", gen.ClientSecret)
+		lines = append(lines, "PORTICO_CLIENT_ID="+gen.ClientID, "PORTICO_CLIENT_SECRET="+gen.ClientSecret)
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	path := filepath.Join(dataDir, "generated-credentials.env")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = fmt.Fprintln(f, strings.Join(lines, "\n"))
+	if err == nil {
+		log.Info("generated credentials saved", "file", path)
+	}
+	return err
+}
+
+// reloadOnHangup re-reads the definitions on SIGHUP. A bad definition is
+// rejected and the running one kept.
+func reloadOnHangup(ctx context.Context, log *slog.Logger, b *broker.Broker, path string) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			defs, err := load(log, path)
+			if err == nil {
+				err = b.Apply(ctx, defs)
+			}
+			if err != nil {
+				log.Error("reload rejected; keeping the running definitions", "err", err)
+				continue
+			}
+			log.Info("definitions reloaded", "path", path)
+		}
+	}
+}
