@@ -25,6 +25,7 @@ import (
 	"github.com/portico-dev/portico/internal/runtime/local"
 	"github.com/portico-dev/portico/internal/sessionhost"
 	"github.com/portico-dev/portico/internal/store/sqlite"
+	"github.com/portico-dev/portico/internal/web"
 	"github.com/portico-dev/portico/internal/webhook"
 )
 
@@ -135,8 +136,11 @@ func serve(args []string) error {
 	}()
 	go reloadOnHangup(ctx, log, b, *configPath)
 
+	mux := http.NewServeMux()
+	httpapi.Register(mux, b, authn, broker.SystemClock, log)
+	web.Register(mux, b, authn, log)
 	srv := &http.Server{
-		Handler:           httpapi.New(b, authn, broker.SystemClock, log).Handler(),
+		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

@@ -291,3 +291,15 @@ func (b *Broker) Address(ctx context.Context, name string) (string, error) {
 	})
 	return addr, err
 }
+
+// Ended returns the user's own session of that name if it has ended, for
+// sending them back where they came from (spec §6.10).
+func (b *Broker) Ended(ctx context.Context, caller store.User, name string) (store.Session, bool) {
+	var s store.Session
+	err := b.store.View(ctx, func(tx store.Tx) (err error) {
+		s, err = tx.Session(name)
+		return err
+	})
+	ok := err == nil && s.Owner == caller.ID && (s.State == store.Stopped || s.State == store.Stopping)
+	return s, ok
+}

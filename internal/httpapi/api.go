@@ -33,15 +33,12 @@ type API struct {
 	mux     *http.ServeMux
 }
 
-// New returns the API; mount API.Handler at the root of the portal.
-func New(b *broker.Broker, a *auth.Service, clock Clock, log *slog.Logger) *API {
-	api := &API{broker: b, auth: a, clock: clock, log: log, limiter: newLimiter(clock, 20, 2), mux: http.NewServeMux()}
+// Register adds the routes of the API to mux, with a JSON 404 for every
+// path no other route of mux takes.
+func Register(mux *http.ServeMux, b *broker.Broker, a *auth.Service, clock Clock, log *slog.Logger) {
+	api := &API{broker: b, auth: a, clock: clock, log: log, limiter: newLimiter(clock, 20, 2), mux: mux}
 	api.routes()
-	return api
 }
-
-// Handler serves every route of the API.
-func (a *API) Handler() http.Handler { return a.mux }
 
 // handler is what every endpoint is: it returns a value to encode as JSON
 // with 200, or an error.
@@ -109,8 +106,16 @@ func badRequest(format string, args ...any) error {
 	return errorf(http.StatusBadRequest, format, args...)
 }
 
-// writeError is the one place where errors become status codes.
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	WriteError(w, r, a.log, err)
+}
+
+// Errorf returns an error that WriteError answers with status.
+func Errorf(status int, format string, args ...any) error { return errorf(status, format, args...) }
+
+// WriteError is the one place where errors become status codes, for the API
+// and the portal's pages alike.
+func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	var (
 		se     *statusError
 		oauth  *auth.Error
@@ -138,12 +143,12 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			broker.Unavailable:  http.StatusServiceUnavailable,
 		}[broker.KindOf(err)]
 	case errors.Is(err, store.ErrUnavailable):
-		a.log.Error("database unavailable", "path", r.URL.Path, "err", err)
+		log.Error("database unavailable", "path", r.URL.Path, "err", err)
 		status, reason = http.StatusServiceUnavailable, "The portal database is unavailable; try again shortly"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		status, reason = http.StatusServiceUnavailable, "The request was cancelled or timed out"
 	default:
-		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		status, reason = http.StatusInternalServerError, "Internal error"
 	}
 	writeJSON(w, status, map[string]string{"error": reason})

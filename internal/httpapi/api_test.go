@@ -546,56 +546,6 @@ func TestRequestRejectsBadInput(t *testing.T) {
 	errorBody(t, resp.StatusCode, 405, raw)
 }
 
-func TestActivate(t *testing.T) {
-	p := newPortal(t)
-	a, _, _ := requestSession(t, p.Robot(), "index_url=https%3A%2F%2Fhub.test%2F%3Fx%3D1&user=alice")
-	browser := p.Client()
-
-	for q, want := range map[string]string{
-		"":                                 "No access token supplied",
-		"token=wrong":                      "Invalid access token for session",
-		"token=" + strings.Repeat("A", 32): "Invalid access token for session",
-	} {
-		resp, raw := browser.Raw("GET", "/workshops/session/"+a.Name+"/activate/?"+q, nil)
-		if got := errorBody(t, resp.StatusCode, 400, raw); got != want {
-			t.Errorf("?%s: %q, want %q", q, got, want)
-		}
-	}
-	token := strings.TrimPrefix(strings.Split(a.URL, "&")[0], "/workshops/session/"+a.Name+"/activate/?token=")
-	resp, raw := browser.Raw("GET", "/workshops/session/nope/activate/?token="+token, nil)
-	if got := errorBody(t, resp.StatusCode, 400, raw); got != "Invalid session name supplied" {
-		t.Errorf("unknown session: %q", got)
-	}
-
-	resp, _ = browser.Raw("GET", a.URL, nil)
-	if resp.StatusCode != 302 || resp.Header.Get("Location") != "/workshops/session/"+a.Name+"/" {
-		t.Fatalf("activation: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
-	}
-	var cookie *http.Cookie
-	for _, c := range resp.Cookies() {
-		if c.Name == "portico_session" {
-			cookie = c
-		}
-	}
-	if cookie == nil || !cookie.HttpOnly || cookie.SameSite != http.SameSiteLaxMode {
-		t.Errorf("login cookie %+v", cookie)
-	}
-	if s := p.Session(a.Name); s.State != store.Running {
-		t.Errorf("session %s after activation", s.State)
-	}
-
-	// After the session ends the activation URL sends the browser to the
-	// index URL with the notification.
-	if status := p.Robot().Do("GET", "/workshops/session/"+a.Name+"/terminate/", nil, nil); status != 200 {
-		t.Fatal(status)
-	}
-	p.Settle()
-	resp, _ = browser.Raw("GET", a.URL, nil)
-	if loc := resp.Header.Get("Location"); resp.StatusCode != 302 || loc != "https://hub.test/?notification=session-deleted&x=1" {
-		t.Errorf("activation of an ended session: %d to %q", resp.StatusCode, loc)
-	}
-}
-
 func TestSessionEndpoints(t *testing.T) {
 	p := newPortal(t)
 	robot := p.Robot()

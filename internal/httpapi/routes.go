@@ -13,7 +13,6 @@ func (a *API) routes() {
 	a.route("/workshops/environment/{name}/status/", a.environmentStatus, get)
 	a.route("/workshops/environment/{name}/request/", a.requestSession, get, post)
 	a.route("/workshops/user/{name}/sessions/", a.userSessions, get)
-	a.route("/workshops/session/{name}/activate/", a.activate, get)
 
 	// The reference page documents /session/...; the portal serves
 	// /workshops/session/...: both work.

@@ -2,16 +2,11 @@ package httpapi
 
 import (
 	"encoding/json"
-	"errors"
 	"io"
 	"mime"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"strings"
-
-	"github.com/portico-dev/portico/internal/broker"
-	"github.com/portico-dev/portico/internal/store"
 )
 
 // The session endpoints of spec §7.11: the caller must be the session's
@@ -144,66 +139,4 @@ func (a *API) proxyConfig(w http.ResponseWriter, r *http.Request) {
 		},
 	}
 	proxy.ServeHTTP(w, r)
-}
-
-// activate is GET /workshops/session/<name>/activate/?token= (spec §7.10):
-// it logs the browser in as the session's owner and sends it to the
-// session page.
-func (a *API) activate(w http.ResponseWriter, r *http.Request) (any, error) {
-	q, err := query(r)
-	if err != nil {
-		return nil, err
-	}
-	name := r.PathValue("name")
-	s, owner, err := a.broker.Activate(r.Context(), name, first(q, "token"))
-	if errors.Is(err, broker.ErrEnded) {
-		http.Redirect(w, r, withNotification(a.indexFor(s), "session-deleted"), http.StatusFound)
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if err := a.login(w, r, owner); err != nil {
-		return nil, err
-	}
-	http.Redirect(w, r, "/workshops/session/"+s.Name+"/", http.StatusFound)
-	return nil, nil
-}
-
-// indexFor is where a person goes after a session: the session's index
-// URL, else the portal index, else the catalog.
-func (a *API) indexFor(s store.Session) string {
-	if s.IndexURL != "" {
-		return s.IndexURL
-	}
-	if idx := a.broker.Portal().Index; idx != "" {
-		return idx
-	}
-	return "/workshops/catalog/"
-}
-
-// withNotification sets the notification query parameter of a URL, keeping
-// the others (spec §6.10).
-func withNotification(target, notification string) string {
-	u, err := url.Parse(target)
-	if err != nil {
-		return target
-	}
-	q := u.Query()
-	q.Set("notification", notification)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-// cookieName is the browser login cookie.
-const cookieName = "portico_session"
-
-func (a *API) login(w http.ResponseWriter, r *http.Request, u store.User) error {
-	value, err := a.auth.StartBrowser(r.Context(), u)
-	if err != nil {
-		return err
-	}
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: value, Path: "/", HttpOnly: true,
-		SameSite: http.SameSiteLaxMode, Secure: strings.HasPrefix(a.broker.URL(), "https:")})
-	return nil
 }

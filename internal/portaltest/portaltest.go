@@ -30,6 +30,7 @@ import (
 	"github.com/portico-dev/portico/internal/runtime"
 	"github.com/portico-dev/portico/internal/store"
 	"github.com/portico-dev/portico/internal/store/sqlite"
+	"github.com/portico-dev/portico/internal/web"
 )
 
 // Clock is a clock tests move by hand.
@@ -150,7 +151,10 @@ func Start(t testing.TB, defs *config.Definitions, opts Options) *Portal {
 	if err := p.Broker.Apply(ctx, defs); err != nil {
 		t.Fatal(err)
 	}
-	p.Server.Config.Handler = httpapi.New(p.Broker, p.Auth, opts.Clock, log).Handler()
+	mux := http.NewServeMux()
+	httpapi.Register(mux, p.Broker, p.Auth, opts.Clock, log)
+	web.Register(mux, p.Broker, p.Auth, log)
+	p.Server.Config.Handler = mux
 	p.Server.Start()
 	t.Cleanup(p.Server.Close)
 	t.Cleanup(p.Broker.Wait)
