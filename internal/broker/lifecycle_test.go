@@ -488,3 +488,32 @@ func envState(envs []store.Environment) []string {
 	}
 	return out
 }
+
+func TestEndedSessionsAndIdleAnonymousUsersAreCleanedUp(t *testing.T) {
+	p, _ := start(t, config.Entry{Capacity: 3, Reserved: 1, Initial: 1, Expires: time.Hour})
+	s := activate(t, p, request(t, p, "alice", time.Minute))
+	if _, err := p.Broker.Terminate(ctx, userOf(t, p, "alice"), s.Name); err != nil {
+		t.Fatal(err)
+	}
+	p.Settle()
+	p.Clock.Advance(35 * time.Hour)
+	p.Settle()
+	wantState(t, p, s.Name, store.Stopped) // kept for 36 hours
+	p.Clock.Advance(2 * time.Hour)
+	p.Settle()
+	err := p.Store.View(ctx, func(tx store.Tx) error {
+		if _, err := tx.Session(s.Name); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("ended session after 37 h: %v, want deleted", err)
+		}
+		if _, err := tx.User("alice"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("anonymous alice without sessions after 37 h: %v, want deleted", err)
+		}
+		if _, err := tx.User(portaltest.RobotUser); err != nil {
+			t.Errorf("the robot account went with the cleanup: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
