@@ -122,8 +122,22 @@ func (b *Broker) storeEnvironments(ctx context.Context) (envs []store.Environmen
 // reconcileEnvironment moves one environment along: STARTING becomes
 // RUNNING with its initial sessions, RUNNING keeps its reserve and is
 // replaced when its refresh interval has passed, STOPPING becomes STOPPED
-// once its last session has ended.
+// once its last session has ended. Whether there is anything to do is
+// found out in a read transaction first, so a pass that finds the
+// environment in order takes no write lock.
 func (b *Broker) reconcileEnvironment(ctx context.Context, id int64, now time.Time) error {
+	var due bool
+	err := b.store.View(ctx, func(tx store.Tx) error {
+		env, err := tx.EnvironmentByID(id)
+		if err != nil {
+			return err
+		}
+		due, err = b.environmentDue(tx, env, now)
+		return err
+	})
+	if err != nil || !due {
+		return err
+	}
 	return b.updateQuiet(ctx, func(tx store.Tx, record func(Event)) (bool, error) {
 		env, err := tx.LockEnvironment(id)
 		if err != nil {
@@ -138,13 +152,21 @@ func (b *Broker) reconcileEnvironment(ctx context.Context, id int64, now time.Ti
 			_, err := b.addReserves(tx, &env, env.Initial, now)
 			return true, err
 		case store.EnvRunning:
-			if env.Refresh > 0 && !env.Created.Add(env.Refresh).After(now) {
+			if refreshDue(env, now) {
 				return true, b.replaceEnvironment(tx, env, record)
 			}
-			return b.balanceReserve(tx, &env, now, record)
+			if b.Portal().Sessions.Maximum > 0 {
+				if err := tx.LockPortal(); err != nil {
+					return false, err
+				}
+			}
+			plan, err := b.planReserve(tx, env)
+			if err != nil {
+				return false, err
+			}
+			return plan != (reservePlan{}), b.applyReserve(tx, &env, plan, now, record)
 		case store.EnvStopping:
-			live, err := tx.CountSessions(store.SessionQuery{EnvID: env.ID, States: store.Live})
-			if err != nil || live > 0 {
+			if done, err := stoppingDone(tx, env); err != nil || !done {
 				return false, err
 			}
 			env.State = store.EnvStopped
@@ -153,6 +175,33 @@ func (b *Broker) reconcileEnvironment(ctx context.Context, id int64, now time.Ti
 		}
 		return false, nil
 	})
+}
+
+// environmentDue reports whether reconcileEnvironment has work to do.
+func (b *Broker) environmentDue(tx store.Tx, env store.Environment, now time.Time) (bool, error) {
+	switch env.State {
+	case store.EnvStarting:
+		return true, nil
+	case store.EnvRunning:
+		if refreshDue(env, now) {
+			return true, nil
+		}
+		plan, err := b.planReserve(tx, env)
+		return plan != (reservePlan{}), err
+	case store.EnvStopping:
+		return stoppingDone(tx, env)
+	}
+	return false, nil
+}
+
+func refreshDue(env store.Environment, now time.Time) bool {
+	return env.Refresh > 0 && !env.Created.Add(env.Refresh).After(now)
+}
+
+// stoppingDone reports whether a stopping environment has no session left.
+func stoppingDone(tx store.Tx, env store.Environment) (bool, error) {
+	live, err := tx.CountSessions(store.SessionQuery{EnvID: env.ID, States: store.Live})
+	return live == 0, err
 }
 
 // updateQuiet is update for reconciler steps that often find nothing to
@@ -180,52 +229,78 @@ func (b *Broker) updateQuiet(ctx context.Context, fn func(tx store.Tx, record fu
 	return nil
 }
 
-// balanceReserve tops the reserve of a running environment up to
-// `reserved` within its capacity and the portal maximum, and trims it when
+// reservePlan is what keeps the reserve of a running environment right:
+// at most one of its fields is set.
+type reservePlan struct {
+	trim  int // surplus reserves of this environment to stop
+	evict int // reserves anywhere to stop for the portal maximum
+	add   int // reserves to create
+}
+
+// planReserve works out how to top the reserve of a running environment up
+// to `reserved` within its capacity and the portal maximum, or trim it when
 // the settings went down (spec §6.6). A reserve of an environment with
-// initial 0 is only built after its first session (lazy start).
-func (b *Broker) balanceReserve(tx store.Tx, env *store.Environment, now time.Time, record func(Event)) (bool, error) {
+// initial 0 is only built after its first session (lazy start). It only
+// reads.
+func (b *Broker) planReserve(tx store.Tx, env store.Environment) (reservePlan, error) {
 	available, err := tx.CountSessions(store.SessionQuery{EnvID: env.ID, Ownership: store.Unowned,
 		States: []store.SessionState{store.Starting, store.Waiting}})
 	if err != nil {
-		return false, err
+		return reservePlan{}, err
 	}
 	// The initial batch beyond the reserve stays until it is handed out;
 	// past that, the reserve is trimmed to `reserved` (Educates never
 	// trimmed at all while initial > reserved).
 	handedOut, err := tx.CountSessions(store.SessionQuery{EnvID: env.ID, Ownership: store.Owned})
 	if err != nil {
-		return false, err
+		return reservePlan{}, err
 	}
 	if keep := max(env.Reserved, env.Initial-handedOut); available > keep {
-		n, err := b.stopReserves(tx, store.SessionQuery{EnvID: env.ID, Ownership: store.Unowned,
-			States: []store.SessionState{store.Starting, store.Waiting}, Order: "-created",
-			Limit: available - keep, Claim: true}, now, record)
-		return n > 0, err
+		return reservePlan{trim: available - keep}, nil
 	}
-	if max := b.Portal().Sessions.Maximum; max > 0 {
-		if err := tx.LockPortal(); err != nil {
-			return false, err
+	portalActive := 0
+	max := b.Portal().Sessions.Maximum
+	if max > 0 {
+		if portalActive, err = tx.CountSessions(store.SessionQuery{States: store.Live}); err != nil {
+			return reservePlan{}, err
 		}
-		active, err := tx.CountSessions(store.SessionQuery{States: store.Live})
-		if err != nil {
-			return false, err
-		}
-		if active > max {
-			n, err := b.stopReserves(tx, store.SessionQuery{Ownership: store.Unowned,
-				States: []store.SessionState{store.Starting, store.Waiting}, Limit: active - max, Claim: true}, now, record)
-			return n > 0, err
+		if portalActive > max {
+			return reservePlan{evict: portalActive - max}, nil
 		}
 	}
 	if env.Reserved <= available || env.Initial == 0 && env.Tally == 0 {
-		return false, nil
+		return reservePlan{}, nil
 	}
-	n, err := b.addReserves(tx, env, env.Reserved-available, now)
-	return n > 0, err
+	active, err := tx.CountSessions(store.SessionQuery{EnvID: env.ID, States: store.Live})
+	if err != nil {
+		return reservePlan{}, err
+	}
+	add := min(env.Reserved-available, env.Capacity-active)
+	if max > 0 {
+		add = min(add, max-portalActive)
+	}
+	return reservePlan{add: add}, nil
+}
+
+// applyReserve carries a plan out.
+func (b *Broker) applyReserve(tx store.Tx, env *store.Environment, plan reservePlan, now time.Time, record func(Event)) error {
+	unowned := []store.SessionState{store.Starting, store.Waiting}
+	var err error
+	switch {
+	case plan.trim > 0:
+		_, err = b.stopReserves(tx, store.SessionQuery{EnvID: env.ID, Ownership: store.Unowned,
+			States: unowned, Order: "-created", Limit: plan.trim, Claim: true}, now, record)
+	case plan.evict > 0:
+		_, err = b.stopReserves(tx, store.SessionQuery{Ownership: store.Unowned,
+			States: unowned, Limit: plan.evict, Claim: true}, now, record)
+	case plan.add > 0:
+		err = b.createReserves(tx, env, plan.add, now)
+	}
+	return err
 }
 
 // addReserves creates up to want reserved sessions within the capacity of
-// the environment and the portal maximum.
+// the environment and the portal maximum: the initial batch.
 func (b *Broker) addReserves(tx store.Tx, env *store.Environment, want int, now time.Time) (int, error) {
 	active, err := tx.CountSessions(store.SessionQuery{EnvID: env.ID, States: store.Live})
 	if err != nil {
@@ -242,21 +317,35 @@ func (b *Broker) addReserves(tx store.Tx, env *store.Environment, want int, now 
 		}
 		n = min(n, max-all)
 	}
-	for i := 0; i < n; i++ {
+	return max(n, 0), b.createReserves(tx, env, n, now)
+}
+
+// createReserves inserts n new reserved sessions.
+func (b *Broker) createReserves(tx store.Tx, env *store.Environment, n int, now time.Time) error {
+	for range n {
 		s, err := b.newSession(tx, env, now)
 		if err != nil {
-			return i, err
+			return err
 		}
 		if err := tx.InsertSession(&s); err != nil {
-			return i, err
+			return err
 		}
 	}
-	return max(n, 0), nil
+	return nil
 }
 
 // expire ends the sessions whose time is up: running ones at their
 // expiry, pending ones at their activation deadline.
 func (b *Broker) expire(ctx context.Context, now time.Time) error {
+	var due int
+	err := b.store.View(ctx, func(tx store.Tx) (err error) {
+		due, err = tx.CountSessions(store.SessionQuery{ExpiresBy: now,
+			States: []store.SessionState{store.Starting, store.Waiting, store.Running}})
+		return err
+	})
+	if err != nil || due == 0 {
+		return err
+	}
 	return b.updateQuiet(ctx, func(tx store.Tx, record func(Event)) (bool, error) {
 		due, err := tx.FindSessions(store.SessionQuery{ExpiresBy: now,
 			States: []store.SessionState{store.Starting, store.Waiting, store.Running}, Limit: 1000})
