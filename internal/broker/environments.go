@@ -98,7 +98,7 @@ func environmentOf(p config.Portal, entry config.Entry, ws *config.Workshop) sto
 func updateEnvironment(tx store.Tx, env *store.Environment, want store.Environment) error {
 	before := *env
 	// Educates changed initial only while starting; here a lower initial
-	// also lets a running environment trim its surplus (balanceReserve).
+	// also lets a running environment trim its surplus (planReserve).
 	env.Position, env.Capacity, env.Reserved, env.Initial = want.Position, want.Capacity, want.Reserved, want.Initial
 	env.Expires, env.Overtime, env.Deadline = want.Expires, want.Overtime, want.Deadline
 	env.Orphaned, env.Overdue, env.Refresh = want.Orphaned, want.Overdue, want.Refresh
