@@ -2,10 +2,11 @@ package sessionhost
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/portico-dev/portico/internal/atomicfile"
 )
 
 // Files under the session home shared by the runtime that starts a session
@@ -50,7 +51,7 @@ func WriteConfig(home string, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(home, ConfigFile), append(b, '\n'), 0o600)
+	return atomicfile.Write(filepath.Join(home, ConfigFile), append(b, '\n'), 0o600)
 }
 
 // ReadConfig reads the ConfigFile of home.
@@ -68,24 +69,4 @@ func ReadConfig(home string) (Config, error) {
 		return Config{}, fmt.Errorf("%s: session: must not be empty", path)
 	}
 	return cfg, nil
-}
-
-// writeFileAtomic replaces path with data so that readers see either the old
-// or the new content, never a prefix.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	_, werr := f.Write(data)
-	cerr := f.Close()
-	if err := errors.Join(werr, cerr, os.Chmod(f.Name(), perm)); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return nil
 }

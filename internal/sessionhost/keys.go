@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/portico-dev/portico/internal/atomicfile"
 )
 
 // keyPair is the session's SSH key pair in the formats served by
@@ -48,10 +50,10 @@ func loadOrCreateKeys(dir, comment string) (keyPair, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return keyPair{}, err
 	}
-	if err := writeFileAtomic(privPath, kp.private, 0o600); err != nil {
+	if err := atomicfile.Write(privPath, kp.private, 0o600); err != nil {
 		return keyPair{}, err
 	}
-	if err := writeFileAtomic(pubPath, kp.public, 0o644); err != nil {
+	if err := atomicfile.Write(pubPath, kp.public, 0o644); err != nil {
 		return keyPair{}, err
 	}
 	return kp, nil

@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/portico-dev/portico/internal/atomicfile"
 )
 
 // Options configures Run.
@@ -92,7 +94,7 @@ func Run(ctx context.Context, opts Options) error {
 	// The listener queues connections already, so the address is usable as
 	// soon as it is published.
 	addr := ln.Addr().String()
-	if err := writeFileAtomic(filepath.Join(home, AddressFile), []byte(addr), 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(home, AddressFile), []byte(addr), 0o600); err != nil {
 		srv.Close()
 		return fmt.Errorf("publish address: %w", err)
 	}

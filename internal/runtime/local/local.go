@@ -31,6 +31,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/portico-dev/portico/internal/atomicfile"
 	"github.com/portico-dev/portico/internal/runtime"
 	"github.com/portico-dev/portico/internal/sessionhost"
 )
@@ -253,7 +254,7 @@ func (r *Runtime) spawn(spec runtime.Spec) (pid int, exited <-chan struct{}, err
 		close(done)
 		r.log.Info("session host exited", "session", spec.Session, "pid", pid, "status", err)
 	}()
-	if err := writeFileAtomic(filepath.Join(home, pidFile), []byte(strconv.Itoa(pid)), 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(home, pidFile), []byte(strconv.Itoa(pid)), 0o600); err != nil {
 		return pid, done, err
 	}
 	return pid, done, nil
@@ -612,24 +613,4 @@ func seconds(s float64) time.Duration {
 		return math.MaxInt64
 	}
 	return time.Duration(s * float64(time.Second))
-}
-
-// writeFileAtomic replaces path with data so that readers see either the old
-// or the new content, never a prefix.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	_, werr := f.Write(data)
-	cerr := f.Close()
-	if err := errors.Join(werr, cerr, os.Chmod(f.Name(), perm)); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return nil
 }
