@@ -358,6 +358,9 @@ func (s *Service) lookup(ctx context.Context, token string, kind store.TokenKind
 	return u, err
 }
 
+// CookieName is the cookie of a logged-in browser.
+const CookieName = "portico_session"
+
 // BrowserTTL is how long a browser stays logged in.
 const BrowserTTL = 12 * time.Hour
 

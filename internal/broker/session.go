@@ -272,9 +272,17 @@ func (b *Broker) Activate(ctx context.Context, name, token string) (store.Sessio
 	return out, owner, err
 }
 
-// Address returns where the host of a live session answers.
-func (b *Broker) Address(ctx context.Context, name string) (string, error) {
-	var addr string
+// Target is where the host of a live session answers and what the portal
+// tells it when it forwards a request.
+type Target struct {
+	Address string
+	Secret  string // the config password: the host trusts who knows it
+	Owner   int64
+}
+
+// Target returns where to forward requests for a live session.
+func (b *Broker) Target(ctx context.Context, name string) (Target, error) {
+	var t Target
 	err := b.store.View(ctx, func(tx store.Tx) error {
 		s, err := tx.Session(name)
 		if err != nil {
@@ -286,10 +294,10 @@ func (b *Broker) Address(ctx context.Context, name string) (string, error) {
 		if s.Address == "" {
 			return errorf(Unavailable, "Session %s is still starting", name)
 		}
-		addr = s.Address
+		t = Target{Address: s.Address, Secret: s.Password, Owner: s.Owner}
 		return nil
 	})
-	return addr, err
+	return t, err
 }
 
 // Ended returns the user's own session of that name if it has ended, for

@@ -163,13 +163,19 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.Encode(v)
 }
 
-// caller authenticates the bearer token of a request.
+// caller authenticates the bearer token of a request. Without one, the
+// session dashboard's own calls authenticate with the browser's login
+// cookie; they must carry the X-Portico-Browser header, which a page of
+// another site cannot add without a CORS preflight that is refused, so a
+// link or form elsewhere cannot extend or end a session (CSRF).
 func (a *API) caller(r *http.Request) (store.User, error) {
-	token, ok := bearer(r)
-	if !ok {
-		return store.User{}, auth.ErrUnauthenticated
+	if token, ok := bearer(r); ok {
+		return a.auth.Bearer(r.Context(), token)
 	}
-	return a.auth.Bearer(r.Context(), token)
+	if c, err := r.Cookie(auth.CookieName); err == nil && r.Header.Get("X-Portico-Browser") != "" {
+		return a.auth.Browser(r.Context(), c.Value)
+	}
+	return store.User{}, auth.ErrUnauthenticated
 }
 
 func bearer(r *http.Request) (string, bool) {

@@ -679,3 +679,29 @@ func TestUnknownPathIsJSON404(t *testing.T) {
 	resp, raw := p.Client().Raw("GET", "/no/such/thing", nil)
 	errorBody(t, resp.StatusCode, 404, raw)
 }
+
+// The dashboard calls schedule and extend with the owner's login cookie and
+// the X-Portico-Browser header; without the header the cookie is not
+// enough, so a link on another site cannot act for the person.
+func TestBrowserCookieOnSessionEndpoints(t *testing.T) {
+	p := newPortal(t)
+	a, _, _ := requestSession(t, p.Robot(), "index_url=/&user=alice")
+	b, _, _ := requestSession(t, p.Robot(), "index_url=/&user=bob")
+	alice, bob := p.Client(), p.Client()
+	alice.Raw("GET", a.URL, nil)
+	bob.Raw("GET", b.URL, nil)
+
+	path := "/workshops/session/" + a.Name + "/schedule/"
+	if status := alice.Do("GET", path, nil, nil, "X-Portico-Browser", "1"); status != 200 {
+		t.Errorf("owner's browser: %d", status)
+	}
+	resp, raw := alice.Raw("GET", path, nil)
+	errorBody(t, resp.StatusCode, 401, raw)
+	resp, raw = alice.Raw("GET", "/workshops/session/"+a.Name+"/terminate/", nil)
+	errorBody(t, resp.StatusCode, 401, raw)
+	resp, raw = bob.Raw("GET", path, nil, "X-Portico-Browser", "1")
+	errorBody(t, resp.StatusCode, 403, raw)
+	if s := p.Session(a.Name); s.State != store.Running {
+		t.Errorf("alice's session is %s", s.State)
+	}
+}

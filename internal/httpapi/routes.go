@@ -25,9 +25,6 @@ func (a *API) routes() {
 		a.route(prefix+"event/", a.event, post)
 	}
 
-	a.mux.HandleFunc("/sessions/{name}/config/{type}", a.proxyConfig)
-	a.mux.HandleFunc("/sessions/{name}/workshop/config/{type}", a.proxyConfig)
-
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, errorf(http.StatusNotFound, "No such endpoint: %s", r.URL.Path))
 	})

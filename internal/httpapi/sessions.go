@@ -5,8 +5,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 )
 
 // The session endpoints of spec §7.11: the caller must be the session's
@@ -108,35 +106,4 @@ func (a *API) event(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, err
 	}
 	return struct{}{}, nil
-}
-
-// proxyConfig forwards /sessions/<name>/config/<type> to the session's
-// host, found by the address stored with the session, so any replica
-// serves any session. The session host checks the config token.
-func (a *API) proxyConfig(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET")
-		a.writeError(w, r, errorf(http.StatusMethodNotAllowed, "Method %s not allowed", r.Method))
-		return
-	}
-	addr, err := a.broker.Address(r.Context(), r.PathValue("name"))
-	if err != nil {
-		a.writeError(w, r, err)
-		return
-	}
-	target := &url.URL{Scheme: "http", Host: addr}
-	proxy := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(target)
-			pr.Out.URL.Path = "/config/" + r.PathValue("type")
-			pr.Out.URL.RawPath = ""
-			pr.Out.Header.Del("Cookie")
-			pr.Out.Header.Del("Authorization")
-		},
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			a.log.Warn("session host unreachable", "session", r.PathValue("name"), "err", err)
-			a.writeError(w, r, errorf(http.StatusBadGateway, "The session is not answering"))
-		},
-	}
-	proxy.ServeHTTP(w, r)
 }

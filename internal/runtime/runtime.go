@@ -28,12 +28,31 @@ type Spec struct {
 	// WorkshopDir is the directory of the workshop definition file, the
 	// base of relative workshop.files paths.
 	WorkshopDir string
+	// WorkshopFiles is the workshop's spec.workshop.files, as decoded YAML.
+	WorkshopFiles []map[string]any
+	// Owner is set when the session already has an owner as it starts;
+	// reserved sessions get theirs through Allocate.
+	Owner *Allocation
+}
+
+// Allocation is what becomes known when a person gets a session.
+type Allocation struct {
+	User   User     `json:"user"`
+	Params []EnvVar `json:"params"`
+}
+
+// User is the owner of a session as the session sees them.
+type User struct {
+	Username  string `json:"username"`
+	Email     string `json:"email"`
+	FirstName string `json:"first_name"`
+	LastName  string `json:"last_name"`
 }
 
 // EnvVar is a name/value pair.
 type EnvVar struct {
-	Name  string
-	Value string
+	Name  string `json:"name"`
+	Value string `json:"value"`
 }
 
 // Instance is what a runtime knows about one running session.

@@ -27,9 +27,6 @@ var static embed.FS
 
 var pages = template.Must(template.ParseFS(templates, "templates/*.html"))
 
-// CookieName is the cookie of a logged-in browser.
-const CookieName = "portico_session"
-
 // Pages serves the portal's pages.
 type Pages struct {
 	broker *broker.Broker
@@ -49,6 +46,7 @@ func Register(mux *http.ServeMux, b *broker.Broker, a *auth.Service, log *slog.L
 		mux.HandleFunc("GET "+strings.TrimSuffix(path, "/"), h)
 	}
 	mux.Handle("GET /static/", http.FileServerFS(static))
+	mux.HandleFunc("/sessions/{name}/{rest...}", p.proxy)
 }
 
 func (p *Pages) fail(w http.ResponseWriter, r *http.Request, err error) {
@@ -82,7 +80,7 @@ func (p *Pages) activate(w http.ResponseWriter, r *http.Request) {
 // viewer returns the user the browser is logged in as; ok is false when
 // it is not logged in.
 func (p *Pages) viewer(r *http.Request) (store.User, bool, error) {
-	c, err := r.Cookie(CookieName)
+	c, err := r.Cookie(auth.CookieName)
 	if err != nil {
 		return store.User{}, false, nil
 	}
@@ -198,7 +196,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request, u store.User) erro
 	if err != nil {
 		return err
 	}
-	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: value, Path: "/", HttpOnly: true,
+	http.SetCookie(w, &http.Cookie{Name: auth.CookieName, Value: value, Path: "/", HttpOnly: true,
 		SameSite: http.SameSiteLaxMode, Secure: strings.HasPrefix(p.broker.URL(), "https:")})
 	return nil
 }
