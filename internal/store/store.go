@@ -28,17 +28,27 @@ var (
 // Store runs transactions.
 type Store interface {
 	// Update runs fn in a read-write transaction and commits when fn returns
-	// nil. Implementations retry fn on serialization failures, so fn must
-	// have no effects outside the transaction.
+	// nil. Implementations retry fn on serialization failures (including
+	// an insert that lost a race for a key), so fn must have no effects
+	// outside the transaction. Errors of the database itself wrap
+	// ErrUnavailable.
 	Update(ctx context.Context, fn func(Tx) error) error
-	// View runs fn in a read-only transaction.
+	// View runs fn in a read-only transaction; nothing fn writes is kept.
 	View(ctx context.Context, fn func(Tx) error) error
+	// Changes delivers a signal after other processes commit changes to
+	// the database (and possibly after this one's own): several replicas
+	// wake each other with it. Signals coalesce; the channel never blocks
+	// the store. Nil where one process owns the database (SQLite).
+	Changes() <-chan struct{}
 	Close() error
 }
 
 // Tx is one transaction.
 type Tx interface {
 	// Environments
+
+	// Inserts return ErrConflict when the key (name, username, token
+	// hash) is taken; the transaction stays usable.
 
 	InsertEnvironment(e *Environment) error // sets e.ID
 	UpdateEnvironment(e *Environment) error // optimistic on e.Version
@@ -74,7 +84,7 @@ type Tx interface {
 	User(username string) (User, error)
 	UserByID(id int64) (User, error)
 	// LockUser serialises transactions that check one user's session
-	// limits until this transaction ends.
+	// limits until this transaction ends; ErrNotFound for an unknown user.
 	LockUser(id int64) error
 	// DeleteIdleAnonymousUsers removes anonymous users created before t
 	// that own no session rows.
@@ -90,9 +100,21 @@ type Tx interface {
 	DeleteClient(id string) error
 	InsertToken(t Token) error
 	Token(hash []byte) (Token, error)
-	// RevokeTokens marks the tokens of a grant as revoked.
+	// RevokeGrant marks the tokens of a grant as revoked.
 	RevokeGrant(grant string) error
 	DeleteExpiredTokens(before time.Time) (int, error)
+
+	// Leases
+
+	// AcquireLease makes holder the holder of the named lease until
+	// now+ttl: it inserts the lease, takes it over when it has expired, or
+	// extends it when holder holds it already. It reports whether holder
+	// holds it now; false while another holder's lease runs. Background
+	// work that must run in one replica at a time holds a lease and renews
+	// it well within ttl.
+	AcquireLease(name, holder string, now time.Time, ttl time.Duration) (bool, error)
+	// ReleaseLease gives the lease up if holder holds it.
+	ReleaseLease(name, holder string) error
 }
 
 // EnvState is the state of a workshop environment.

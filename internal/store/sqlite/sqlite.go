@@ -110,15 +110,19 @@ func (db *DB) migrate(ctx context.Context) error {
 
 // Update runs fn in a write transaction.
 func (db *DB) Update(ctx context.Context, fn func(store.Tx) error) error {
-	return db.run(ctx, db.write, fn)
+	return db.run(ctx, db.write, true, fn)
 }
 
-// View runs fn in a read transaction.
+// View runs fn in a read transaction. It never commits: whatever fn
+// writes is rolled back.
 func (db *DB) View(ctx context.Context, fn func(store.Tx) error) error {
-	return db.run(ctx, db.read, fn)
+	return db.run(ctx, db.read, false, fn)
 }
 
-func (db *DB) run(ctx context.Context, pool *sql.DB, fn func(store.Tx) error) error {
+// Changes is nil: there is one process, and the broker wakes itself.
+func (db *DB) Changes() <-chan struct{} { return nil }
+
+func (db *DB) run(ctx context.Context, pool *sql.DB, commit bool, fn func(store.Tx) error) error {
 	sqltx, err := pool.BeginTx(ctx, nil)
 	if err != nil {
 		return unavailable(err)
@@ -126,6 +130,10 @@ func (db *DB) run(ctx context.Context, pool *sql.DB, fn func(store.Tx) error) er
 	if err := fn(sqlstore.New(ctx, sqltx, dialect)); err != nil {
 		sqltx.Rollback()
 		return err
+	}
+	if !commit {
+		sqltx.Rollback()
+		return nil
 	}
 	if err := sqltx.Commit(); err != nil {
 		return unavailable(err)
@@ -139,5 +147,5 @@ func unavailable(err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	return fmt.Errorf("%w: %v", store.ErrUnavailable, err)
+	return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 }

@@ -37,10 +37,23 @@ type Dialect struct {
 
 // Tx is a store.Tx on one database/sql transaction.
 type Tx struct {
-	ctx context.Context
-	tx  *sql.Tx
-	d   Dialect
+	ctx   context.Context
+	tx    *sql.Tx
+	d     Dialect
+	wrote bool
 }
+
+// ErrKeyTaken is the ErrConflict of an insert whose key (name, username,
+// hash) another row already has. The insert does not abort the
+// transaction (ON CONFLICT DO NOTHING), so the caller may go on. When the
+// other row comes from a concurrent transaction, running the whole
+// transaction again sees it: stores with concurrent writers retry on it.
+var ErrKeyTaken = fmt.Errorf("%w: key taken", store.ErrConflict)
+
+// Wrote reports whether the transaction changed any shared state so far
+// (lease renewals do not count): stores announce such commits to other
+// replicas.
+func (t *Tx) Wrote() bool { return t.wrote }
 
 // New wraps an open transaction.
 func New(ctx context.Context, tx *sql.Tx, d Dialect) *Tx {
@@ -74,6 +87,47 @@ func (t *Tx) Exec(q string, args ...any) (sql.Result, error) {
 	return r, t.wrap(err)
 }
 
+// write runs a statement that changes state, noting when it did.
+func (t *Tx) write(q string, args ...any) (sql.Result, error) {
+	r, err := t.Exec(q, args...)
+	if err == nil {
+		if n, err := r.RowsAffected(); err != nil || n > 0 {
+			t.wrote = true
+		}
+	}
+	return r, err
+}
+
+// insert runs an INSERT … ON CONFLICT DO NOTHING: no row means the key is
+// taken.
+func (t *Tx) insert(what, key, q string, args ...any) error {
+	r, err := t.write(q, args...)
+	if err != nil {
+		return err
+	}
+	n, err := r.RowsAffected()
+	if err != nil {
+		return t.wrap(err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: %s %q", ErrKeyTaken, what, key)
+	}
+	return nil
+}
+
+// insertID runs an INSERT … ON CONFLICT DO NOTHING RETURNING id.
+func (t *Tx) insertID(what, key string, id *int64, q string, args ...any) error {
+	err := t.QueryRow(q, args...).Scan(id)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%w: %s %q", ErrKeyTaken, what, key)
+	case err != nil:
+		return t.wrap(err)
+	}
+	t.wrote = true
+	return nil
+}
+
 func (t *Tx) query(q string, args ...any) (*sql.Rows, error) {
 	rows, err := t.tx.QueryContext(t.ctx, t.bind(q), args...)
 	return rows, t.wrap(err)
@@ -91,11 +145,13 @@ func (t *Tx) wrap(err error) error {
 	case errors.Is(err, sql.ErrNoRows):
 		return store.ErrNotFound
 	case t.d.IsUnique != nil && t.d.IsUnique(err):
-		return fmt.Errorf("%w: %v", store.ErrConflict, err)
+		return fmt.Errorf("%w: %w", store.ErrConflict, err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
 	default:
-		return fmt.Errorf("%w: %v", store.ErrUnavailable, err)
+		// The cause stays in the chain: stores look for the database's
+		// own codes (serialization failures) in it.
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
 }
 
@@ -186,15 +242,15 @@ func (t *Tx) InsertEnvironment(e *store.Environment) error {
 		e.Env = []config.EnvVar{}
 	}
 	e.Version = 1
-	err := t.QueryRow(`INSERT INTO environments (name, key, workshop, state, position, capacity, initial,
-		reserved, expires, overtime, deadline, orphaned, overdue, refresh, env, labels, tally, created)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, envArgs(e)...).Scan(&e.ID)
-	return t.wrap(err)
+	return t.insertID("environment", e.Name, &e.ID, `INSERT INTO environments (name, key, workshop, state,
+		position, capacity, initial, reserved, expires, overtime, deadline, orphaned, overdue, refresh, env,
+		labels, tally, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT DO NOTHING RETURNING id`, envArgs(e)...)
 }
 
 func (t *Tx) UpdateEnvironment(e *store.Environment) error {
 	args := append(envArgs(e), e.ID, e.Version)
-	err := checkOne(t.Exec(`UPDATE environments SET version = version + 1, name = ?, key = ?, workshop = ?,
+	err := checkOne(t.write(`UPDATE environments SET version = version + 1, name = ?, key = ?, workshop = ?,
 		state = ?, position = ?, capacity = ?, initial = ?, reserved = ?, expires = ?, overtime = ?,
 		deadline = ?, orphaned = ?, overdue = ?, refresh = ?, env = ?, labels = ?, tally = ?, created = ?
 		WHERE id = ? AND version = ?`, args...))
@@ -296,16 +352,15 @@ func sessionArgs(s *store.Session) []any {
 
 func (t *Tx) InsertSession(s *store.Session) error {
 	s.Version = 1
-	_, err := t.Exec(`INSERT INTO sessions (name, sid, env_id, state, owner, created, started, expires,
-		activation, activated, params, index_url, analytics, password, address, failure, attempts,
-		retry_at, check_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		append([]any{s.Name}, sessionArgs(s)...)...)
-	return err
+	return t.insert("session", s.Name, `INSERT INTO sessions (name, sid, env_id, state, owner, created,
+		started, expires, activation, activated, params, index_url, analytics, password, address, failure,
+		attempts, retry_at, check_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`, append([]any{s.Name}, sessionArgs(s)...)...)
 }
 
 func (t *Tx) UpdateSession(s *store.Session) error {
 	args := append(sessionArgs(s), s.Name, s.Version)
-	err := checkOne(t.Exec(`UPDATE sessions SET version = version + 1, sid = ?, env_id = ?, state = ?,
+	err := checkOne(t.write(`UPDATE sessions SET version = version + 1, sid = ?, env_id = ?, state = ?,
 		owner = ?, created = ?, started = ?, expires = ?, activation = ?, activated = ?, params = ?, index_url = ?,
 		analytics = ?, password = ?, address = ?, failure = ?, attempts = ?, retry_at = ?, check_at = ?
 		WHERE name = ? AND version = ?`, args...))
@@ -411,11 +466,11 @@ func (t *Tx) CountSessions(q store.SessionQuery) (int, error) {
 
 func (t *Tx) DeleteStoppedSessions(before time.Time) (int, error) {
 	// Activation tokens of those sessions go with them.
-	if _, err := t.Exec(`DELETE FROM tokens WHERE kind = 'activation' AND session IN
+	if _, err := t.write(`DELETE FROM tokens WHERE kind = 'activation' AND session IN
 		(SELECT name FROM sessions WHERE state = 'STOPPED' AND expires <= ?)`, ms(before)); err != nil {
 		return 0, err
 	}
-	return affected(t.Exec(`DELETE FROM sessions WHERE state = 'STOPPED' AND expires <= ?`, ms(before)))
+	return affected(t.write(`DELETE FROM sessions WHERE state = 'STOPPED' AND expires <= ?`, ms(before)))
 }
 
 func affected(r sql.Result, err error) (int, error) {
@@ -455,14 +510,13 @@ func scanUser(row interface{ Scan(...any) error }) (store.User, error) {
 }
 
 func (t *Tx) InsertUser(u *store.User) error {
-	err := t.QueryRow(`INSERT INTO users (username, email, first_name, last_name, password_hash, role, created)
-		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		u.Username, u.Email, u.FirstName, u.LastName, u.PasswordHash, u.Role, ms(u.Created)).Scan(&u.ID)
-	return t.wrap(err)
+	return t.insertID("user", u.Username, &u.ID, `INSERT INTO users (username, email, first_name, last_name,
+		password_hash, role, created) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id`,
+		u.Username, u.Email, u.FirstName, u.LastName, u.PasswordHash, u.Role, ms(u.Created))
 }
 
 func (t *Tx) UpdateUser(u *store.User) error {
-	return checkOne(t.Exec(`UPDATE users SET username = ?, email = ?, first_name = ?, last_name = ?,
+	return checkOne(t.write(`UPDATE users SET username = ?, email = ?, first_name = ?, last_name = ?,
 		password_hash = ?, role = ? WHERE id = ?`,
 		u.Username, u.Email, u.FirstName, u.LastName, u.PasswordHash, u.Role, u.ID))
 }
@@ -477,26 +531,26 @@ func (t *Tx) UserByID(id int64) (store.User, error) {
 	return u, t.wrap(err)
 }
 
+// LockUser reads the user's row with the dialect's lock (none on SQLite,
+// where the transaction is exclusive already), so an unknown user is
+// ErrNotFound on every database.
 func (t *Tx) LockUser(id int64) error {
-	if t.d.Lock == "" {
-		return nil
-	}
 	var got int64
 	return t.wrap(t.QueryRow(`SELECT id FROM users WHERE id = ? `+t.d.Lock, id).Scan(&got))
 }
 
 func (t *Tx) DeleteIdleAnonymousUsers(before time.Time) (int, error) {
 	idle := `role = 'anonymous' AND created <= ? AND NOT EXISTS (SELECT 1 FROM sessions WHERE owner = users.id)`
-	if _, err := t.Exec(`DELETE FROM tokens WHERE user_id IN (SELECT id FROM users WHERE `+idle+`)`, ms(before)); err != nil {
+	if _, err := t.write(`DELETE FROM tokens WHERE user_id IN (SELECT id FROM users WHERE `+idle+`)`, ms(before)); err != nil {
 		return 0, err
 	}
-	return affected(t.Exec(`DELETE FROM users WHERE `+idle, ms(before)))
+	return affected(t.write(`DELETE FROM users WHERE `+idle, ms(before)))
 }
 
 // ---- clients and tokens ----
 
 func (t *Tx) UpsertClient(c store.Client) error {
-	_, err := t.Exec(`INSERT INTO clients (id, secret_hash, user_id) VALUES (?, ?, ?)
+	_, err := t.write(`INSERT INTO clients (id, secret_hash, user_id) VALUES (?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash, user_id = excluded.user_id`,
 		c.ID, c.SecretHash, nullID(c.User))
 	return err
@@ -520,15 +574,14 @@ func (t *Tx) ClientOf(user int64) (store.Client, error) {
 }
 
 func (t *Tx) DeleteClient(id string) error {
-	_, err := t.Exec(`DELETE FROM clients WHERE id = ?`, id)
+	_, err := t.write(`DELETE FROM clients WHERE id = ?`, id)
 	return err
 }
 
 func (t *Tx) InsertToken(k store.Token) error {
-	_, err := t.Exec(`INSERT INTO tokens (hash, kind, grant_id, user_id, client, session, expires, revoked)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	return t.insert("token", k.Grant, `INSERT INTO tokens (hash, kind, grant_id, user_id, client, session,
+		expires, revoked) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		k.Hash, k.Kind, k.Grant, k.User, k.Client, k.Session, ms(k.Expires), k.Revoked)
-	return err
 }
 
 func (t *Tx) Token(hash []byte) (store.Token, error) {
@@ -543,10 +596,31 @@ func (t *Tx) Token(hash []byte) (store.Token, error) {
 }
 
 func (t *Tx) RevokeGrant(grant string) error {
-	_, err := t.Exec(`UPDATE tokens SET revoked = ? WHERE grant_id = ?`, true, grant)
+	_, err := t.write(`UPDATE tokens SET revoked = ? WHERE grant_id = ?`, true, grant)
 	return err
 }
 
 func (t *Tx) DeleteExpiredTokens(before time.Time) (int, error) {
-	return affected(t.Exec(`DELETE FROM tokens WHERE expires > 0 AND expires <= ?`, ms(before)))
+	return affected(t.write(`DELETE FROM tokens WHERE expires > 0 AND expires <= ?`, ms(before)))
+}
+
+// ---- leases ----
+
+// AcquireLease inserts the lease, or takes it over when it has expired, or
+// extends it when holder has it already; it reports whether holder holds
+// it now. Only the row's own conditional upsert decides, so two replicas
+// racing for it cannot both win.
+func (t *Tx) AcquireLease(name, holder string, now time.Time, ttl time.Duration) (bool, error) {
+	n, err := affected(t.Exec(`INSERT INTO leases (name, holder, expires) VALUES (?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires = excluded.expires
+		WHERE leases.holder = excluded.holder OR leases.expires <= ?`,
+		name, holder, ms(now.Add(ttl)), ms(now)))
+	return n == 1, err
+}
+
+// ReleaseLease gives the lease up when holder has it; it counts as a
+// change, so the other replicas wake up and one of them takes over.
+func (t *Tx) ReleaseLease(name, holder string) error {
+	_, err := t.write(`DELETE FROM leases WHERE name = ? AND holder = ?`, name, holder)
+	return err
 }
