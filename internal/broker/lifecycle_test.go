@@ -517,3 +517,65 @@ func TestEndedSessionsAndIdleAnonymousUsersAreCleanedUp(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestSessionHostLearnsItsOwner(t *testing.T) {
+	check := func(t *testing.T, p *portaltest.Portal, rt *runtimetest.Runtime, name string) {
+		t.Helper()
+		p.Settle()
+		a, ok := rt.Allocation(name)
+		if !ok || a.User.Username != "alice" || a.User.Email != "alice@example.com" ||
+			len(a.Params) != 1 || a.Params[0] != (runtime.EnvVar{Name: "GREETING", Value: "hi"}) {
+			t.Fatalf("host of %s was given %+v (%v)", name, a, ok)
+		}
+		if !p.Session(name).Delivered {
+			t.Error("delivery not recorded")
+		}
+	}
+	req := func(t *testing.T, p *portaltest.Portal) string {
+		al, err := p.Broker.Request(ctx, robot(t, p), broker.Request{Environment: "portal-w01", Username: "alice",
+			Email: "alice@example.com", IndexURL: "/", Timeout: time.Minute, Params: []config.EnvVar{{Name: "GREETING", Value: "hi"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return al.Session.Name
+	}
+	t.Run("from the reserve", func(t *testing.T) {
+		p, rt := start(t, config.Entry{Capacity: 2, Reserved: 1, Initial: 1, Expires: time.Hour})
+		name := req(t, p)
+		if _, ok := rt.Allocation(name); ok {
+			t.Fatal("the reserve knew its owner before allocation")
+		}
+		check(t, p, rt, name)
+	})
+	t.Run("on demand", func(t *testing.T) {
+		p, rt := start(t, config.Entry{Capacity: 2, Reserved: 0, Initial: 0, Expires: time.Hour})
+		name := req(t, p)
+		check(t, p, rt, name)
+		for _, c := range rt.Calls() {
+			if c.Method == "Allocate" {
+				t.Error("owner known at start was posted again")
+			}
+		}
+	})
+	t.Run("claimed while starting", func(t *testing.T) {
+		p, rt := start(t, config.Entry{Capacity: 2, Reserved: 0, Initial: 0, Expires: time.Hour})
+		rt.SetStartDelay("portal-w01-s001", 300*time.Millisecond)
+		if err := p.Broker.Apply(ctx, portaltest.Definitions(config.Entry{Capacity: 2, Reserved: 1, Initial: 1, Expires: time.Hour})); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Broker.Reconcile(ctx); err != nil { // creates s001 and begins its slow start
+			t.Fatal(err)
+		}
+		if _, err := p.Broker.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if s := p.Session("portal-w01-s001"); s.State != store.Starting {
+			t.Fatalf("reserve is %s, want still starting", s.State)
+		}
+		name := req(t, p)
+		if name != "portal-w01-s001" {
+			t.Fatalf("alice got %s, want the starting reserve", name)
+		}
+		check(t, p, rt, name)
+	})
+}

@@ -95,7 +95,7 @@ func (b *Broker) Reconcile(ctx context.Context) (time.Time, error) {
 	for _, env := range envs {
 		errs = append(errs, b.reconcileEnvironment(ctx, env.ID, now))
 	}
-	errs = append(errs, b.expire(ctx, now), b.checkActivity(ctx, now), b.launch(ctx, now))
+	errs = append(errs, b.expire(ctx, now), b.checkActivity(ctx, now), b.launch(ctx, now), b.deliver(ctx))
 	if now.Sub(b.rec.cleaned) >= cleanupInterval {
 		if err := b.cleanup(ctx, now); err != nil {
 			errs = append(errs, err)
@@ -501,22 +501,29 @@ func (b *Broker) spawn(ctx context.Context, name string, fn func(context.Context
 // startSession starts one session's host and records the outcome.
 func (b *Broker) startSession(ctx context.Context, name string) {
 	var (
-		s   store.Session
-		env store.Environment
+		s     store.Session
+		env   store.Environment
+		owner *runtime.Allocation
 	)
 	err := b.store.View(ctx, func(tx store.Tx) (err error) {
 		if s, err = tx.Session(name); err != nil {
 			return err
 		}
-		env, err = tx.EnvironmentByID(s.EnvID)
+		if env, err = tx.EnvironmentByID(s.EnvID); err != nil {
+			return err
+		}
+		owner, err = allocationOf(tx, s)
 		return err
 	})
 	if err != nil || s.State != store.Starting || s.Address != "" {
 		return
 	}
+	spec := b.spec(s, env)
+	spec.Owner = owner
 	sctx, cancel := context.WithTimeout(ctx, startTimeout)
-	inst, startErr := b.runtime.Start(sctx, b.spec(s, env))
+	inst, startErr := b.runtime.Start(sctx, spec)
 	cancel()
+	startedFor := s.Owner
 	orphan := false
 	err = b.updateQuiet(ctx, func(tx store.Tx, record func(Event)) (bool, error) {
 		s, err := tx.Session(name)
@@ -538,6 +545,9 @@ func (b *Broker) startSession(ctx context.Context, name string) {
 			return true, tx.UpdateSession(&s)
 		}
 		s.Address, s.Failure, s.Attempts, s.RetryAt = inst.Address, "", 0, time.Time{}
+		// An owner who claimed the session while it started is not in
+		// the spec: deliver handles them.
+		s.Delivered = s.Owner != 0 && s.Owner == startedFor
 		switch {
 		case s.Owner == 0, !s.Activated:
 			s.State = store.Waiting
@@ -554,6 +564,75 @@ func (b *Broker) startSession(ctx context.Context, name string) {
 		if err := b.runtime.Stop(ctx, name); err != nil {
 			b.log.Error("stopping session that ended while it started", "session", name, "err", err)
 		}
+	}
+}
+
+// allocationOf is what the session host is told about the owner of s; nil
+// for a reserved session.
+func allocationOf(tx store.Tx, s store.Session) (*runtime.Allocation, error) {
+	if s.Owner == 0 {
+		return nil, nil
+	}
+	u, err := tx.UserByID(s.Owner)
+	if err != nil {
+		return nil, err
+	}
+	return &runtime.Allocation{
+		User:   runtime.User{Username: u.Username, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName},
+		Params: envOf(s.Params),
+	}, nil
+}
+
+// deliver gives the hosts of sessions handed out from the reserve their
+// owner and request parameters. It is not on the request path: the
+// allocation commits at once and wakes the reconciler, which posts to the
+// host; the host holds the person's first shell until it has them.
+func (b *Broker) deliver(ctx context.Context) error {
+	var due []store.Session
+	err := b.store.View(ctx, func(tx store.Tx) (err error) {
+		due, err = tx.FindSessions(store.SessionQuery{Undelivered: true,
+			States: []store.SessionState{store.Waiting, store.Running}, Limit: 1000})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, s := range due {
+		b.spawn(ctx, s.Name, func(ctx context.Context) { b.deliverSession(ctx, s.Name) })
+	}
+	return nil
+}
+
+func (b *Broker) deliverSession(ctx context.Context, name string) {
+	var (
+		s     store.Session
+		alloc *runtime.Allocation
+	)
+	err := b.store.View(ctx, func(tx store.Tx) (err error) {
+		if s, err = tx.Session(name); err != nil {
+			return err
+		}
+		alloc, err = allocationOf(tx, s)
+		return err
+	})
+	if err != nil || alloc == nil || s.Delivered || s.Address == "" {
+		return
+	}
+	inst := runtime.Instance{Session: s.Name, Address: s.Address}
+	if err := b.runtime.Allocate(ctx, inst, s.Password, *alloc); err != nil {
+		b.log.Warn("giving the session its owner", "session", name, "err", err)
+		return // the next pass tries again
+	}
+	err = b.updateQuiet(ctx, func(tx store.Tx, record func(Event)) (bool, error) {
+		cur, err := tx.Session(name)
+		if err != nil || cur.Owner != s.Owner || cur.Delivered {
+			return false, err
+		}
+		cur.Delivered = true
+		return false, tx.UpdateSession(&cur)
+	})
+	if err != nil {
+		b.log.Error("recording delivery", "session", name, "err", err)
 	}
 }
 

@@ -83,6 +83,10 @@ type Runtime interface {
 	Stop(ctx context.Context, session string) error
 	// Status reports one session; ErrNotFound when there is none.
 	Status(ctx context.Context, session string) (Instance, error)
+	// Allocate gives a running session its owner's details and request
+	// parameters, before the person's first shell starts. secret is the
+	// session's config password, which the host trusts. Idempotent.
+	Allocate(ctx context.Context, inst Instance, secret string, a Allocation) error
 	// Activity asks the session host how recently it was used.
 	Activity(ctx context.Context, inst Instance) (Activity, error)
 	// List reports every session instance this runtime has, including ones

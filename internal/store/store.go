@@ -186,6 +186,9 @@ type Session struct {
 	// Activated is set once the owner's browser has the session (at once
 	// for sessions allocated through the portal's own pages).
 	Activated bool
+	// Delivered is set once the session host has been given its owner
+	// and request parameters.
+	Delivered bool
 	Params    []config.EnvVar
 	IndexURL  string
 	Analytics string
@@ -233,6 +236,9 @@ type SessionQuery struct {
 	// Healthy selects sessions that have not failed to start, Failing
 	// those that have.
 	Healthy, Failing bool
+	// Undelivered selects owned, started sessions whose host does not
+	// know its owner yet.
+	Undelivered bool
 	// Order: "created" (oldest first, the default), "-created", or
 	// "waiting-first" (WAITING before STARTING, then oldest first).
 	Order string

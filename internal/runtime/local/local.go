@@ -401,6 +401,42 @@ func (r *Runtime) List(ctx context.Context) ([]runtime.Instance, error) {
 	return list, nil
 }
 
+// The session host's allocation endpoint and the header carrying the
+// secret it trusts.
+const (
+	allocatePath = "/.portico/allocate"
+	secretHeader = "X-Portico-Secret"
+)
+
+// Allocate posts the owner and parameters to the session host.
+func (r *Runtime) Allocate(ctx context.Context, inst runtime.Instance, secret string, a runtime.Allocation) error {
+	if inst.Address == "" {
+		return fmt.Errorf("allocate %s: no address", inst.Session)
+	}
+	body, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, activityTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+inst.Address+allocatePath, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(secretHeader, secret)
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("allocate %s: %w", inst.Session, err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("allocate %s: %s", inst.Session, resp.Status)
+	}
+	return nil
+}
+
 // Activity asks the session host how recently it was used.
 func (r *Runtime) Activity(ctx context.Context, inst runtime.Instance) (runtime.Activity, error) {
 	if inst.Address == "" {
@@ -537,6 +573,8 @@ func configOf(spec runtime.Spec) sessionhost.Config {
 		ConfigPassword: spec.ConfigPassword,
 		Env:            env,
 		WorkshopDir:    spec.WorkshopDir,
+		WorkshopFiles:  spec.WorkshopFiles,
+		Owner:          spec.Owner,
 	}
 }
 

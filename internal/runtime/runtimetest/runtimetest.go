@@ -25,6 +25,7 @@ type Runtime struct {
 	mu         sync.Mutex
 	instances  map[string]runtime.Instance
 	activity   map[string]runtime.Activity
+	allocs     map[string]runtime.Allocation
 	failNext   []error
 	startErr   map[string]error
 	startDelay map[string]time.Duration
@@ -39,6 +40,7 @@ func New() *Runtime {
 	return &Runtime{
 		instances:  make(map[string]runtime.Instance),
 		activity:   make(map[string]runtime.Activity),
+		allocs:     make(map[string]runtime.Allocation),
 		startErr:   make(map[string]error),
 		startDelay: make(map[string]time.Duration),
 		stops:      make(map[string]int),
@@ -151,6 +153,9 @@ func (f *Runtime) Start(ctx context.Context, spec runtime.Spec) (runtime.Instanc
 	}
 	inst := runtime.Instance{Session: spec.Session, Address: spec.Session + ".invalid:80", Ready: true}
 	f.instances[spec.Session] = inst
+	if spec.Owner != nil {
+		f.allocs[spec.Session] = *spec.Owner
+	}
 	return inst, nil
 }
 
@@ -174,6 +179,27 @@ func (f *Runtime) Status(ctx context.Context, session string) (runtime.Instance,
 		return runtime.Instance{}, runtime.ErrNotFound
 	}
 	return inst, nil
+}
+
+// Allocate records the allocation of a running session; the owner given
+// at Start counts too. runtime.ErrNotFound for a session not running.
+func (f *Runtime) Allocate(ctx context.Context, inst runtime.Instance, secret string, a runtime.Allocation) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, Call{Method: "Allocate", Session: inst.Session})
+	if _, ok := f.instances[inst.Session]; !ok {
+		return runtime.ErrNotFound
+	}
+	f.allocs[inst.Session] = a
+	return nil
+}
+
+// Allocation returns what the session was given by Allocate or at Start.
+func (f *Runtime) Allocation(session string) (runtime.Allocation, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a, ok := f.allocs[session]
+	return a, ok
 }
 
 // Activity reports what SetActivity set; runtime.ErrNotFound for a session

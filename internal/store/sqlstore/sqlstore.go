@@ -315,7 +315,7 @@ func placeholders(n int) string {
 // ---- sessions ----
 
 const sessionColumns = `s.name, s.version, s.sid, s.env_id, e.name, s.state, s.owner, COALESCE(u.username, ''),
-	s.created, s.started, s.expires, s.activation, s.activated, s.params, s.index_url, s.analytics, s.password,
+	s.created, s.started, s.expires, s.activation, s.activated, s.delivered, s.params, s.index_url, s.analytics, s.password,
 	s.address, s.failure, s.attempts, s.retry_at, s.check_at`
 
 const sessionFrom = ` FROM sessions s JOIN environments e ON e.id = s.env_id LEFT JOIN users u ON u.id = s.owner`
@@ -328,7 +328,7 @@ func scanSession(row interface{ Scan(...any) error }) (store.Session, error) {
 		params                                      string
 	)
 	err := row.Scan(&s.Name, &s.Version, &s.ID, &s.EnvID, &s.Environment, &s.State, &owner, &s.OwnerName,
-		&created, &started, &expires, &s.Activation, &s.Activated, &params, &s.IndexURL, &s.Analytics, &s.Password,
+		&created, &started, &expires, &s.Activation, &s.Activated, &s.Delivered, &params, &s.IndexURL, &s.Analytics, &s.Password,
 		&s.Address, &s.Failure, &s.Attempts, &retryAt, &checkAt)
 	if err != nil {
 		return s, err
@@ -346,22 +346,23 @@ func sessionArgs(s *store.Session) []any {
 		s.Params = []config.EnvVar{}
 	}
 	return []any{s.ID, s.EnvID, s.State, nullID(s.Owner), ms(s.Created), ms(s.Started), ms(s.Expires),
-		s.Activation, s.Activated, toJSON(s.Params), s.IndexURL, s.Analytics, s.Password, s.Address, s.Failure,
+		s.Activation, s.Activated, s.Delivered, toJSON(s.Params), s.IndexURL, s.Analytics, s.Password, s.Address, s.Failure,
 		s.Attempts, ms(s.RetryAt), ms(s.CheckAt)}
 }
 
 func (t *Tx) InsertSession(s *store.Session) error {
 	s.Version = 1
 	return t.insert("session", s.Name, `INSERT INTO sessions (name, sid, env_id, state, owner, created,
-		started, expires, activation, activated, params, index_url, analytics, password, address, failure,
-		attempts, retry_at, check_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		started, expires, activation, activated, delivered, params, index_url, analytics, password, address,
+		failure, attempts, retry_at, check_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`, append([]any{s.Name}, sessionArgs(s)...)...)
 }
 
 func (t *Tx) UpdateSession(s *store.Session) error {
 	args := append(sessionArgs(s), s.Name, s.Version)
 	err := checkOne(t.write(`UPDATE sessions SET version = version + 1, sid = ?, env_id = ?, state = ?,
-		owner = ?, created = ?, started = ?, expires = ?, activation = ?, activated = ?, params = ?, index_url = ?,
+		owner = ?, created = ?, started = ?, expires = ?, activation = ?, activated = ?, delivered = ?, params = ?,
+		index_url = ?,
 		analytics = ?, password = ?, address = ?, failure = ?, attempts = ?, retry_at = ?, check_at = ?
 		WHERE name = ? AND version = ?`, args...))
 	if err == nil {
@@ -411,6 +412,9 @@ func (t *Tx) where(q store.SessionQuery) (string, []any) {
 	}
 	if q.Healthy {
 		add(`s.attempts = 0`)
+	}
+	if q.Undelivered {
+		add(`s.owner IS NOT NULL AND s.delivered = ? AND s.address <> ''`, false)
 	}
 	if q.Failing {
 		add(`s.attempts > 0`)
