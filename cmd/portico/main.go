@@ -24,13 +24,15 @@ import (
 	"github.com/portico-dev/portico/internal/httpapi"
 	"github.com/portico-dev/portico/internal/runtime/local"
 	"github.com/portico-dev/portico/internal/sessionhost"
+	"github.com/portico-dev/portico/internal/store"
+	"github.com/portico-dev/portico/internal/store/postgres"
 	"github.com/portico-dev/portico/internal/store/sqlite"
 	"github.com/portico-dev/portico/internal/web"
 	"github.com/portico-dev/portico/internal/webhook"
 )
 
 const usage = `Usage:
-  portico serve [--config PATH] [--data-dir DIR] [--listen HOST:PORT] [--url URL]
+  portico serve [--config PATH] [--data-dir DIR] [--listen HOST:PORT] [--url URL] [--database postgres://...]
 
 Without --config, the bundled example portal is served.
 `
@@ -66,6 +68,7 @@ func serve(args []string) error {
 	listen := fs.String("listen", "127.0.0.1:8080", "address to serve HTTP on")
 	publicURL := fs.String("url", "", "public URL of the portal (default: http://<listen address>)")
 	analytics := fs.String("analytics-webhook", "", "URL to POST analytics events to")
+	database := fs.String("database", "", "postgres://... to keep the portal's state in PostgreSQL, shared by replicas (default: SQLite in the data directory)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -90,7 +93,7 @@ func serve(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
-	db, err := sqlite.Open(ctx, filepath.Join(*dataDir, "portico.db"))
+	db, err := openStore(ctx, *database, *dataDir)
 	if err != nil {
 		return err
 	}
@@ -158,6 +161,18 @@ func serve(args []string) error {
 	<-done
 	log.Info("portal stopped")
 	return nil
+}
+
+// openStore opens PostgreSQL when a URL is given, else the SQLite file of
+// the data directory. Either way the schema is brought up to date.
+func openStore(ctx context.Context, database, dataDir string) (store.Store, error) {
+	if strings.HasPrefix(database, "postgres://") || strings.HasPrefix(database, "postgresql://") {
+		return postgres.Open(ctx, database)
+	}
+	if database != "" {
+		return nil, fmt.Errorf("--database: %q is not a postgres:// URL", database)
+	}
+	return sqlite.Open(ctx, filepath.Join(dataDir, "portico.db"))
 }
 
 func load(log *slog.Logger, path string) (*config.Definitions, error) {

@@ -10,6 +10,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/portico-dev/portico/internal/config"
 	"github.com/portico-dev/portico/internal/runtime"
+	"github.com/portico-dev/portico/internal/secret"
 	"github.com/portico-dev/portico/internal/store"
 )
 
@@ -39,6 +41,9 @@ type Options struct {
 	Logger  *slog.Logger
 	// URL is the public base URL of the portal, without a trailing slash.
 	URL string
+	// Replica names this process among the portal's replicas; random when
+	// empty.
+	Replica string
 }
 
 // Broker runs the portal.
@@ -49,6 +54,7 @@ type Broker struct {
 	events  Events
 	log     *slog.Logger
 	url     string
+	replica string
 
 	defs atomic.Pointer[config.Definitions]
 	// wake nudges the reconciler after a change it must act on.
@@ -66,6 +72,7 @@ func New(opts Options, defs *config.Definitions) *Broker {
 		events:  opts.Events,
 		log:     opts.Logger,
 		url:     opts.URL,
+		replica: cmp.Or(opts.Replica, secret.Alnum(12)),
 		wake:    make(chan struct{}, 1),
 	}
 	if b.clock == nil {

@@ -27,8 +27,11 @@ const (
 	// until a person needs their place.
 	startAttempts = 3
 	maxBackoff    = 5 * time.Minute
-	// idleWake re-levels now and then even when nothing is due.
-	idleWake = time.Minute
+	// The reconciler lease: renewed every leaseRenew, it lapses after
+	// leaseTTL when its holder dies, and another replica takes over.
+	leaseName  = "reconciler"
+	leaseTTL   = 6 * time.Second
+	leaseRenew = 2 * time.Second
 	// retention of ended sessions and idle anonymous users (Educates: 36 h).
 	retention       = 36 * time.Hour
 	cleanupInterval = 10 * time.Minute
@@ -49,22 +52,47 @@ func (r *reconcilerState) init() {
 	r.sem = make(chan struct{}, maxParallel)
 }
 
-// Run reconciles until ctx ends, then waits for the starts and stops it
-// began.
+// Run reconciles until ctx ends, then gives up the lead and waits for the
+// starts and stops it began. Of several replicas on one database, one
+// reconciles at a time: the holder of a lease it renews while it runs.
+// When the holder dies, another takes over once the lease has lapsed,
+// adopts the sessions and carries on from the database, where every timer
+// lives.
 func (b *Broker) Run(ctx context.Context) {
 	defer b.rec.wg.Wait()
-	if err := b.Adopt(ctx); err != nil && ctx.Err() == nil {
-		b.log.Error("adopting sessions after start", "err", err)
-	}
+	defer b.releaseLead()
+	var (
+		leader  bool
+		renewed time.Time
+	)
 	for {
-		next, err := b.Reconcile(ctx)
-		if err != nil && ctx.Err() == nil {
-			b.log.Error("reconcile", "err", err)
-			next = time.Now().Add(time.Second)
+		if !leader || time.Since(renewed) >= leaseRenew {
+			ok, err := b.lead(ctx)
+			switch {
+			case err != nil:
+				if ctx.Err() == nil {
+					b.log.Error("reconciler lease", "err", err)
+				}
+			case ok && !leader:
+				b.log.Info("this replica reconciles", "replica", b.replica)
+				if err := b.Adopt(ctx); err != nil && ctx.Err() == nil {
+					b.log.Error("adopting sessions", "err", err)
+				}
+			case !ok && leader:
+				b.log.Warn("another replica took over reconciliation", "replica", b.replica)
+			}
+			leader, renewed = ok && err == nil, time.Now()
 		}
-		wait := idleWake
-		if !next.IsZero() {
-			wait = min(max(time.Until(next), 10*time.Millisecond), idleWake)
+		wait := leaseRenew
+		if leader {
+			next, err := b.Reconcile(ctx)
+			if err != nil && ctx.Err() == nil {
+				b.log.Error("reconcile", "err", err)
+				next = time.Now().Add(time.Second)
+			}
+			if !next.IsZero() {
+				wait = min(max(time.Until(next), 10*time.Millisecond), leaseRenew)
+			}
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -72,10 +100,27 @@ func (b *Broker) Run(ctx context.Context) {
 			t.Stop()
 			return
 		case <-b.wake:
+		case <-b.store.Changes():
 		case <-t.C:
 		}
 		t.Stop()
 	}
+}
+
+// lead takes or renews the reconciler lease.
+func (b *Broker) lead(ctx context.Context) (bool, error) {
+	var ok bool
+	err := b.store.Update(ctx, func(tx store.Tx) (err error) {
+		ok, err = tx.AcquireLease(leaseName, b.replica, b.now(), leaseTTL)
+		return err
+	})
+	return ok, err
+}
+
+func (b *Broker) releaseLead() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b.store.Update(ctx, func(tx store.Tx) error { return tx.ReleaseLease(leaseName, b.replica) })
 }
 
 // Wait blocks until the starts and stops in flight are done: tests use it
