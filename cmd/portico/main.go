@@ -92,6 +92,10 @@ func serve(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	// Caught from the start: SIGHUP's default action would end the portal.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	db, err := openStore(ctx, *database, *dataDir)
 	if err != nil {
@@ -137,7 +141,7 @@ func serve(args []string) error {
 		defer close(done)
 		b.Run(ctx)
 	}()
-	go reloadOnHangup(ctx, log, b, *configPath)
+	go reloadOnHangup(ctx, log, hup, b, *configPath)
 
 	mux := http.NewServeMux()
 	httpapi.Register(mux, b, authn, broker.SystemClock, log)
@@ -221,10 +225,7 @@ func saveGenerated(log *slog.Logger, dataDir string, p config.Portal, gen auth.G
 
 // reloadOnHangup re-reads the definitions on SIGHUP. A bad definition is
 // rejected and the running one kept.
-func reloadOnHangup(ctx context.Context, log *slog.Logger, b *broker.Broker, path string) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+func reloadOnHangup(ctx context.Context, log *slog.Logger, hup <-chan os.Signal, b *broker.Broker, path string) {
 	for {
 		select {
 		case <-ctx.Done():

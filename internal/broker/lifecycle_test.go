@@ -579,3 +579,35 @@ func TestSessionHostLearnsItsOwner(t *testing.T) {
 		check(t, p, rt, name)
 	})
 }
+
+// A session whose start the portal did not see through (it died first)
+// is started again after the restart, whatever the runtime holds: a host
+// that came up meanwhile or one left half-made.
+func TestRestartFinishesInterruptedStarts(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		leave func(rt *runtimetest.Runtime, session string)
+	}{
+		{"host came up", func(rt *runtimetest.Runtime, s string) { rt.Start(ctx, runtime.Spec{Session: s}) }},
+		{"host half made", func(rt *runtimetest.Runtime, s string) {
+			rt.Start(ctx, runtime.Spec{Session: s})
+			rt.Exit(s, "session host exited")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, rt := start(t, config.Entry{Capacity: 2, Reserved: 0, Initial: 0, Expires: time.Hour})
+			al := request(t, p, "alice", time.Minute) // on demand: STARTING, not started yet
+			wantState(t, p, al.Session.Name, store.Starting)
+			tc.leave(rt, al.Session.Name)
+			if err := p.Broker.Adopt(ctx); err != nil {
+				t.Fatal(err)
+			}
+			p.Settle()
+			s := wantState(t, p, al.Session.Name, store.Waiting)
+			if s.Address == "" || s.Failure != "" {
+				t.Errorf("after restart: %+v", s)
+			}
+			activate(t, p, al)
+		})
+	}
+}

@@ -795,8 +795,10 @@ func (b *Broker) Adopt(ctx context.Context) error {
 			switch {
 			case s.State == store.Stopping:
 				// the reconciler stops it
-			case !ok && s.Address == "":
-				// never started: the reconciler starts it
+			case s.State == store.Starting:
+				// The reconciler starts it: runtime.Start adopts a host
+				// that came up while the portal was down, and clears what
+				// a start cut short left behind.
 			case !ok || inst.Failed != "":
 				b.log.Warn("session host lost", "session", s.Name)
 				s.State, s.Expires, s.Failure, s.Address = store.Stopped, now, "session host lost", ""
