@@ -122,7 +122,9 @@ func serve(args []string) error {
 	}
 	events := webhook.New(ctx, webhook.Portal{Name: defs.Portal.Name, UID: broker.PortalUID(defs.Portal.Name),
 		Generation: defs.Portal.Generation, URL: url}, *analytics, log)
-	b := broker.New(broker.Options{Store: db, Runtime: rt, Events: events, Logger: log, URL: url}, defs)
+	host, _ := os.Hostname()
+	replica := fmt.Sprintf("%s:%d:%s", host, os.Getpid(), ln.Addr())
+	b := broker.New(broker.Options{Store: db, Runtime: rt, Events: events, Logger: log, URL: url, Replica: replica}, defs)
 	authn := auth.New(db, broker.SystemClock)
 
 	gen, err := authn.Bootstrap(ctx, defs.Portal)
