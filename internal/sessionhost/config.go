@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/portico-dev/portico/internal/atomicfile"
+	"github.com/portico-dev/portico/internal/runtime"
 )
 
 // Files under the session home shared by the runtime that starts a session
@@ -22,6 +23,15 @@ const (
 	// AddressFile receives host:port once the host serves, written
 	// atomically so a reader never sees a partial address.
 	AddressFile = StateDir + "/address"
+	// ownerFile keeps the allocation the host received, so that a restarted
+	// host still knows who owns its session.
+	ownerFile = StateDir + "/owner.json"
+	// filesDoneFile and setupDoneFile mark the steps of a session's setup
+	// that ran, so that a restarted host does not run them again.
+	filesDoneFile = StateDir + "/files-done"
+	setupDoneFile = StateDir + "/setup-done"
+	// servicesPasswordFile keeps the generated services password.
+	servicesPasswordFile = StateDir + "/services-password"
 )
 
 // Config is the content of ConfigFile: what the host knows about its session.
@@ -35,7 +45,24 @@ type Config struct {
 	SessionURL     string   `json:"session_url"`
 	ConfigPassword string   `json:"config_password"`
 	Env            []EnvVar `json:"env"`
-	WorkshopDir    string   `json:"workshop_dir"`
+	// WorkshopDir is the directory of the workshop definition file, the
+	// base of relative directory.path items of WorkshopFiles.
+	WorkshopDir string `json:"workshop_dir"`
+	// WorkshopTitle and WorkshopDescription are the workshop's spec.title
+	// and spec.description: the dashboard header and the workshop_title
+	// and workshop_description variables. The title defaults to Workshop.
+	WorkshopTitle       string `json:"workshop_title,omitempty"`
+	WorkshopDescription string `json:"workshop_description,omitempty"`
+	// WorkshopFiles is the workshop's spec.workshop.files as decoded YAML,
+	// in the vendir-style shape of Educates: unpacked into the home before
+	// the host reports ready.
+	WorkshopFiles []map[string]any `json:"workshop_files,omitempty"`
+	// Owner is set for a session that has its owner as it starts; a reserved
+	// session gets it later through POST /.portico/allocate.
+	Owner *runtime.Allocation `json:"owner,omitempty"`
+	// ServicesPassword is the services_password variable; generated and
+	// kept in the home when empty.
+	ServicesPassword string `json:"services_password,omitempty"`
 }
 
 // EnvVar is one variable of the session shell environment.

@@ -1,46 +1,88 @@
 package sessionhost
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
-	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/portico-dev/portico/internal/atomicfile"
+	"github.com/portico-dev/portico/internal/runtime"
 )
 
 // host holds the state behind the HTTP endpoints of one session.
 type host struct {
-	home      string
-	keys      keyPair
-	env       map[string]string // /config/environment
-	variables map[string]string // /config/variables
+	cfg  Config
+	home string
+	keys keyPair
+	info sessionInfo
 	// tokenHash is the SHA-256 of the config password, so that comparing a
 	// token takes the same time whatever its length; nil when the session
-	// has no password, which closes the config endpoints.
+	// has no password, which closes the config endpoints and the dashboard.
 	tokenHash []byte
 	now       func() time.Time
+	log       *slog.Logger
+	// allocationWait bounds how long a terminal opened before the session
+	// has an owner waits for one before its shell starts anyway.
+	allocationWait time.Duration
+	terminals      *terminals
+	assets         *assets
+	allocated      chan struct{} // closed once owner is set
+	closing        chan struct{} // closed when the host stops
+	closeOnce      sync.Once
 
 	mu         sync.Mutex
 	lastAccess time.Time
 	lastView   time.Time
+	owner      *runtime.Allocation
+	env        map[string]string // /config/environment, the shells' environment
+	variables  map[string]string // /config/variables, the instructions' variables
 }
 
+const defaultAllocationWait = 30 * time.Second
+
 func newHost(cfg Config, home string, keys keyPair, now func() time.Time) *host {
-	h := &host{home: home, keys: keys, now: now}
-	h.env, h.variables = sessionValues(cfg, home, currentUser(), strings.TrimSpace(string(keys.public)))
+	h := &host{
+		cfg:  cfg,
+		home: home,
+		keys: keys,
+		info: sessionInfo{
+			cfg:              cfg,
+			home:             home,
+			username:         currentUser(),
+			sshPublicKey:     strings.TrimSpace(string(keys.public)),
+			servicesPassword: cfg.ServicesPassword,
+		},
+		now:            now,
+		log:            slog.New(slog.DiscardHandler),
+		allocationWait: defaultAllocationWait,
+		allocated:      make(chan struct{}),
+		closing:        make(chan struct{}),
+		assets:         staticAssets,
+	}
+	h.terminals = newTerminals(h)
 	if cfg.ConfigPassword != "" {
 		sum := sha256.Sum256([]byte(cfg.ConfigPassword))
 		h.tokenHash = sum[:]
 	}
+	if cfg.Owner != nil {
+		owner := *cfg.Owner
+		h.owner = &owner
+		close(h.allocated)
+	}
+	h.env, h.variables = sessionValues(h.info, h.owner)
 	// A fresh session counts as just used: the portal must not cull it as
 	// orphaned before anyone had the time to open it.
 	h.lastAccess = now()
@@ -48,93 +90,87 @@ func newHost(cfg Config, home string, keys keyPair, now func() time.Time) *host 
 	return h
 }
 
-func currentUser() string {
-	if u, err := user.Current(); err == nil {
-		return u.Username
-	}
-	return os.Getenv("USER")
+// values returns the current environment and variables of the session.
+// The maps are replaced, never changed, so callers may read them unlocked.
+func (h *host) values() (env, vars map[string]string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.env, h.variables
 }
 
-// sessionValues returns the shell environment and the instruction variables
-// of the session, with Educates' names so that existing workshop content
-// renders unchanged.
-func sessionValues(cfg Config, home, username, sshPublicKey string) (env, vars map[string]string) {
-	protocol, hostname, domain, portSuffix := ingressOf(cfg.SessionURL, cfg.Session)
-	vars = map[string]string{
-		"session_name":        cfg.Session,
-		"session_id":          cfg.ID,
-		"session_namespace":   cfg.Session,
-		"session_url":         cfg.SessionURL,
-		"session_hostname":    hostname,
-		"environment_name":    cfg.Environment,
-		"workshop_namespace":  cfg.Environment,
-		"workshop_name":       cfg.Workshop,
-		"training_portal":     cfg.Portal,
-		"portal_url":          cfg.PortalURL,
-		"config_password":     cfg.ConfigPassword,
-		"ssh_public_key":      sshPublicKey,
-		"ingress_protocol":    protocol,
-		"ingress_domain":      domain,
-		"ingress_port_suffix": portSuffix,
-	}
-	env = map[string]string{
-		"HOME":                home,
-		"USER":                username,
-		"PATH":                os.Getenv("PATH"),
-		"SESSION_NAME":        cfg.Session,
-		"SESSION_ID":          cfg.ID,
-		"SESSION_NAMESPACE":   cfg.Session,
-		"SESSION_URL":         cfg.SessionURL,
-		"SESSION_HOSTNAME":    hostname,
-		"ENVIRONMENT_NAME":    cfg.Environment,
-		"WORKSHOP_NAMESPACE":  cfg.Environment,
-		"WORKSHOP_NAME":       cfg.Workshop,
-		"TRAINING_PORTAL":     cfg.Portal,
-		"PORTAL_URL":          cfg.PortalURL,
-		"CONFIG_PASSWORD":     cfg.ConfigPassword,
-		"INGRESS_PROTOCOL":    protocol,
-		"INGRESS_DOMAIN":      domain,
-		"INGRESS_PORT_SUFFIX": portSuffix,
-	}
-	// The workshop's own variables come last and win, as in a shell profile.
-	for _, v := range cfg.Env {
-		env[v.Name] = v.Value
-	}
-	return env, vars
+// touch records an access of the person, such as typing in a terminal.
+func (h *host) touch() {
+	now := h.now()
+	h.mu.Lock()
+	h.lastAccess = now
+	h.mu.Unlock()
 }
 
-// ingressOf splits a session URL such as http://portal-w01-s001.example.com:8080
-// into the parts Educates exposes as ingress_* variables. A URL that does
-// not start with the session name yields an empty domain.
-func ingressOf(sessionURL, session string) (protocol, hostname, domain, portSuffix string) {
-	u, err := url.Parse(sessionURL)
-	if err != nil || u.Host == "" {
-		return "", "", "", ""
+// awaitAllocation waits until the session has an owner, at most
+// allocationWait, or until ctx ends. It reports whether the session has
+// an owner.
+func (h *host) awaitAllocation(ctx context.Context) bool {
+	select {
+	case <-h.allocated:
+		return true
+	default:
 	}
-	hostname = u.Hostname()
-	if p := u.Port(); p != "" {
-		portSuffix = ":" + p
+	t := time.NewTimer(h.allocationWait)
+	defer t.Stop()
+	select {
+	case <-h.allocated:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	case <-h.closing:
 	}
-	domain, _ = strings.CutPrefix(hostname, session+".")
-	if domain == hostname {
-		domain = ""
-	}
-	return u.Scheme, hostname, domain, portSuffix
+	return false
+}
+
+// close ends the terminals and the websockets of the host.
+func (h *host) close() {
+	h.closeOnce.Do(func() { close(h.closing) })
+	h.terminals.closeAll()
 }
 
 func (h *host) routes() http.Handler {
 	mux := http.NewServeMux()
+	// Reached by the runtime and the portal without the secret.
 	mux.HandleFunc("/healthz", getOnly(h.healthz))
-	mux.HandleFunc("/session/poll", getOnly(h.poll))
 	mux.HandleFunc("/session/activity", getOnly(h.activity))
 	// Educates' gateway serves /config/<type>; its docs say
-	// /workshop/config/<type>. Clients use both.
-	mux.HandleFunc("/config/{type}", getOnly(h.config))
-	mux.HandleFunc("/workshop/config/{type}", getOnly(h.config))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	// /workshop/config/<type>. Clients use both. The token authorises.
+	mux.HandleFunc("/config/{type...}", getOnly(h.config))
+	mux.HandleFunc("/workshop/config/{type...}", getOnly(h.config))
+
+	// Everything else is the person's, reached through the portal, which
+	// adds the secret once it has checked who is asking.
+	mux.HandleFunc("/session/poll", h.private(getOnly(h.poll)))
+	mux.HandleFunc("/.portico/allocate", h.private(postOnly(h.allocate)))
+	mux.HandleFunc("/{$}", h.private(getOnly(h.dashboard)))
+	mux.HandleFunc("/workshop/content/{path...}", h.private(getOnly(h.content)))
+	mux.HandleFunc("/.portico/pages/{name...}", h.private(getOnly(h.pageJSON)))
+	mux.HandleFunc("/static/{path...}", h.private(getOnly(h.static)))
+	mux.HandleFunc("/terminal/{id}", h.private(getOnly(h.terminal)))
+	mux.HandleFunc("/", h.private(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not found")
-	})
+	}))
 	return mux
+}
+
+// secretHeader carries the session's config password on the requests the
+// portal forwards for a person it has checked.
+const secretHeader = "X-Portico-Secret"
+
+// private refuses requests without the session's secret.
+func (h *host) private(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !h.authorised(r.Header.Get(secretHeader)) {
+			writeError(w, http.StatusForbidden, "this session is reached through its training portal")
+			return
+		}
+		next(w, r)
+	}
 }
 
 // getOnly answers a JSON 405 for other methods; the mux's own 405 is text.
@@ -142,6 +178,18 @@ func getOnly(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, http.StatusMethodNotAllowed, "method not allowed")
+			return
+		}
+		next(w, r)
+	}
+}
+
+// postOnly is getOnly for POST.
+func postOnly(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", "POST")
 			writeError(w, http.StatusMethodNotAllowed, "method not allowed")
 			return
 		}
@@ -177,6 +225,100 @@ func (h *host) poll(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, struct{}{})
 }
 
+// maxAllocation bounds the body of an allocation.
+const maxAllocation = 256 << 10
+
+// allocate is POST /.portico/allocate: the portal tells a session started
+// before anyone owned it who owns it now, with the request parameters.
+// Repeating it is harmless; another owner is a conflict.
+func (h *host) allocate(w http.ResponseWriter, r *http.Request) {
+	var a runtime.Allocation
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAllocation))
+	if err := dec.Decode(&a); err != nil {
+		writeError(w, http.StatusBadRequest, "malformed allocation: "+err.Error())
+		return
+	}
+	if dec.More() {
+		writeError(w, http.StatusBadRequest, "malformed allocation: trailing data")
+		return
+	}
+	if err := validAllocation(a); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.owner != nil {
+		if h.owner.User.Username != a.User.Username {
+			writeError(w, http.StatusConflict, "the session already has another owner")
+			return
+		}
+		if h.owner.User == a.User && slices.Equal(h.owner.Params, a.Params) {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+	}
+	if err := saveOwner(h.home, a); err != nil {
+		h.log.Error("cannot keep the allocation", "err", err)
+		writeError(w, http.StatusInternalServerError, "cannot keep the allocation")
+		return
+	}
+	first := h.owner == nil
+	h.owner = &a
+	h.env, h.variables = sessionValues(h.info, h.owner)
+	if first {
+		close(h.allocated)
+		// The session is new to its owner: the orphaned rule counts from
+		// now, not from when the reserve started.
+		h.lastAccess = h.now()
+		h.lastView = h.lastAccess
+	}
+	h.log.Info("session allocated", "user", a.User.Username, "params", len(a.Params))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func validAllocation(a runtime.Allocation) error {
+	if a.User.Username == "" {
+		return errors.New("user.username: must not be empty")
+	}
+	for i, p := range a.Params {
+		if p.Name == "" {
+			return fmt.Errorf("params[%d].name: must not be empty", i)
+		}
+	}
+	return nil
+}
+
+// saveOwner keeps the allocation in the home, so that a restarted host
+// knows it.
+func saveOwner(home string, a runtime.Allocation) error {
+	b, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(home, StateDir), 0o700); err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(home, ownerFile), b, 0o600)
+}
+
+// loadOwner reads the allocation a previous run of the host received; nil
+// when there was none.
+func loadOwner(home string) (*runtime.Allocation, error) {
+	b, err := os.ReadFile(filepath.Join(home, ownerFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var a runtime.Allocation
+	if err := json.Unmarshal(b, &a); err != nil {
+		return nil, fmt.Errorf("%s: %w", ownerFile, err)
+	}
+	return &a, nil
+}
+
 func (h *host) activity(w http.ResponseWriter, r *http.Request) {
 	now := h.now()
 	h.mu.Lock()
@@ -196,9 +338,11 @@ func (h *host) config(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	switch typ := r.PathValue("type"); typ {
 	case "environment":
-		writeJSON(w, http.StatusOK, h.env)
+		env, _ := h.values()
+		writeJSON(w, http.StatusOK, env)
 	case "variables":
-		writeJSON(w, http.StatusOK, h.variables)
+		_, vars := h.values()
+		writeJSON(w, http.StatusOK, vars)
 	case "kubeconfig":
 		b, err := os.ReadFile(filepath.Join(h.home, ".kube", "config"))
 		if errors.Is(err, fs.ErrNotExist) {

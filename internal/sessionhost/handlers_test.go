@@ -2,6 +2,7 @@ package sessionhost
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -61,6 +62,33 @@ func get(t *testing.T, h http.Handler, method, target string) *httptest.Response
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(method, target, nil))
 	return rec
+}
+
+// newRequest returns a request with body, if any.
+func newRequest(method, target, body string) *http.Request {
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	return httptest.NewRequest(method, target, r)
+}
+
+func serve(h http.Handler, req *http.Request) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+// private runs one request as the portal forwards it: with the secret and
+// the prefix of the session.
+func private(t *testing.T, h http.Handler, method, target string, body string) *httptest.ResponseRecorder {
+	t.Helper()
+	req := newRequest(method, target, body)
+	req.Header.Set("X-Portico-Secret", testConfig.ConfigPassword)
+	req.Header.Set("X-Forwarded-Prefix", "/sessions/"+testConfig.Session)
+	req.Header.Set("X-Portico-User", "alice")
+	req.Header.Set("X-Portico-Staff", "false")
+	return serve(h, req)
 }
 
 func decode[T any](t *testing.T, rec *httptest.ResponseRecorder) T {
@@ -211,8 +239,15 @@ func TestErrorsAreJSON(t *testing.T) {
 		{"POST", "/healthz", http.StatusMethodNotAllowed},
 		{"DELETE", "/config/environment?token=s3cret-password", http.StatusMethodNotAllowed},
 		{"GET", "/session/poll?hidden=maybe", http.StatusBadRequest},
+		{"GET", "/.portico/allocate", http.StatusMethodNotAllowed},
+		{"POST", "/.portico/allocate", http.StatusBadRequest},
+		{"GET", "/terminal/1", http.StatusBadRequest},
+		{"GET", "/terminal/a.b", http.StatusNotFound},
+		{"GET", "/static/nothing.js", http.StatusNotFound},
+		{"GET", "/workshop/content/nothing.png", http.StatusNotFound},
+		{"GET", "/.portico/pages/nothing", http.StatusNotFound},
 	} {
-		rec := get(t, routes, tc.method, tc.target)
+		rec := private(t, routes, tc.method, tc.target, "")
 		if rec.Code != tc.status {
 			t.Errorf("%s %s: status %d, want %d", tc.method, tc.target, rec.Code, tc.status)
 			continue
@@ -237,7 +272,7 @@ func TestActivity(t *testing.T) {
 	}
 	poll := func(query string) {
 		t.Helper()
-		rec := get(t, routes, "GET", "/session/poll"+query)
+		rec := private(t, routes, "GET", "/session/poll"+query, "")
 		if rec.Code != http.StatusOK || strings.TrimSpace(rec.Body.String()) != "{}" {
 			t.Fatalf("poll%s: %d %s", query, rec.Code, rec.Body)
 		}

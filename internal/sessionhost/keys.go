@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"io/fs"
@@ -77,4 +78,25 @@ func generateKeys(comment string) (keyPair, error) {
 		line = append(append(line, ' '), comment...)
 	}
 	return keyPair{private: pem.EncodeToMemory(block), public: append(line, '\n')}, nil
+}
+
+// loadOrCreateSecret returns the secret kept at path, generating it on the
+// first start of the session.
+func loadOrCreateSecret(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil && len(bytes.TrimSpace(b)) > 0 {
+		return string(bytes.TrimSpace(b)), nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	raw := make([]byte, 18)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	secret := base64.RawURLEncoding.EncodeToString(raw)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	return secret, atomicfile.Write(path, []byte(secret+"\n"), 0o600)
 }

@@ -1,13 +1,20 @@
-// Package sessionhost is the program that runs inside each workshop session:
-// it serves the session's config endpoints and reports its activity to the
-// portal. The portal binary runs it as the hidden subcommand
-// `portico sessionhost`, with the session home as working directory.
+// Package sessionhost is the program that runs inside each workshop session.
+// It prepares the session (workshop files, setup scripts), then serves what
+// a person uses through the portal (the dashboard: instructions, terminals,
+// countdown), the session's config endpoints, and its activity for the
+// portal's orphaned rule. The portal binary runs it as the hidden
+// subcommand `portico sessionhost`, with the session home as working
+// directory.
+//
+// The host writes only under the session home and the temporary directory,
+// so it runs as it is in a sandbox that makes the rest read-only.
 package sessionhost
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -29,6 +36,9 @@ type Options struct {
 	Listen string
 	// Logger defaults to a text logger on stderr.
 	Logger *slog.Logger
+	// Output receives the output of the setup scripts; stderr when nil,
+	// where the runtime keeps the host's log.
+	Output io.Writer
 }
 
 // Main parses args, the command line after `portico sessionhost`, and runs
@@ -48,13 +58,19 @@ func Main(args []string) error {
 	return Run(ctx, Options{Home: *home, Listen: *listen})
 }
 
-// Run sets the session up (configuration, SSH keys), serves until ctx is
-// done, then shuts the server down gracefully. Setup finishes before the
-// address is published, so a published address means a ready host.
+// Run sets the session up (configuration, SSH keys, workshop files, setup
+// scripts), serves until ctx is done, then shuts the server down gracefully.
+// Setup finishes before the address is published, so a published address
+// means a ready host; a setup that fails returns its error, for the runtime
+// to report.
 func Run(ctx context.Context, opts Options) error {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	out := opts.Output
+	if out == nil {
+		out = os.Stderr
 	}
 	home := opts.Home
 	if home == "" {
@@ -69,11 +85,36 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	log = log.With("session", cfg.Session)
+	if cfg.Owner == nil {
+		// Allocated before a restart of the host.
+		if cfg.Owner, err = loadOwner(home); err != nil {
+			return err
+		}
+	}
+	if cfg.ServicesPassword == "" {
+		if cfg.ServicesPassword, err = loadOrCreateSecret(filepath.Join(home, servicesPasswordFile)); err != nil {
+			return fmt.Errorf("services password: %w", err)
+		}
+	}
 	keys, err := loadOrCreateKeys(filepath.Join(home, ".ssh"), cfg.Session)
 	if err != nil {
 		return fmt.Errorf("ssh keys: %w", err)
 	}
 	h := newHost(cfg, home, keys, time.Now)
+	h.log = log
+	defer h.close()
+
+	err = once(home, filesDoneFile, func() error { return unpackWorkshopFiles(ctx, cfg, home) })
+	if err != nil {
+		return err
+	}
+	env, _ := h.values()
+	err = once(home, setupDoneFile, func() error {
+		return runSetupScripts(ctx, home, environ(env, inheritedEnv()...), out)
+	})
+	if err != nil {
+		return err
+	}
 
 	listen := opts.Listen
 	if listen == "" {
@@ -107,6 +148,8 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	// Websockets are not waited for by Shutdown: end them first.
+	h.close()
 	if srv.Shutdown(shutdownCtx) != nil {
 		srv.Close() // connections still busy after the grace period
 	}

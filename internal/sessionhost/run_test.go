@@ -24,17 +24,8 @@ func TestRun(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, Options{Home: home, Logger: slog.New(slog.DiscardHandler)}) }()
 
-	var addr []byte
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(2 * time.Millisecond) {
-		var err error
-		if addr, err = os.ReadFile(filepath.Join(home, AddressFile)); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no address published")
-		}
-	}
-	resp, err := http.Get("http://" + string(addr) + "/healthz")
+	addr := waitForAddress(t, home, done)
+	resp, err := http.Get("http://" + addr + "/healthz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,6 +45,25 @@ func TestRun(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after cancel")
+	}
+}
+
+// waitForAddress waits until the host running in home publishes its
+// address, or Run returns.
+func waitForAddress(t *testing.T, home string, done <-chan error) string {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+		if addr, err := os.ReadFile(filepath.Join(home, AddressFile)); err == nil {
+			return string(addr)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("Run returned before serving: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no address published")
+		}
 	}
 }
 

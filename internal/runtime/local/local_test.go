@@ -190,8 +190,16 @@ func TestStartServeStop(t *testing.T) {
 		}
 	}
 
-	if code, body := httpGet(t, base+"/session/poll?hidden=false"); code != http.StatusOK {
-		t.Fatalf("poll: %d %s", code, body)
+	// The page's poll comes through the portal, which adds the secret.
+	poll, _ := http.NewRequest("GET", base+"/session/poll?hidden=false", nil)
+	poll.Header.Set(secretHeader, "config-"+name)
+	resp, err := http.DefaultClient.Do(poll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("poll: %s", resp.Status)
 	}
 	act, err := r.Activity(ctx, inst)
 	if err != nil {
