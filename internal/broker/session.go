@@ -275,9 +275,12 @@ func (b *Broker) Activate(ctx context.Context, name, token string) (store.Sessio
 // Target is where the host of a live session answers and what the portal
 // tells it when it forwards a request.
 type Target struct {
+	Name    string
 	Address string
 	Secret  string // the config password: the host trusts who knows it
 	Owner   int64
+	// Delivered tells whether the host knows its owner yet.
+	Delivered bool
 }
 
 // Target returns where to forward requests for a live session.
@@ -294,7 +297,7 @@ func (b *Broker) Target(ctx context.Context, name string) (Target, error) {
 		if s.Address == "" {
 			return errorf(Unavailable, "Session %s is still starting", name)
 		}
-		t = Target{Address: s.Address, Secret: s.Password, Owner: s.Owner}
+		t = Target{Name: s.Name, Address: s.Address, Secret: s.Password, Owner: s.Owner, Delivered: s.Delivered}
 		return nil
 	})
 	return t, err
@@ -310,4 +313,14 @@ func (b *Broker) Ended(ctx context.Context, caller store.User, name string) (sto
 	})
 	ok := err == nil && s.Owner == caller.ID && (s.State == store.Stopped || s.State == store.Stopping)
 	return s, ok
+}
+
+// Deliver makes sure the host of an allocated session knows its owner
+// before a request reaches it: the reconciler delivers soon after the
+// allocation, but a front end may ask the session for its environment
+// sooner.
+func (b *Broker) Deliver(ctx context.Context, t Target) {
+	if t.Owner != 0 && !t.Delivered {
+		b.deliverSession(ctx, t.Name)
+	}
 }

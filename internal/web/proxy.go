@@ -39,6 +39,7 @@ func (p *Pages) proxy(w http.ResponseWriter, r *http.Request) {
 		}
 		viewer = u
 	}
+	p.broker.Deliver(r.Context(), t)
 	prefix := "/sessions/" + name
 	target := &url.URL{Scheme: "http", Host: t.Address}
 	rp := &httputil.ReverseProxy{

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/portico-dev/portico/internal/runtime/runtimetest"
 	"github.com/portico-dev/portico/internal/store"
 )
 
@@ -61,6 +62,9 @@ func TestProxyToSessionHost(t *testing.T) {
 	bob := p.Client()
 	bob.Raw("GET", bobsActivation, nil)
 
+	if p.Session(name).Delivered {
+		t.Fatal("delivered before any reconciler pass: the test would prove nothing")
+	}
 	resp, raw := alice.Raw("GET", "/sessions/"+name+"/workshop/content/01?x=1", nil)
 	if resp.StatusCode != 200 || string(raw) != "host:/workshop/content/01" {
 		t.Fatalf("owner through the proxy: %d %q", resp.StatusCode, raw)
@@ -79,6 +83,10 @@ func TestProxyToSessionHost(t *testing.T) {
 	}
 	if got.URL.RawQuery != "x=1" {
 		t.Errorf("query %q lost", got.URL.RawQuery)
+	}
+	// The host knew its owner before the request reached it.
+	if a, ok := p.Runtime.(*runtimetest.Runtime).Allocation(name); !ok || a.User.Username != "alice" || !p.Session(name).Delivered {
+		t.Errorf("owner not delivered before forwarding: %+v %v", a, ok)
 	}
 
 	n := len(host.seen)
