@@ -737,16 +737,19 @@ func (b *Broker) spec(s store.Session, env store.Environment) runtime.Spec {
 	portal := b.Portal()
 	vars := slices.Concat(envOf(env.Workshop.SessionEnv), envOf(env.Env), envOf(s.Params))
 	return runtime.Spec{
-		Session:        s.Name,
-		ID:             s.ID,
-		Environment:    env.Name,
-		Workshop:       env.Workshop.Name,
-		Portal:         portal.Name,
-		PortalURL:      b.url,
-		SessionURL:     b.SessionURL(s.Name),
-		ConfigPassword: s.Password,
-		Env:            vars,
-		WorkshopDir:    env.Workshop.Dir,
+		Session:             s.Name,
+		ID:                  s.ID,
+		Environment:         env.Name,
+		Workshop:            env.Workshop.Name,
+		WorkshopTitle:       env.Workshop.Title,
+		WorkshopDescription: env.Workshop.Description,
+		WorkshopFiles:       env.Workshop.Files,
+		Portal:              portal.Name,
+		PortalURL:           b.url,
+		SessionURL:          b.SessionURL(s.Name),
+		ConfigPassword:      s.Password,
+		Env:                 vars,
+		WorkshopDir:         env.Workshop.Dir,
 	}
 }
 

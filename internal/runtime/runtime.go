@@ -18,9 +18,12 @@ type Spec struct {
 	ID          string // short session id, e.g. s001
 	Environment string
 	Workshop    string
-	Portal      string
-	PortalURL   string
-	SessionURL  string
+	// WorkshopTitle and WorkshopDescription head the dashboard.
+	WorkshopTitle       string
+	WorkshopDescription string
+	Portal              string
+	PortalURL           string
+	SessionURL          string
 	// ConfigPassword authorises /config/<type>?token= on the session host.
 	ConfigPassword string
 	// Env is the environment of every shell of the session, in order.

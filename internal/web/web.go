@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/portico-dev/portico/internal/auth"
 	"github.com/portico-dev/portico/internal/broker"
@@ -126,15 +125,15 @@ func (p *Pages) session(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; frame-ancestors 'self'")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; frame-src 'self'; frame-ancestors 'self'")
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	err := pages.ExecuteTemplate(w, "session.html", map[string]any{
 		"Title":    p.broker.Portal().Title,
 		"Session":  v.Session,
 		"Workshop": v.Environment.Workshop,
-		"Expires":  v.Session.Expires,
-		"Now":      time.Now(),
-		"URL":      p.broker.SessionURL(v.Session.Name),
+		// The dashboard is framed once the host serves; until then a
+		// cover that refreshes itself.
+		"Ready": v.Session.Address != "",
 	})
 	if err != nil {
 		p.log.Error("render session page", "err", err)

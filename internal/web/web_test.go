@@ -122,3 +122,20 @@ func TestSessionPageIsForItsOwner(t *testing.T) {
 	}
 	_ = activation
 }
+
+func TestSessionPageCoversAStartingSession(t *testing.T) {
+	defs := portaltest.Definitions(config.Entry{Capacity: 3, Reserved: 0, Initial: 0, Expires: time.Hour})
+	p := portaltest.Start(t, defs, portaltest.Options{Runtime: runtimetest.New()})
+	name, activation := request(t, p, "alice", "/")
+	browser := p.Client()
+	browser.Raw("GET", activation, nil)
+	_, raw := browser.Raw("GET", "/workshops/session/"+name+"/", nil)
+	if page := string(raw); strings.Contains(page, "<iframe") || !strings.Contains(page, `http-equiv="refresh"`) {
+		t.Fatalf("page of a starting session: %s", page)
+	}
+	p.Settle()
+	_, raw = browser.Raw("GET", "/workshops/session/"+name+"/", nil)
+	if page := string(raw); !strings.Contains(page, `<iframe class="dashboard" src="/sessions/`+name+`/"`) {
+		t.Fatalf("page of a ready session: %s", page)
+	}
+}

@@ -563,18 +563,20 @@ func configOf(spec runtime.Spec) sessionhost.Config {
 		env[i] = sessionhost.EnvVar{Name: v.Name, Value: v.Value}
 	}
 	return sessionhost.Config{
-		Session:        spec.Session,
-		ID:             spec.ID,
-		Environment:    spec.Environment,
-		Workshop:       spec.Workshop,
-		Portal:         spec.Portal,
-		PortalURL:      spec.PortalURL,
-		SessionURL:     spec.SessionURL,
-		ConfigPassword: spec.ConfigPassword,
-		Env:            env,
-		WorkshopDir:    spec.WorkshopDir,
-		WorkshopFiles:  spec.WorkshopFiles,
-		Owner:          spec.Owner,
+		Session:             spec.Session,
+		ID:                  spec.ID,
+		Environment:         spec.Environment,
+		Workshop:            spec.Workshop,
+		Portal:              spec.Portal,
+		PortalURL:           spec.PortalURL,
+		SessionURL:          spec.SessionURL,
+		ConfigPassword:      spec.ConfigPassword,
+		Env:                 env,
+		WorkshopDir:         spec.WorkshopDir,
+		WorkshopFiles:       spec.WorkshopFiles,
+		WorkshopTitle:       spec.WorkshopTitle,
+		WorkshopDescription: spec.WorkshopDescription,
+		Owner:               spec.Owner,
 	}
 }
 
