@@ -611,3 +611,21 @@ func TestRestartFinishesInterruptedStarts(t *testing.T) {
 		})
 	}
 }
+
+func TestEndAllStopsEverySession(t *testing.T) {
+	p, rt := start(t, config.Entry{Capacity: 4, Reserved: 2, Initial: 2, Expires: time.Hour})
+	s := activate(t, p, request(t, p, "alice", time.Minute))
+	p.Settle()
+	if err := p.Broker.EndAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := p.Count("", store.Live...); n != 0 {
+		t.Errorf("%d sessions still live", n)
+	}
+	if len(rt.Running()) != 0 {
+		t.Errorf("hosts still running: %v", rt.Running())
+	}
+	if !slices.Contains(p.Events.Names(s.Name), "Session/Deleted") {
+		t.Errorf("events of alice's session: %v", p.Events.Names(s.Name))
+	}
+}

@@ -840,3 +840,41 @@ func (b *Broker) Adopt(ctx context.Context) error {
 	}
 	return nil
 }
+
+// EndAll ends every live session and waits until their hosts are stopped:
+// what a single portal does when it shuts down, since nobody could reach
+// its sessions any more. Replicas sharing a database leave them to the
+// others instead.
+func (b *Broker) EndAll(ctx context.Context) error {
+	var live []store.Session
+	err := b.update(ctx, func(tx store.Tx, record func(Event)) error {
+		var err error
+		if live, err = tx.FindSessions(store.SessionQuery{States: store.Live}); err != nil {
+			return err
+		}
+		now := b.now()
+		for _, s := range live {
+			if s.State == store.Stopping {
+				continue
+			}
+			if err := b.endSession(tx, s, now, "Session/Terminate", record); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxParallel)
+	for _, s := range live {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			b.stopSession(ctx, s.Name)
+		})
+	}
+	wg.Wait()
+	return nil
+}
