@@ -5,11 +5,13 @@ package main
 import (
 	"context"
 	"errors"
+	"expvar"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -22,7 +24,9 @@ import (
 	"github.com/portico-dev/portico/internal/broker"
 	"github.com/portico-dev/portico/internal/config"
 	"github.com/portico-dev/portico/internal/httpapi"
+	"github.com/portico-dev/portico/internal/runtime"
 	"github.com/portico-dev/portico/internal/runtime/local"
+	"github.com/portico-dev/portico/internal/runtime/noop"
 	"github.com/portico-dev/portico/internal/sessionhost"
 	"github.com/portico-dev/portico/internal/store"
 	"github.com/portico-dev/portico/internal/store/postgres"
@@ -33,6 +37,7 @@ import (
 
 const usage = `Usage:
   portico serve [--config PATH] [--data-dir DIR] [--listen HOST:PORT] [--url URL] [--database postgres://...]
+                [--runtime local|noop] [--debug-listen HOST:PORT]
 
 Without --config, the bundled example portal is served.
 `
@@ -69,6 +74,8 @@ func serve(args []string) error {
 	publicURL := fs.String("url", "", "public URL of the portal (default: http://<listen address>)")
 	analytics := fs.String("analytics-webhook", "", "URL to POST analytics events to")
 	database := fs.String("database", "", "postgres://... to keep the portal's state in PostgreSQL, shared by replicas (default: SQLite in the data directory)")
+	runtimeName := fs.String("runtime", "local", "session runtime: local (a process tree per session) or noop (sessions are rows only and do nothing: for measuring the portal alone and load tests)")
+	debugListen := fs.String("debug-listen", "", "address to serve net/http/pprof and expvar on, apart from the portal (default: off)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -116,9 +123,22 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	rt, err := local.New(local.Options{Dir: filepath.Join(*dataDir, "sessions"), Command: []string{exe, "sessionhost"}, Logger: log})
-	if err != nil {
-		return err
+	var rt runtime.Runtime
+	switch *runtimeName {
+	case "local":
+		if rt, err = local.New(local.Options{Dir: filepath.Join(*dataDir, "sessions"), Command: []string{exe, "sessionhost"}, Logger: log}); err != nil {
+			return err
+		}
+	case "noop":
+		log.Warn("noop runtime: sessions are rows only and do nothing")
+		rt = noop.New()
+	default:
+		return fmt.Errorf("--runtime: %q is not local or noop", *runtimeName)
+	}
+	if *debugListen != "" {
+		if err := serveDebug(ctx, log, *debugListen); err != nil {
+			return err
+		}
 	}
 	events := webhook.New(ctx, webhook.Portal{Name: defs.Portal.Name, UID: broker.PortalUID(defs.Portal.Name),
 		Generation: defs.Portal.Generation, URL: url}, *analytics, log)
@@ -165,7 +185,41 @@ func serve(args []string) error {
 		return err
 	}
 	<-done
+	if *database == "" {
+		// A single portal ends its sessions when it stops: nobody could
+		// reach them. Replicas on PostgreSQL leave them to the others.
+		log.Info("ending sessions")
+		ectx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := b.EndAll(ectx); err != nil {
+			log.Error("ending sessions", "err", err)
+		}
+	}
 	log.Info("portal stopped")
+	return nil
+}
+
+// serveDebug serves the profiles of net/http/pprof and the variables of
+// expvar on a listener of their own, never on the portal's.
+func serveDebug(ctx context.Context, log *slog.Logger, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--debug-listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/debug/vars", expvar.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	go srv.Serve(ln)
+	log.Info("debug endpoints serving", "url", "http://"+ln.Addr().String()+"/debug/pprof/")
 	return nil
 }
 
