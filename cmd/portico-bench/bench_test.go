@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain serves the hidden mode, which the harness starts by running its
+// own executable: in tests, this test binary.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == fixedServerArg {
+		if err := fixedServer(os.Args[2:]); err != nil {
+			os.Stderr.WriteString(err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestQuickReserved runs the harness in its quick mode against the real
+// binary, built from this checkout, for one small scenario: it checks that
+// the harness works, not timings.
+func TestQuickReserved(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds portico and runs real portals")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out := filepath.Join(t.TempDir(), "bench.json")
+	var table bytes.Buffer
+	err := run(ctx, []string{"--quick", "--scenarios", "reserved", "--clients", "1,4", "--reserve", "50",
+		"--warmup", "100ms", "--window", "500ms", "--json", out}, &table)
+	t.Logf("table:\n%s", table.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r report
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Failures) > 0 {
+		t.Fatalf("failures: %v", r.Failures)
+	}
+	metrics := map[string]int{}
+	for _, x := range r.Rows {
+		if x.Value <= 0 {
+			t.Errorf("%s %s %s: %v", x.Section, x.Case, x.Metric, x.Value)
+		}
+		metrics[x.Case+" "+x.Metric+" vs "+x.Reference]++
+	}
+	for _, want := range []string{
+		"1 connection storage ceiling vs ",
+		"1 client throughput vs trivial handler",
+		"4 clients throughput vs trivial handler",
+		"4 clients p99 latency vs trivial handler",
+		"4 clients throughput growth vs portico at 1 client",
+	} {
+		if metrics[want] != 1 {
+			t.Errorf("no row %q in %v", want, metrics)
+		}
+	}
+	if !strings.Contains(table.String(), "reserved allocation") {
+		t.Errorf("no table printed")
+	}
+}
+
+func TestFlags(t *testing.T) {
+	o, err := parseFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(o.scenarios, ",") != "reserved,ondemand,catalog,idle,host" || o.peer != "" {
+		t.Errorf("default scenarios %v, peer %q", o.scenarios, o.peer)
+	}
+	if o.clients[len(o.clients)-1] != 256 || o.window != 5*time.Second {
+		t.Errorf("defaults: %+v", o)
+	}
+	o, err = parseFlags([]string{"--peer", "jupyterhub", "--scenarios", "ondemand", "--quick"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(o.scenarios, ",") != "ondemand,peer" || o.window != time.Second {
+		t.Errorf("with the peer: %v, window %s", o.scenarios, o.window)
+	}
+	for _, bad := range [][]string{{"--scenarios", "nope"}, {"--clients", "0"}, {"--peer", "other"}, {"extra"}} {
+		if _, err := parseFlags(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if !(&options{cpuProfile: "x", profileAt: "reserved/64"}).profiled("reserved", 64) {
+		t.Error("reserved/64 not profiled")
+	}
+}
+
+func TestSummarise(t *testing.T) {
+	var lat []time.Duration
+	for i := 100; i >= 1; i-- {
+		lat = append(lat, time.Duration(i)*time.Millisecond)
+	}
+	s := summarise(lat)
+	if s.N != 100 || s.P50ms != 50 || s.P99ms != 99 || s.MaxMs != 100 || s.MeanMs != 50.5 {
+		t.Errorf("%+v", s)
+	}
+	if (summarise(nil) != stats{}) {
+		t.Error("empty")
+	}
+}

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// row is one figure of the table: a value, the reference it is measured
+// against in the same run, their ratio, and the target of issue 6 when
+// there is one.
+type row struct {
+	Section   string  `json:"section"`
+	Case      string  `json:"case"`
+	Metric    string  `json:"metric"`
+	Value     float64 `json:"value"`
+	Unit      string  `json:"unit"`
+	Reference string  `json:"reference,omitempty"`
+	RefValue  float64 `json:"reference_value,omitempty"`
+	Ratio     float64 `json:"ratio,omitempty"`
+	Target    string  `json:"target,omitempty"`
+	Met       *bool   `json:"met,omitempty"`
+	Note      string  `json:"note,omitempty"`
+	Detail    any     `json:"detail,omitempty"`
+}
+
+type section struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+}
+
+type report struct {
+	Machine   machine   `json:"machine"`
+	Command   string    `json:"command"`
+	Started   time.Time `json:"started"`
+	Seconds   float64   `json:"seconds"`
+	Quick     bool      `json:"quick"`
+	Sections  []section `json:"sections"`
+	Rows      []row     `json:"rows"`
+	Failures  []string  `json:"failures,omitempty"`
+	Profiles  []string  `json:"profiles,omitempty"`
+	Footnotes []string  `json:"notes,omitempty"`
+}
+
+func newReport(o *options, args []string) *report {
+	cmd := "go run ./cmd/portico-bench"
+	if len(args) > 0 {
+		cmd += " " + strings.Join(args, " ")
+	}
+	return &report{Machine: describeMachine(runtime.Version()), Command: cmd, Started: time.Now().UTC().Truncate(time.Second), Quick: o.quick}
+}
+
+// section starts a group of rows.
+func (r *report) section(name, description string) {
+	r.Sections = append(r.Sections, section{name, description})
+}
+
+func (r *report) add(x row) {
+	if len(r.Sections) > 0 {
+		x.Section = r.Sections[len(r.Sections)-1].Name
+	}
+	if x.RefValue != 0 && x.Ratio == 0 {
+		x.Ratio = x.Value / x.RefValue
+	}
+	r.Rows = append(r.Rows, x)
+}
+
+func (r *report) note(format string, args ...any) {
+	r.Footnotes = append(r.Footnotes, fmt.Sprintf(format, args...))
+}
+
+func (r *report) failed(scenario string, err error) {
+	r.Failures = append(r.Failures, fmt.Sprintf("%s: %v", scenario, err))
+}
+
+func (r *report) finish(started time.Time) {
+	r.Seconds = math.Round(time.Since(started).Seconds()*10) / 10
+	r.Machine.LoadEnd = loadAverage()
+}
+
+func met(ok bool) *bool { return &ok }
+
+func num(v float64) string {
+	switch a := math.Abs(v); {
+	case v == 0:
+		return "0"
+	case a >= 1000:
+		return fmt.Sprintf("%.0f", v)
+	case a >= 100:
+		return fmt.Sprintf("%.1f", v)
+	case a >= 1:
+		return fmt.Sprintf("%.2f", v)
+	case a >= 0.01:
+		return fmt.Sprintf("%.3f", v)
+	default:
+		return fmt.Sprintf("%.2g", v)
+	}
+}
+
+func (x row) cells() []string {
+	ref, refv, ratio := "", "", ""
+	if x.Reference != "" {
+		ref = x.Reference
+		refv = num(x.RefValue)
+		if x.Ratio != 0 {
+			ratio = num(x.Ratio) + "×"
+		}
+	}
+	m := ""
+	if x.Met != nil {
+		m = "no"
+		if *x.Met {
+			m = "yes"
+		}
+	}
+	value := num(x.Value) + " " + x.Unit
+	target := x.Target
+	if m != "" {
+		target += " → " + m
+	}
+	if x.Note != "" {
+		target = strings.TrimSpace(target + "  (" + x.Note + ")")
+	}
+	return []string{x.Case, x.Metric, value, ref, refv, ratio, target}
+}
+
+var header = []string{"case", "metric", "value", "reference (same run)", "ref. value", "ratio", "target"}
+
+func (r *report) header() []string {
+	m := r.Machine
+	lines := []string{
+		fmt.Sprintf("machine: %s, %d cores (GOMAXPROCS %d), %.1f GB, %s, Linux %s, %s", m.CPU, m.Cores, m.GOMAXPROCS, m.MemoryGB, m.OS, m.Kernel, m.GoVersion),
+		fmt.Sprintf("load average at start %s, at end %s; run took %.0f s", m.LoadStart, m.LoadEnd, r.Seconds),
+		"command: " + r.Command,
+	}
+	if r.Quick {
+		lines = append(lines, "QUICK RUN: short windows and few levels; the figures check the harness, not the portal")
+	}
+	return lines
+}
+
+// print writes the table for a terminal.
+func (r *report) print(w io.Writer) {
+	fmt.Fprintln(w)
+	for _, l := range r.header() {
+		fmt.Fprintln(w, l)
+	}
+	for _, s := range r.Sections {
+		fmt.Fprintf(w, "\n## %s — %s\n", s.Name, s.Description)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, strings.Join(header, "\t"))
+		for _, x := range r.Rows {
+			if x.Section == s.Name {
+				fmt.Fprintln(tw, strings.Join(x.cells(), "\t"))
+			}
+		}
+		tw.Flush()
+	}
+	if len(r.Footnotes) > 0 {
+		fmt.Fprintln(w, "\nnotes:")
+		for _, n := range r.Footnotes {
+			fmt.Fprintln(w, "- "+n)
+		}
+	}
+	for _, p := range r.Profiles {
+		fmt.Fprintln(w, "profile: "+p)
+	}
+	for _, f := range r.Failures {
+		fmt.Fprintln(w, "FAILED: "+f)
+	}
+}
+
+func (r *report) writeJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// writeMarkdown writes the machine, the command and the table, for
+// BENCHMARKS.md.
+func (r *report) writeMarkdown(path string) error {
+	var b strings.Builder
+	b.WriteString("<!-- Generated by `go run ./cmd/portico-bench --markdown FILE`; do not edit by hand. -->\n\n")
+	for _, l := range r.header() {
+		fmt.Fprintf(&b, "- %s\n", strings.Replace(l, "command: "+r.Command, "command: `"+r.Command+"`", 1))
+	}
+	esc := func(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+	for _, s := range r.Sections {
+		fmt.Fprintf(&b, "\n### %s\n\n%s\n\n", esc(s.Name), s.Description)
+		fmt.Fprintf(&b, "| %s |\n|%s\n", strings.Join(header, " | "), strings.Repeat(" --- |", len(header)))
+		for _, x := range r.Rows {
+			if x.Section != s.Name {
+				continue
+			}
+			cells := x.cells()
+			for i := range cells {
+				cells[i] = esc(cells[i])
+			}
+			fmt.Fprintf(&b, "| %s |\n", strings.Join(cells, " | "))
+		}
+	}
+	if len(r.Footnotes) > 0 {
+		b.WriteString("\nNotes:\n\n")
+		for _, n := range r.Footnotes {
+			fmt.Fprintf(&b, "- %s\n", n)
+		}
+	}
+	for _, f := range r.Failures {
+		fmt.Fprintf(&b, "\n**Failed:** %s\n", esc(f))
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
