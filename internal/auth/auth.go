@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -192,7 +193,7 @@ func (s *Service) client(tx store.Tx, cc ClientCredentials) (store.Client, error
 	if errors.Is(err, store.ErrNotFound) {
 		// Spend the time a hash check takes, so timing does not tell
 		// which client ids exist.
-		bcrypt.CompareHashAndPassword(dummyHash, []byte(cc.Secret))
+		bcrypt.CompareHashAndPassword(dummyHash(), []byte(cc.Secret))
 		return c, errInvalidClient
 	}
 	if err != nil {
@@ -204,7 +205,12 @@ func (s *Service) client(tx store.Tx, cc ClientCredentials) (store.Client, error
 	return c, nil
 }
 
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("portico"), bcrypt.DefaultCost)
+// dummyHash is made on first use: at package init it cost every process of
+// the binary, each session host included, 100 ms of CPU.
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("portico"), bcrypt.DefaultCost)
+	return h
+})
 
 // Password checks a username and password; the web login uses it too.
 func (s *Service) Password(ctx context.Context, username, password string) (store.User, error) {
@@ -220,7 +226,7 @@ func (s *Service) Password(ctx context.Context, username, password string) (stor
 func (s *Service) password(tx store.Tx, username, password string) (store.User, error) {
 	u, err := tx.User(username)
 	if errors.Is(err, store.ErrNotFound) || err == nil && u.PasswordHash == "" {
-		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
 		return u, errInvalidGrant
 	}
 	if err != nil {
