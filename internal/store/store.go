@@ -240,7 +240,8 @@ type SessionQuery struct {
 	// know its owner yet.
 	Undelivered bool
 	// Order: "created" (oldest first, the default), "-created", or
-	// "waiting-first" (WAITING before STARTING, then oldest first).
+	// "waiting-first" (for reserves, States WAITING and STARTING: WAITING
+	// first, then oldest first).
 	Order string
 	Limit int
 	// Claim locks the selected rows for update and skips rows other

@@ -308,6 +308,16 @@ func (t *Tx) LockPortal() error {
 	return err
 }
 
+// stateLiteral quotes a session state for SQL; states are our constants,
+// and anything else matches nothing.
+func stateLiteral(st store.SessionState) string {
+	switch st {
+	case store.Starting, store.Waiting, store.Running, store.Stopping, store.Stopped:
+		return "'" + string(st) + "'"
+	}
+	return "NULL"
+}
+
 func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
@@ -398,11 +408,13 @@ func (t *Tx) where(q store.SessionQuery) (string, []any) {
 		add(`s.owner IS NULL`)
 	}
 	if len(q.States) > 0 {
-		a := make([]any, len(q.States))
+		// Literals, not parameters: SQLite uses a partial index only when
+		// the query's terms match the index's own.
+		lits := make([]string, len(q.States))
 		for i, st := range q.States {
-			a[i] = st
+			lits[i] = stateLiteral(st)
 		}
-		add(`s.state IN (`+placeholders(len(a))+`)`, a...)
+		add(`s.state IN (` + strings.Join(lits, ", ") + `)`)
 	}
 	if !q.ExpiresBy.IsZero() {
 		add(`s.expires > 0 AND s.expires <= ?`, ms(q.ExpiresBy))
@@ -414,7 +426,7 @@ func (t *Tx) where(q store.SessionQuery) (string, []any) {
 		add(`s.attempts = 0`)
 	}
 	if q.Undelivered {
-		add(`s.owner IS NOT NULL AND s.delivered = ? AND s.address <> ''`, false)
+		add(`s.owner IS NOT NULL AND NOT s.delivered AND s.address <> ''`)
 	}
 	if q.Failing {
 		add(`s.attempts > 0`)
@@ -435,7 +447,9 @@ func (t *Tx) FindSessions(q store.SessionQuery) ([]store.Session, error) {
 	case "-created":
 		query += ` ORDER BY s.created DESC, s.name DESC`
 	case "waiting-first":
-		query += ` ORDER BY CASE s.state WHEN 'WAITING' THEN 0 ELSE 1 END, s.created, s.name`
+		// WAITING sorts after STARTING, so descending puts the ready
+		// reserves first, in the order of the sessions_reserve index.
+		query += ` ORDER BY s.state DESC, s.created, s.name`
 	default:
 		query += ` ORDER BY s.created, s.name`
 	}
