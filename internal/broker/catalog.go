@@ -111,8 +111,10 @@ func (b *Broker) environmentView(tx store.Tx, env store.Environment, sessions bo
 		return v, err
 	}
 	list, err := tx.FindSessions(store.SessionQuery{EnvID: env.ID, Ownership: store.Owned, States: store.Live})
-	for _, s := range list {
-		v.Sessions = append(v.Sessions, SessionView{Session: s, Environment: env, Schedule: b.schedule(s, env)})
+	v.Sessions = make([]SessionView, len(list))
+	shared := &env
+	for i, s := range list {
+		v.Sessions[i] = SessionView{Session: s, Environment: shared, Schedule: b.schedule(s, env)}
 	}
 	return v, err
 }
@@ -160,16 +162,18 @@ func (b *Broker) UserSessions(ctx context.Context, caller store.User, username s
 		if err != nil {
 			return err
 		}
-		envs := map[int64]store.Environment{}
+		envs := map[int64]*store.Environment{}
 		for _, s := range list {
 			env, ok := envs[s.EnvID]
 			if !ok {
-				if env, err = tx.EnvironmentByID(s.EnvID); err != nil {
+				e, err := tx.EnvironmentByID(s.EnvID)
+				if err != nil {
 					return err
 				}
+				env = &e
 				envs[s.EnvID] = env
 			}
-			out = append(out, SessionView{Session: s, Environment: env, Schedule: b.schedule(s, env)})
+			out = append(out, SessionView{Session: s, Environment: env, Schedule: b.schedule(s, *env)})
 		}
 		return nil
 	})

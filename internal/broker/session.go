@@ -53,7 +53,7 @@ func (b *Broker) schedule(s store.Session, env store.Environment) Schedule {
 // SessionView is a session with its environment, as the caller may see it.
 type SessionView struct {
 	Session     store.Session
-	Environment store.Environment
+	Environment *store.Environment // shared by the views of one listing
 	Schedule    Schedule
 }
 
@@ -79,7 +79,7 @@ func (b *Broker) Session(ctx context.Context, caller store.User, name string) (S
 	var v SessionView
 	err := b.store.View(ctx, func(tx store.Tx) error {
 		s, env, err := b.access(tx, caller, name)
-		v = SessionView{Session: s, Environment: env, Schedule: b.schedule(s, env)}
+		v = SessionView{Session: s, Environment: &env, Schedule: b.schedule(s, env)}
 		return err
 	})
 	return v, err
@@ -200,7 +200,7 @@ func (b *Broker) Event(ctx context.Context, caller store.User, name, event strin
 	if v.Session.Owner == 0 {
 		return errorf(Invalid, "Session was never allocated")
 	}
-	b.events.Emit(b.sessionEvent(event, v.Session, v.Environment, data))
+	b.events.Emit(b.sessionEvent(event, v.Session, *v.Environment, data))
 	return nil
 }
 
