@@ -629,3 +629,24 @@ func TestEndAllStopsEverySession(t *testing.T) {
 		t.Errorf("events of alice's session: %v", p.Events.Names(s.Name))
 	}
 }
+
+func TestSessionLimitsAndHostExit(t *testing.T) {
+	p, rt := start(t, config.Entry{Capacity: 2, Reserved: 1, Initial: 1, Expires: time.Hour}, func(d *config.Definitions) {
+		d.Workshops["lab"].Resources = config.Resources{Memory: 512 << 20, CPUMilli: 500, Processes: 64}
+	})
+	spec, ok := rt.Spec("portal-w01-s001")
+	if !ok || spec.Limits != (runtime.Limits{Memory: 512 << 20, CPUMilli: 500, Processes: 64}) {
+		t.Fatalf("limits given to the runtime: %+v (%v)", spec.Limits, ok)
+	}
+	s := activate(t, p, request(t, p, "alice", time.Minute))
+	rt.Exit(s.Name, "killed by the kernel")
+	p.Broker.HostExited(ctx, s.Name)
+	p.Settle()
+	ended := wantState(t, p, s.Name, store.Stopped)
+	if ended.Failure != "session host exited" {
+		t.Errorf("failure %q", ended.Failure)
+	}
+	if n := p.Count("portal-w01", store.Waiting); n != 1 {
+		t.Errorf("%d reserves after the host died, want the reserve topped up", n)
+	}
+}

@@ -64,7 +64,11 @@ func (b *Broker) Run(ctx context.Context) {
 	var (
 		leader  bool
 		renewed time.Time
+		exited  <-chan string
 	)
+	if w, ok := b.runtime.(runtime.ExitWatcher); ok {
+		exited = w.Exited()
+	}
 	for {
 		if !leader || time.Since(renewed) >= leaseRenew {
 			ok, err := b.lead(ctx)
@@ -101,9 +105,32 @@ func (b *Broker) Run(ctx context.Context) {
 			return
 		case <-b.wake:
 		case <-b.store.Changes():
+		case name := <-exited:
+			b.HostExited(ctx, name)
 		case <-t.C:
 		}
 		t.Stop()
+	}
+}
+
+// HostExited ends a session whose host exited by itself (a crash, an
+// out-of-memory kill of the host): nobody can use it any more, and its
+// place goes back to the pool. The stop that follows clears what is left.
+func (b *Broker) HostExited(ctx context.Context, name string) {
+	err := b.updateQuiet(ctx, func(tx store.Tx, record func(Event)) (bool, error) {
+		s, err := tx.Session(name)
+		if errors.Is(err, store.ErrNotFound) || err == nil && (s.State == store.Stopping || s.State == store.Stopped) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		b.log.Warn("session host exited", "session", name)
+		s.Failure = "session host exited"
+		return true, b.endSession(tx, s, b.now(), "Session/Vanished", record)
+	})
+	if err != nil {
+		b.log.Error("ending a session whose host exited", "session", name, "err", err)
 	}
 }
 
@@ -744,12 +771,14 @@ func (b *Broker) spec(s store.Session, env store.Environment) runtime.Spec {
 		WorkshopTitle:       env.Workshop.Title,
 		WorkshopDescription: env.Workshop.Description,
 		WorkshopFiles:       env.Workshop.Files,
-		Portal:              portal.Name,
-		PortalURL:           b.url,
-		SessionURL:          b.SessionURL(s.Name),
-		ConfigPassword:      s.Password,
-		Env:                 vars,
-		WorkshopDir:         env.Workshop.Dir,
+		Limits: runtime.Limits{Memory: env.Workshop.Resources.Memory,
+			CPUMilli: env.Workshop.Resources.CPUMilli, Processes: env.Workshop.Resources.Processes},
+		Portal:         portal.Name,
+		PortalURL:      b.url,
+		SessionURL:     b.SessionURL(s.Name),
+		ConfigPassword: s.Password,
+		Env:            vars,
+		WorkshopDir:    env.Workshop.Dir,
 	}
 }
 

@@ -428,7 +428,7 @@ status:
 	}
 	want := []string{
 		"portal.yaml: TrainingPortal test: fields not used by Portico: spec.portal.ingress, spec.portal.theme.name, spec.workshops[].registry",
-		"portal.yaml: Workshop lab-x: fields not used by Portico: metadata.namespace, spec.session.resources, spec.session.namespaces, spec.workshop.image, spec.environment, status",
+		"portal.yaml: Workshop lab-x: fields not used by Portico: metadata.namespace, spec.session.namespaces, spec.workshop.image, spec.environment, status",
 	}
 	if len(defs.Warnings) != len(want) {
 		t.Fatalf("warnings:\n%s", strings.Join(defs.Warnings, "\n"))
@@ -440,6 +440,9 @@ status:
 	}
 	if got := defs.Workshops["lab-x"].SessionEnv; !reflect.DeepEqual(got, []EnvVar{{Name: "TOKEN"}}) {
 		t.Errorf("session env = %+v", got)
+	}
+	if got := defs.Workshops["lab-x"].Resources; got != (Resources{Memory: 1 << 30}) {
+		t.Errorf("resources = %+v", got)
 	}
 }
 

@@ -122,12 +122,22 @@ type Workshop struct {
 
 	Parameters []Parameter // spec.request.parameters
 	SessionEnv []EnvVar    // spec.session.env
+	// Resources is spec.session.resources: the limits of each session.
+	Resources Resources
 	// Files is spec.workshop.files, kept as decoded YAML for the session host.
 	Files []map[string]any
 
 	// Fingerprint changes whenever the spec changes; it drives environment
 	// replacement when portal.updates.workshop is on.
 	Fingerprint string
+}
+
+// Resources are the limits of each session of a workshop, for all its
+// processes together. A zero field sets no limit.
+type Resources struct {
+	Memory    int64 // spec.session.resources.memory, in bytes
+	CPUMilli  int   // spec.session.resources.cpu, in thousandths of a CPU
+	Processes int   // spec.session.resources.processes (Portico's own field)
 }
 
 // Parameter is one spec.request.parameters item.

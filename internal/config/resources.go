@@ -129,7 +129,8 @@ type workshopSpec struct {
 		Parameters []parameter `yaml:"parameters"`
 	} `yaml:"request"`
 	Session struct {
-		Env []sessionEnvVar `yaml:"env"`
+		Env       []sessionEnvVar  `yaml:"env"`
+		Resources sessionResources `yaml:"resources"`
 	} `yaml:"session"`
 	Workshop struct {
 		Files []map[string]any `yaml:"files"`
@@ -141,6 +142,16 @@ type parameter struct {
 	Value    string `yaml:"value"`
 	Generate string `yaml:"generate"`
 	From     string `yaml:"from"`
+}
+
+// sessionResources is spec.session.resources: Educates' memory and cpu
+// (Kubernetes quantities, read as strings so that 1, 0.5 and 512Mi all
+// reach the quantity parser as written) and Portico's processes. Educates'
+// storage is not read.
+type sessionResources struct {
+	Memory    string `yaml:"memory"`
+	CPU       string `yaml:"cpu"`
+	Processes int    `yaml:"processes"`
 }
 
 // sessionEnvVar is a Kubernetes EnvVar: Portico reads name and value and

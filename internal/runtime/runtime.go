@@ -36,6 +36,22 @@ type Spec struct {
 	// Owner is set when the session already has an owner as it starts;
 	// reserved sessions get theirs through Allocate.
 	Owner *Allocation
+	// Limits bounds the resources of the whole session; the zero value
+	// sets no limit.
+	Limits Limits
+}
+
+// Limits bounds the resources of one session, all its processes together
+// (the workshop's spec.session.resources). A zero field sets no limit.
+type Limits struct {
+	// Memory is in bytes. A process that would exceed it is killed by the
+	// kernel (the largest first); the session host is meant to survive.
+	Memory int64
+	// CPUMilli is CPU time in thousandths of a CPU: 500 is half a CPU.
+	CPUMilli int
+	// Processes is how many processes, threads included, the programs of
+	// the session may run at once, beside the session host.
+	Processes int
 }
 
 // Allocation is what becomes known when a person gets a session.
@@ -95,4 +111,15 @@ type Runtime interface {
 	// List reports every session instance this runtime has, including ones
 	// started before a portal restart.
 	List(ctx context.Context) ([]Instance, error)
+}
+
+// ExitWatcher is implemented by runtimes that notice a session host ending
+// by itself: a crash, an out-of-memory kill of the host, a kill from
+// outside.
+type ExitWatcher interface {
+	// Exited delivers the name of each session whose host exited after
+	// its Start succeeded and without a Stop, once per host. The channel
+	// is the same on every call and never closed; a runtime buffers
+	// what its reader has not taken yet.
+	Exited() <-chan string
 }

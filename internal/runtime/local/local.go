@@ -1,11 +1,14 @@
 // Package local is the default session runtime: each session is a process
 // tree on this machine, led by a session host (internal/sessionhost) that
-// runs in the session's home directory and its own process group.
+// runs in the session's home directory, sandboxed by bubblewrap when it is
+// installed (see sandbox.go) and limited by cgroups where the portal may
+// create them (see cgroup.go).
 //
 // Everything the runtime knows about a session is on disk, in the session
-// home, so a restarted portal lists and re-adopts the sessions that kept
-// running while it was down; the only memory it keeps is which Start and
-// Stop calls are in flight in this process.
+// home and the session's cgroups, so a restarted portal lists and re-adopts
+// the sessions that kept running while it was down; what it keeps in
+// memory is which Start and Stop calls are in flight in this process, and
+// which hosts it follows to report their exits.
 package local
 
 import (
@@ -31,12 +34,20 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/portico-dev/portico/internal/atomicfile"
 	"github.com/portico-dev/portico/internal/runtime"
 	"github.com/portico-dev/portico/internal/sessionhost"
 )
 
 // Files of a session home written by the runtime, next to the host's own.
+//
+// The pid file holds the pid of the process the runtime started: the host,
+// or bwrap, which exits when the host does. In the sandbox, the pid 1 of
+// the session's pid namespace follows, another bwrap process, which stays
+// while any process of the session does; its death makes the kernel kill
+// them all. The file exists, empty, from before the host starts, as the
+// sandbox makes it read-only; the runtime writes it in place, never
+// replacing it (which would detach that read-only mount: a mount point can
+// be replaced from outside its mount namespace).
 const (
 	pidFile = sessionhost.StateDir + "/pid"
 	logFile = sessionhost.StateDir + "/host.log"
@@ -71,6 +82,10 @@ type Options struct {
 	Env []string
 	// StartTimeout bounds a Start; 30 s when zero.
 	StartTimeout time.Duration
+	// Hide lists absolute paths, beside the directory holding Dir (the
+	// portal's data dir), that sessions must not see when sandboxed:
+	// directories look empty, files empty.
+	Hide []string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -84,11 +99,34 @@ type Runtime struct {
 	log          *slog.Logger
 	client       *http.Client
 
+	// bwrap is the path of bubblewrap; sessions run unsandboxed without it.
+	bwrap string
+	// hide are the paths sessions must not see.
+	hide []string
+	// exposeCommand is set when the host's executable is in a place the
+	// sandbox hides, such as /tmp: it is bound there alone.
+	exposeCommand bool
+	// cgroups are where sessions get cgroups; nil or empty without any.
+	cgroups *cgroupSet
+	// cgroupMounts are the mount points of every cgroup hierarchy, to
+	// check the cgroups a session home lists.
+	cgroupMounts []string
+	// prlimit is the path of prlimit(1), for a memory limit without
+	// cgroups; "" when missing.
+	prlimit string
+	exits   exitQueue
+	warned  sync.Map // warnings already logged
+
 	mu       sync.Mutex
 	sessions map[string]*entry // sessions with a Start or Stop in flight
+	hosts    map[string]*host  // the hosts followed for Exited
+	biasing  bool              // oomBiasLoop runs
 }
 
-var _ runtime.Runtime = (*Runtime)(nil)
+var (
+	_ runtime.Runtime     = (*Runtime)(nil)
+	_ runtime.ExitWatcher = (*Runtime)(nil)
+)
 
 // entry serialises the Starts and Stops of one session in this process.
 type entry struct {
@@ -99,7 +137,9 @@ type entry struct {
 	abort  chan struct{} // closed by Stop to abort the Starts before it
 }
 
-// New returns a runtime keeping its sessions under opts.Dir.
+// New returns a runtime keeping its sessions under opts.Dir. It looks for
+// bwrap in PATH and for the cgroups it may create, and logs what sessions
+// will get.
 func New(opts Options) (*Runtime, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("local runtime: no session directory")
@@ -130,13 +170,20 @@ func New(opts Options) (*Runtime, error) {
 		return nil, fmt.Errorf("local runtime: session host command: %w", err)
 	}
 	command[0] = path
+	hide, err := hiddenPaths(dir, opts.Hide)
+	if err != nil {
+		return nil, fmt.Errorf("local runtime: %w", err)
+	}
 	r := &Runtime{
 		dir:          dir,
 		command:      command,
 		env:          slices.Clone(opts.Env),
 		startTimeout: opts.StartTimeout,
 		log:          opts.Logger,
+		hide:         hide,
+		exits:        exitQueue{ch: make(chan string)},
 		sessions:     make(map[string]*entry),
+		hosts:        make(map[string]*host),
 		client: &http.Client{
 			Transport: &http.Transport{
 				Proxy:               nil, // session hosts are reached directly, whatever HTTP_PROXY says
@@ -153,7 +200,35 @@ func New(opts Options) (*Runtime, error) {
 	if r.log == nil {
 		r.log = slog.Default()
 	}
+	r.exposeCommand = slices.ContainsFunc(append([]string{"/tmp"}, hide...), func(h string) bool { return within(path, h) })
+	if r.bwrap, err = exec.LookPath("bwrap"); err != nil {
+		r.bwrap = ""
+		r.log.Warn("bubblewrap not found: sessions run unsandboxed (apt-get install bubblewrap)")
+	} else if out, err := exec.Command(r.bwrap, "--unshare-pid", "--unshare-ipc", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "true").CombinedOutput(); err != nil {
+		// Sessions would fail to start: say why now.
+		r.log.Error("bubblewrap cannot make a sandbox here: sessions will fail to start", "bwrap", r.bwrap, "err", err, "output", strings.TrimSpace(string(out)))
+	}
+	if r.prlimit, err = exec.LookPath("prlimit"); err != nil {
+		r.prlimit = ""
+	}
+	r.cgroups = detectCgroups()
+	r.cgroupMounts = r.cgroups.mounts
+	if r.cgroups.any() {
+		r.log.Info("session limits by cgroups", "cgroups", r.cgroups.String())
+		if n := r.cgroups.removeStale(); n > 0 {
+			r.log.Info("removed the cgroups of sessions killed without a stop", "count", n)
+		}
+	} else {
+		r.log.Warn("no cgroup the portal may create: session limits fall back to rlimits (memory only, per process)")
+	}
 	return r, nil
+}
+
+// warnOnce logs msg once for the life of r.
+func (r *Runtime) warnOnce(msg string, args ...any) {
+	if _, done := r.warned.LoadOrStore(msg, true); !done {
+		r.log.Warn(msg, args...)
+	}
 }
 
 // Start starts the session host of spec.Session and waits until it serves.
@@ -196,68 +271,148 @@ func (r *Runtime) start(ctx context.Context, abort <-chan struct{}, spec runtime
 	case err != nil:
 		return runtime.Instance{}, err
 	case inst.Failed == "":
-		return r.awaitReady(ctx, abort, name, pid, nil)
+		_, init, _ := readPIDs(r.home(name))
+		return r.awaitReady(ctx, abort, name, pid, r.adopt(name, r.home(name), pid, init), nil)
 	default:
 		// The remains of a host that died: clear them for a fresh start.
 		if err := r.remove(ctx, name); err != nil {
 			return runtime.Instance{}, err
 		}
 	}
-	pid, exited, err := r.spawn(spec)
+	for _, l := range r.unenforced(spec.Limits) {
+		r.warnOnce("session "+l+" limits are not enforced: no cgroup for them", "limits", spec.Limits)
+	}
+	if r.rlimitArgs(spec.Limits) != nil {
+		r.warnOnce("session memory limits apply to each process alone (RLIMIT_DATA): no memory cgroup")
+	}
+	pid, h, exited, err := r.spawn(spec)
 	if err != nil {
 		r.abandon(name, pid)
 		return runtime.Instance{}, err
 	}
-	return r.awaitReady(ctx, abort, name, pid, exited)
+	inst, err = r.awaitReady(ctx, abort, name, pid, h, exited)
+	if err == nil {
+		r.protectSandbox(h)
+	}
+	return inst, err
 }
 
-// spawn creates the session home and starts the host in it. exited is
-// closed when the host exits.
-func (r *Runtime) spawn(spec runtime.Spec) (pid int, exited <-chan struct{}, err error) {
-	home := r.home(spec.Session)
+// spawn creates the session home and starts the host in it, in its
+// cgroups and sandbox. It returns the process it started (see pidFile), or
+// 0 if it started none; exited is closed when that process exits.
+func (r *Runtime) spawn(spec runtime.Spec) (pid int, h *host, exited <-chan struct{}, err error) {
+	name := spec.Session
+	home := r.home(name)
 	if err := os.MkdirAll(r.dir, 0o700); err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	if err := os.Mkdir(home, 0o700); err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	if err := os.Mkdir(filepath.Join(home, sessionhost.StateDir), 0o700); err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	if err := sessionhost.WriteConfig(home, configOf(spec)); err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	logf, err := os.OpenFile(filepath.Join(home, logFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
-	cmd := exec.Command(r.command[0], r.command[1:]...)
+	defer logf.Close()
+	pidf, err := os.OpenFile(filepath.Join(home, pidFile), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	defer pidf.Close()
+	var cgroups *sessionCgroups
+	if r.cgroups.any() {
+		if cgroups, err = r.cgroups.create(home, spec.Limits); err != nil {
+			return 0, nil, nil, fmt.Errorf("session cgroups: %w", err)
+		}
+	}
+
+	argv := r.rlimitArgs(spec.Limits)
+	var info, infoW *os.File
+	if r.bwrap != "" {
+		if info, infoW, err = os.Pipe(); err != nil {
+			return 0, nil, nil, err
+		}
+		defer info.Close()
+		defer infoW.Close()
+		const infoFD = 3 // the first of ExtraFiles
+		argv = append(append(argv, r.bwrap), r.sandboxArgs(home, workshopSources(spec), infoFD)...)
+	}
+	argv = append(argv, r.command...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = home
 	cmd.Env = r.hostEnv(home)
 	// A file, not a pipe: the host must keep logging after the portal dies.
 	cmd.Stdout, cmd.Stderr = logf, logf
-	// A process group of its own lets Stop signal the whole tree at once and
-	// keeps signals aimed at the portal's terminal away from sessions. No
-	// Pdeathsig: sessions outlive a crash of the portal, which re-adopts them.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	err = cmd.Start()
-	logf.Close()
-	if err != nil {
-		return 0, nil, err
+	if infoW != nil {
+		cmd.ExtraFiles = []*os.File{infoW}
 	}
-	pid = cmd.Process.Pid
+	// A process group of its own keeps signals aimed at the portal's
+	// terminal away from sessions, and lets Stop signal an unsandboxed
+	// host's tree at once. No Pdeathsig: sessions outlive a crash of the
+	// portal, which re-adopts them (and the thread that starts the host
+	// ends at once, see startIn).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if cgroups != nil {
+		err = cgroups.startIn(cmd)
+	} else {
+		err = cmd.Start()
+	}
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	if infoW != nil {
+		infoW.Close() // bwrap's copy only: EOF if bwrap exits early
+	}
+	child := cmd.Process.Pid
+	h = r.spawned(name, child, cgroups)
 	done := make(chan struct{})
 	go func() {
 		// Reap the host. Hosts re-adopted after a restart of the portal are
 		// not its children: PID 1 reaps those.
 		err := cmd.Wait()
 		close(done)
-		r.log.Info("session host exited", "session", spec.Session, "pid", pid, "status", err)
+		r.log.Info("session host exited", "session", name, "pid", child, "status", err)
+		r.hostExited(name, h)
 	}()
-	if err := atomicfile.Write(filepath.Join(home, pidFile), []byte(strconv.Itoa(pid)), 0o600); err != nil {
-		return pid, done, err
+	var init int
+	if info != nil {
+		if init, err = readSandboxInfo(info); err != nil {
+			return child, h, done, fmt.Errorf("sandbox: %w; last lines of host.log:\n%s", err, logTail(filepath.Join(home, logFile)))
+		}
+		r.setInit(h, init)
 	}
-	return pid, done, nil
+	content := strconv.Itoa(child)
+	if init > 0 {
+		content += " " + strconv.Itoa(init)
+	}
+	if _, err := pidf.Write([]byte(content)); err != nil {
+		return child, h, done, err
+	}
+	return child, h, done, nil
+}
+
+// protectSandbox keeps the OOM killer away from bwrap, whose death would
+// end the session (see oom.go for the host). bwrap is protected only once
+// the host runs: what a protected process starts inherits the protection,
+// and bwrap's pid 1 starts nothing but the host.
+func (r *Runtime) protectSandbox(h *host) {
+	r.mu.Lock()
+	pids := []int{h.pid, h.init}
+	r.mu.Unlock()
+	if pids[1] == 0 {
+		return // unsandboxed
+	}
+	for _, p := range pids {
+		// Fails unless the portal may (CAP_SYS_RESOURCE): then bwrap stays
+		// as likely a victim as any small process.
+		os.WriteFile("/proc/"+strconv.Itoa(p)+"/oom_score_adj", []byte("-1000"), 0)
+	}
 }
 
 // hostEnv is the whole environment of a session host. It does not inherit
@@ -277,7 +432,7 @@ func (r *Runtime) hostEnv(home string) []string {
 // exited is nil for a host that this process did not start. For one it did,
 // /proc cannot tell: just after exec, /proc/<pid>/environ is still empty, so
 // the host would not look like one.
-func (r *Runtime) awaitReady(ctx context.Context, abort <-chan struct{}, name string, pid int, exited <-chan struct{}) (runtime.Instance, error) {
+func (r *Runtime) awaitReady(ctx context.Context, abort <-chan struct{}, name string, pid int, h *host, exited <-chan struct{}) (runtime.Instance, error) {
 	home := r.home(name)
 	errExited := errors.New("session host exited")
 	var err error
@@ -287,7 +442,8 @@ poll:
 			err = errExited
 			break poll
 		}
-		if addr, aerr := readAddress(home); aerr == nil && r.probe(ctx, addr, probeTimeout) == nil {
+		if addr, aerr := r.address(home, h); aerr == nil && r.probe(ctx, addr, probeTimeout) == nil {
+			r.markReady(name, h)
 			return runtime.Instance{Session: name, Address: addr, Ready: true}, nil
 		}
 		select {
@@ -313,7 +469,8 @@ poll:
 // the host is this process's child, or was checked by inspect.
 func (r *Runtime) abandon(name string, pid int) {
 	home := r.home(name)
-	if err := killSession(context.Background(), home, pid, 0); err != nil {
+	r.expectExit(name)
+	if err := killSession(context.Background(), r.victims(home, pid), 0); err != nil {
 		r.log.Error("cannot end failed session", "session", name, "err", err)
 		return
 	}
@@ -347,14 +504,28 @@ func (r *Runtime) Stop(ctx context.Context, name string) error {
 // inside may still run.
 func (r *Runtime) remove(ctx context.Context, name string) error {
 	home := r.home(name)
-	pgid, _ := readPID(home)
-	if !isHost(pgid, home) {
-		pgid = 0 // the pid file may name anything
+	pid, _ := readPID(home)
+	if !isHost(pid, home) {
+		pid = 0 // the pid file may name anything
 	}
-	if err := killSession(ctx, home, pgid, stopGrace); err != nil {
+	r.expectExit(name)
+	if err := killSession(ctx, r.victims(home, pid), stopGrace); err != nil {
 		return err
 	}
 	return os.RemoveAll(home)
+}
+
+// victims describes what to kill to end the session at home, whose host
+// process (see pidFile) is pid, trusted to be the session's, or 0.
+func (r *Runtime) victims(home string, pid int) victims {
+	v := victims{home: home, cgroups: sessionCgroupsOf(home, r.cgroupMounts)}
+	if pid > 0 {
+		v.pgid = pid // the runtime starts hosts in a process group of their own
+	}
+	if _, init, _ := readPIDs(home); isSandboxInit(init, home) {
+		v.leader = init
+	}
+	return v
 }
 
 // Status reports the session, probing its host when it looks ready.
@@ -470,12 +641,42 @@ func (r *Runtime) inspect(name string) (inst runtime.Instance, pid int, err erro
 	if err != nil {
 		return runtime.Instance{}, 0, err
 	}
-	pid, err = readPID(home)
+	pid, init, err := readPIDs(home)
 	if err != nil || !isHost(pid, home) {
 		return runtime.Instance{Session: name, Failed: "session host exited"}, pid, nil
 	}
+	h := r.adopt(name, home, pid, init)
+	addr, err := r.address(home, h)
+	if err != nil {
+		return runtime.Instance{Session: name}, pid, nil
+	}
+	r.markReady(name, h)
+	return runtime.Instance{Session: name, Address: addr, Ready: true}, pid, nil
+}
+
+// address returns the address the host h of home published, once it
+// checked that the host listens there (see hostListens).
+func (r *Runtime) address(home string, h *host) (string, error) {
 	addr, err := readAddress(home)
-	return runtime.Instance{Session: name, Address: addr, Ready: err == nil}, pid, nil
+	if err != nil {
+		return "", err
+	}
+	r.mu.Lock()
+	pid, init, verified := h.pid, h.init, h.addr == addr
+	r.mu.Unlock()
+	if verified {
+		return addr, nil
+	}
+	if !hostListens(pid, init, netip.MustParseAddrPort(addr)) {
+		if _, done := r.warned.LoadOrStore(home+" "+addr, true); !done {
+			r.log.Warn("session host address not held by the host: ignored", "session", filepath.Base(home), "address", addr)
+		}
+		return "", errors.New("address not held by the session host")
+	}
+	r.mu.Lock()
+	h.addr = addr
+	r.mu.Unlock()
+	return addr, nil
 }
 
 // withStarting reports a session whose Start is in flight in this process
@@ -594,12 +795,32 @@ func validName(name string) bool {
 	return true
 }
 
+// readPID reads the pid of the host process from the pid file of home.
 func readPID(home string) (int, error) {
+	pid, _, err := readPIDs(home)
+	return pid, err
+}
+
+// readPIDs reads the pid file of home: the host process, and the sandbox's
+// pid 1 (0 when unsandboxed).
+func readPIDs(home string) (pid, init int, err error) {
 	b, err := os.ReadFile(filepath.Join(home, pidFile))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return strconv.Atoi(string(bytes.TrimSpace(b)))
+	f := strings.Fields(string(b))
+	if len(f) == 0 || len(f) > 2 {
+		return 0, 0, fmt.Errorf("malformed pid file %q", b)
+	}
+	if pid, err = strconv.Atoi(f[0]); err != nil {
+		return 0, 0, err
+	}
+	if len(f) == 2 {
+		if init, err = strconv.Atoi(f[1]); err != nil {
+			return 0, 0, err
+		}
+	}
+	return pid, init, nil
 }
 
 // readAddress reads the address the host published. The home belongs to

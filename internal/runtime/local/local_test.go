@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,19 +28,45 @@ import (
 const (
 	sessionHostEnv = "PORTICO_TEST_SESSIONHOST"
 	// daemonsEnv makes the host start, before serving, a daemon that escapes
-	// its process group (setsid) and a child that stays in the group but
-	// drops the session marker, and write their pids to daemonsFile.
-	daemonsEnv  = "PORTICO_TEST_DAEMONS"
-	daemonsFile = "daemons"
+	// its process group (setsid), "sleep 1001", and a child that stays in
+	// the group but drops the session marker, "sleep 1002".
+	daemonsEnv = "PORTICO_TEST_DAEMONS"
+	// execEnv makes the host run the scripts that tests drop in its home
+	// (see runInSession), as children of its own: as its PTY shells, they
+	// are in the session's sandbox and cgroups.
+	execEnv = "PORTICO_TEST_EXEC"
+	execDir = "exec"
+	// allocEnv makes the test binary allocate and touch that many bytes,
+	// then print "allocated" and wait to be killed.
+	allocEnv = "PORTICO_TEST_ALLOC"
+	// listenEnv makes the test binary serve /healthz on a port of
+	// 127.0.0.1, whose address it prints: a server that is no host.
+	listenEnv = "PORTICO_TEST_LISTEN"
 )
 
 func TestMain(m *testing.M) {
+	if n := os.Getenv(allocEnv); n != "" {
+		allocate(n)
+		return
+	}
+	if os.Getenv(listenEnv) == "1" {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			panic(err)
+		}
+		fmt.Println(ln.Addr())
+		http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+		return
+	}
 	if os.Getenv(sessionHostEnv) == "1" {
 		if os.Getenv(daemonsEnv) == "1" {
 			if err := startDaemons(); err != nil {
 				fmt.Fprintln(os.Stderr, "start daemons:", err)
 				os.Exit(2)
 			}
+		}
+		if os.Getenv(execEnv) == "1" {
+			go runScripts()
 		}
 		if err := sessionhost.Main(os.Args[1:]); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -51,22 +78,100 @@ func TestMain(m *testing.M) {
 }
 
 func startDaemons() error {
-	escaped := exec.Command("sleep", "1000")
+	escaped := exec.Command("sleep", "1001")
 	escaped.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	unmarked := exec.Command("sleep", "1000")
+	unmarked := exec.Command("sleep", "1002")
 	for _, e := range os.Environ() {
 		if !strings.HasPrefix(e, markerEnv+"=") {
 			unmarked.Env = append(unmarked.Env, e)
 		}
 	}
-	var pids []string
 	for _, cmd := range []*exec.Cmd{escaped, unmarked} {
 		if err := cmd.Start(); err != nil {
 			return err
 		}
-		pids = append(pids, strconv.Itoa(cmd.Process.Pid))
 	}
-	return os.WriteFile(daemonsFile, []byte(strings.Join(pids, " ")), 0o600)
+	return nil
+}
+
+// runScripts runs each <n>.sh that appears in execDir with sh, its output
+// in <n>.out, then writes its exit status to <n>.rc.
+func runScripts() {
+	os.Mkdir(execDir, 0o700)
+	done := map[string]bool{}
+	for ; ; time.Sleep(2 * time.Millisecond) {
+		entries, _ := os.ReadDir(execDir)
+		for _, e := range entries {
+			n, ok := strings.CutSuffix(e.Name(), ".sh")
+			if !ok || done[n] {
+				continue
+			}
+			done[n] = true
+			go func() {
+				out, err := os.Create(filepath.Join(execDir, n+".out"))
+				if err != nil {
+					return
+				}
+				cmd := exec.Command("sh", filepath.Join(execDir, n+".sh"))
+				cmd.Stdout, cmd.Stderr = out, out
+				err = cmd.Run()
+				out.Close()
+				rc := "0"
+				if err != nil {
+					rc = err.Error()
+				}
+				tmp := filepath.Join(execDir, n+".rc.tmp")
+				os.WriteFile(tmp, []byte(rc), 0o600)
+				os.Rename(tmp, filepath.Join(execDir, n+".rc"))
+			}()
+		}
+	}
+}
+
+// runInSession runs script with sh as a child of the host of the session
+// at home, started with execEnv, and returns its output and exit status
+// ("0", or how it failed).
+func runInSession(t *testing.T, home, script string) (out, rc string) {
+	t.Helper()
+	dir := filepath.Join(home, execDir)
+	n := strconv.FormatInt(time.Now().UnixNano(), 10)
+	tmp := filepath.Join(home, n+".tmp")
+	if err := os.WriteFile(tmp, []byte(script), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, n+".sh")); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		b, err := os.ReadFile(filepath.Join(dir, n+".rc"))
+		if err == nil {
+			o, _ := os.ReadFile(filepath.Join(dir, n+".out"))
+			return string(o), string(b)
+		}
+		if time.Now().After(deadline) {
+			o, _ := os.ReadFile(filepath.Join(dir, n+".out"))
+			t.Fatalf("script did not finish; output so far:\n%s", o)
+		}
+	}
+}
+
+// allocate allocates and touches n bytes, then waits.
+func allocate(n string) {
+	size, err := strconv.Atoi(n)
+	if err != nil {
+		panic(err)
+	}
+	var chunks [][]byte
+	for size > 0 {
+		c := make([]byte, min(size, 1<<20))
+		for i := range c {
+			c[i] = byte(i)
+		}
+		chunks = append(chunks, c)
+		size -= len(c)
+	}
+	fmt.Println("allocated", len(chunks), "MiB")
+	time.Sleep(time.Hour)
 }
 
 func newRuntime(t testing.TB, dir string, opts Options) *Runtime {
@@ -238,43 +343,42 @@ func TestStartServeStop(t *testing.T) {
 }
 
 func TestStopKillsEscapedProcesses(t *testing.T) {
-	r := newRuntime(t, t.TempDir(), Options{Env: []string{daemonsEnv + "=1"}})
-	ctx := context.Background()
-	name := "portal-w01-s002"
-	stopOnCleanup(t, r, name)
-	if _, err := r.Start(ctx, testSpec(name)); err != nil {
-		t.Fatal(err)
-	}
-	home := filepath.Join(r.dir, name)
-	host, err := readPID(home)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(home, daemonsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var escaped, unmarked int
-	if _, err := fmt.Sscan(string(b), &escaped, &unmarked); err != nil {
-		t.Fatalf("daemons file %q: %v", b, err)
-	}
-	// Check the test does test something: one process left the group,
-	// the other lost the marker.
-	var pr procReader
-	if _, pgrp, _ := pr.stat(escaped); pgrp == host || !pr.hasMarker(escaped, marker(home)) {
-		t.Fatalf("escaped daemon: pgrp %d (host %d), marker %v", pgrp, host, pr.hasMarker(escaped, marker(home)))
-	}
-	if _, pgrp, _ := pr.stat(unmarked); pgrp != host || pr.hasMarker(unmarked, marker(home)) {
-		t.Fatalf("unmarked child: pgrp %d (host %d), marker %v", pgrp, host, pr.hasMarker(unmarked, marker(home)))
-	}
+	inModes(t, Options{Env: []string{daemonsEnv + "=1"}}, func(t *testing.T, r *Runtime) {
+		ctx := context.Background()
+		name := "portal-w01-s002"
+		stopOnCleanup(t, r, name)
+		if _, err := r.Start(ctx, testSpec(name)); err != nil {
+			t.Fatal(err)
+		}
+		home := filepath.Join(r.dir, name)
+		leader, err := readPID(home)
+		if err != nil {
+			t.Fatal(err)
+		}
+		host := hostPID(t, home)
+		escaped, unmarked := childrenNamed(host, "sleep 1001"), childrenNamed(host, "sleep 1002")
+		if len(escaped) != 1 || len(unmarked) != 1 {
+			t.Fatalf("daemons: escaped %v, unmarked %v", escaped, unmarked)
+		}
+		// Check the test does test something: one process left the group,
+		// the other lost the marker.
+		var pr procReader
+		_, hostGroup, _ := pr.stat(host)
+		if _, pgrp, _ := pr.stat(escaped[0]); pgrp == hostGroup || !pr.hasMarker(escaped[0], marker(home)) {
+			t.Fatalf("escaped daemon: pgrp %d (host %d), marker %v", pgrp, hostGroup, pr.hasMarker(escaped[0], marker(home)))
+		}
+		if _, pgrp, _ := pr.stat(unmarked[0]); pgrp != hostGroup || pr.hasMarker(unmarked[0], marker(home)) {
+			t.Fatalf("unmarked child: pgrp %d (host %d), marker %v", pgrp, hostGroup, pr.hasMarker(unmarked[0], marker(home)))
+		}
 
-	if err := r.Stop(ctx, name); err != nil {
-		t.Fatal(err)
-	}
-	for _, pid := range []int{host, escaped, unmarked} {
-		assertGone(t, pid)
-	}
-	assertNoSessionProcesses(t, home)
+		if err := r.Stop(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		for _, pid := range []int{leader, host, escaped[0], unmarked[0]} {
+			assertGone(t, pid)
+		}
+		assertNoSessionProcesses(t, home)
+	})
 }
 
 func TestRestartedPortalAdoptsSessions(t *testing.T) {
@@ -490,8 +594,8 @@ func TestConcurrentStarts(t *testing.T) {
 		}
 		// One host per session, whatever the number of Starts.
 		home := filepath.Join(r.dir, name)
-		if pids := sessionProcesses(home, 0); len(pids) != 1 {
-			t.Errorf("%s: %d processes, want 1", name, len(pids))
+		if hosts := hostProcesses(home, os.Args[0]); len(hosts) != 1 {
+			t.Errorf("%s: %d hosts, want 1", name, len(hosts))
 		}
 	}
 

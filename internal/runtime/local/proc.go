@@ -21,8 +21,8 @@ import (
 // Finding a session's processes by scanning /proc costs two small reads per
 // process on the machine (about 18 ms per thousand processes on a 2-core
 // test machine, see BenchmarkScan), paid only on Stop. It misses a process
-// that clears its environment and leaves the process group; closing that
-// gap needs a cgroup per session.
+// that clears its environment and leaves the process group: the session's
+// pid namespace (sandboxed) and cgroups close that gap, see killSession.
 const markerEnv = "PORTICO_SESSION"
 
 func marker(home string) []byte { return []byte(markerEnv + "=" + home) }
@@ -127,6 +127,12 @@ func isHost(pid int, home string) bool {
 // sessionProcesses returns the live processes that carry the marker of
 // home or belong to process group pgid (when pgid > 0).
 func sessionProcesses(home string, pgid int) []int {
+	return sessionProcessesIn(home, pgid, "")
+}
+
+// sessionProcessesIn is sessionProcesses, with the processes of the pid
+// namespace ns too (a /proc/<pid>/ns/pid link, when not empty).
+func sessionProcessesIn(home string, pgid int, ns string) []int {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
@@ -151,22 +157,72 @@ func sessionProcesses(home string, pgid int) []int {
 		}
 		if r.hasMarker(pid, m) {
 			pids = append(pids, pid)
+			continue
+		}
+		if ns != "" && pidNamespace(pid) == ns {
+			if _, ok := r.running(pid); ok {
+				pids = append(pids, pid)
+			}
 		}
 	}
 	return pids
 }
 
-// killSession ends every process of the session of home: SIGTERM to the
-// process group pgid of its host (when > 0) and to every marked process,
-// SIGKILL to what remains after grace or when ctx ends. Processes are
-// re-scanned on each round because a dying daemon may still fork.
-func killSession(ctx context.Context, home string, pgid int, grace time.Duration) error {
+// pidNamespace identifies the pid namespace of pid, "" if unknown.
+func pidNamespace(pid int) string {
+	ns, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/ns/pid")
+	return ns
+}
+
+// victims are what identifies the processes of one session.
+type victims struct {
+	home string // the marker of its processes (see markerEnv)
+	// pgid is the process group of the process the runtime started (the
+	// host unsandboxed), 0 for none.
+	pgid int
+	// leader is the sandbox's pid 1, 0 for none: every process of the
+	// session is in its pid namespace, whatever it did to its environment,
+	// process group or session, and when it dies the kernel kills them all.
+	leader int
+	// cgroups hold every process of the session, nil without cgroups.
+	cgroups *sessionCgroups
+}
+
+// killSession ends every process of a session: SIGTERM to the process
+// group, the marked processes and those of its cgroups, then SIGKILL to
+// what remains after grace or when ctx ends, starting with the sandbox's
+// pid 1 and the whole cgroup at once where the kernel can (cgroup.kill, a
+// frozen v1 cgroup). Processes are re-scanned on each round because a
+// dying daemon may still fork. It then removes the session's cgroups.
+func killSession(ctx context.Context, v victims, grace time.Duration) error {
 	// A process found once stays tracked until it is a zombie: while it
 	// exits it has no environment to show, yet is not gone.
 	found := make(map[int]bool)
 	var r procReader
+	var ns string
+	killLeader := func() {}
+	if v.leader > 0 {
+		ns = pidNamespace(v.leader)
+		// Signalled through a pidfd, which cannot reach another process
+		// once it died and its pid was reused, over several rounds.
+		if fd, err := unix.PidfdOpen(v.leader, 0); err == nil {
+			defer unix.Close(fd)
+			killLeader = func() { unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0) }
+		} else {
+			killed := false
+			killLeader = func() {
+				if !killed {
+					unix.Kill(v.leader, unix.SIGKILL)
+					killed = true
+				}
+			}
+		}
+	}
 	live := func() []int {
-		for _, p := range sessionProcesses(home, pgid) {
+		for _, p := range sessionProcessesIn(v.home, v.pgid, ns) {
+			found[p] = true
+		}
+		for _, p := range v.cgroups.procs() {
 			found[p] = true
 		}
 		var pids []int
@@ -180,8 +236,12 @@ func killSession(ctx context.Context, home string, pgid int, grace time.Duration
 		return pids
 	}
 	signal := func(sig unix.Signal) int {
-		if pgid > 0 {
-			unix.Kill(-pgid, sig)
+		if sig == unix.SIGKILL {
+			killLeader()
+			v.cgroups.kill()
+		}
+		if v.pgid > 0 {
+			unix.Kill(-v.pgid, sig)
 		}
 		pids := live()
 		for _, p := range pids {
@@ -213,7 +273,7 @@ func killSession(ctx context.Context, home string, pgid int, grace time.Duration
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return nil
+	return v.cgroups.remove()
 }
 
 // killTimeout bounds the wait for SIGKILLed processes to die.

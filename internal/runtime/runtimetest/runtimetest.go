@@ -30,10 +30,19 @@ type Runtime struct {
 	startErr   map[string]error
 	startDelay map[string]time.Duration
 	stops      map[string]int // Stops so far, to abort the Starts they overtake
+	specs      map[string]runtime.Spec
 	calls      []Call
+	exited     chan string
 }
 
-var _ runtime.Runtime = (*Runtime)(nil)
+var (
+	_ runtime.Runtime     = (*Runtime)(nil)
+	_ runtime.ExitWatcher = (*Runtime)(nil)
+)
+
+// exitedBuffer is how many exits Exited holds for a reader that does not
+// keep up; Exit drops what does not fit rather than block.
+const exitedBuffer = 1024
 
 // New returns a fake runtime with no sessions.
 func New() *Runtime {
@@ -44,6 +53,8 @@ func New() *Runtime {
 		startErr:   make(map[string]error),
 		startDelay: make(map[string]time.Duration),
 		stops:      make(map[string]int),
+		specs:      make(map[string]runtime.Spec),
+		exited:     make(chan string, exitedBuffer),
 	}
 }
 
@@ -81,7 +92,8 @@ func (f *Runtime) SetActivity(session string, a runtime.Activity) {
 	f.activity[session] = a
 }
 
-// Exit marks a running session as failed with reason, as when its host dies.
+// Exit marks a running session as failed with reason, as when its host dies,
+// and sends its name on Exited (without blocking: a full channel drops it).
 // It reports whether the session was running.
 func (f *Runtime) Exit(session, reason string) bool {
 	f.mu.Lock()
@@ -91,7 +103,22 @@ func (f *Runtime) Exit(session, reason string) bool {
 		return false
 	}
 	f.instances[session] = runtime.Instance{Session: session, Address: inst.Address, Failed: reason}
+	select {
+	case f.exited <- session:
+	default:
+	}
 	return true
+}
+
+// Exited delivers the sessions passed to Exit.
+func (f *Runtime) Exited() <-chan string { return f.exited }
+
+// Spec returns the spec of the last Start of session that succeeded.
+func (f *Runtime) Spec(session string) (runtime.Spec, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.specs[session]
+	return s, ok
 }
 
 // Running returns the names of the sessions started and neither stopped
@@ -153,6 +180,7 @@ func (f *Runtime) Start(ctx context.Context, spec runtime.Spec) (runtime.Instanc
 	}
 	inst := runtime.Instance{Session: spec.Session, Address: spec.Session + ".invalid:80", Ready: true}
 	f.instances[spec.Session] = inst
+	f.specs[spec.Session] = spec
 	if spec.Owner != nil {
 		f.allocs[spec.Session] = *spec.Owner
 	}

@@ -130,3 +130,40 @@ func TestConcurrentUse(t *testing.T) {
 		t.Fatalf("%d calls recorded, want 200", got)
 	}
 }
+
+func TestExitedAndSpec(t *testing.T) {
+	f := New()
+	ctx := context.Background()
+	spec := runtime.Spec{Session: "p-w01-s002", Limits: runtime.Limits{Memory: 512 << 20, CPUMilli: 500, Processes: 100}}
+	if _, err := f.Start(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := f.Spec("p-w01-s002"); !ok || got.Limits != spec.Limits {
+		t.Fatalf("Spec = %+v, %v", got, ok)
+	}
+	if f.Exit("p-w01-s999", "gone") {
+		t.Fatal("Exit of an unknown session = true")
+	}
+	select {
+	case name := <-f.Exited():
+		t.Fatalf("Exited delivered %q for an unknown session", name)
+	default:
+	}
+	f.Exit("p-w01-s002", "killed")
+	select {
+	case name := <-f.Exited():
+		if name != "p-w01-s002" {
+			t.Fatalf("Exited delivered %q", name)
+		}
+	default:
+		t.Fatal("Exit did not deliver on Exited")
+	}
+	// A reader that does not keep up never blocks Exit.
+	for range exitedBuffer + 10 {
+		f.Start(ctx, spec)
+		f.Exit("p-w01-s002", "again")
+	}
+	if n := len(f.Exited()); n != exitedBuffer {
+		t.Fatalf("%d exits buffered, want %d", n, exitedBuffer)
+	}
+}
