@@ -170,6 +170,11 @@ func (b *Broker) retrieve(tx store.Tx, env *store.Environment, user store.User, 
 		}
 		return s, err
 	}
+	if env.State == store.EnvStarting {
+		if err := b.startEnvironment(tx, env, now); err != nil {
+			return store.Session{}, err
+		}
+	}
 	if c.session != "" || env.State != store.EnvRunning {
 		return store.Session{}, errNoSession
 	}

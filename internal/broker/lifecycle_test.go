@@ -650,3 +650,21 @@ func TestSessionLimitsAndHostExit(t *testing.T) {
 		t.Errorf("%d reserves after the host died, want the reserve topped up", n)
 	}
 }
+
+// A request that arrives before the reconciler's first pass does not find
+// a workshop refusing sessions.
+func TestRequestRightAfterStart(t *testing.T) {
+	p, _ := start(t, config.Entry{Capacity: 3, Reserved: 1, Initial: 1, Expires: time.Hour})
+	defs := portaltest.Definitions(config.Entry{Capacity: 3, Reserved: 1, Initial: 1, Expires: time.Hour})
+	defs.Portal.Entries[0].Alias = "lab-again" // a new entry: a new environment, STARTING
+	if err := p.Broker.Apply(ctx, defs); err != nil {
+		t.Fatal(err)
+	}
+	_, err := p.Broker.Request(ctx, robot(t, p), broker.Request{Environment: "portal-w02", Username: "alice", IndexURL: "/"})
+	if err != nil {
+		t.Fatalf("request in an environment not yet reconciled: %v", err)
+	}
+	if env := p.Environments()[1]; env.State != store.EnvRunning {
+		t.Errorf("environment %s is %s", env.Name, env.State)
+	}
+}

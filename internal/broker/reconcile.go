@@ -217,12 +217,7 @@ func (b *Broker) reconcileEnvironment(ctx context.Context, id int64, now time.Ti
 		}
 		switch env.State {
 		case store.EnvStarting:
-			env.State = store.EnvRunning
-			if err := tx.UpdateEnvironment(&env); err != nil {
-				return false, err
-			}
-			_, err := b.addReserves(tx, &env, env.Initial, now)
-			return true, err
+			return true, b.startEnvironment(tx, &env, now)
 		case store.EnvRunning:
 			if refreshDue(env, now) {
 				return true, b.replaceEnvironment(tx, env, record)
@@ -247,6 +242,19 @@ func (b *Broker) reconcileEnvironment(ctx context.Context, id int64, now time.Ti
 		}
 		return false, nil
 	})
+}
+
+// startEnvironment makes a new environment RUNNING with its initial
+// sessions. The runtimes need nothing per environment yet, so this is
+// database work only: the reconciler does it, and so does the first
+// request that finds the environment still starting, rather than refuse.
+func (b *Broker) startEnvironment(tx store.Tx, env *store.Environment, now time.Time) error {
+	env.State = store.EnvRunning
+	if err := tx.UpdateEnvironment(env); err != nil {
+		return err
+	}
+	_, err := b.addReserves(tx, env, env.Initial, now)
+	return err
 }
 
 // environmentDue reports whether reconcileEnvironment has work to do.
