@@ -607,14 +607,19 @@ func (b *Broker) startSession(ctx context.Context, name string) {
 	orphan := false
 	err = b.updateQuiet(ctx, func(tx store.Tx, record func(Event)) (bool, error) {
 		s, err := tx.Session(name)
-		if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
 			orphan = startErr == nil
+			return false, nil
+		}
+		if err != nil {
 			return false, err
 		}
 		now := b.now()
 		if s.State != store.Starting {
-			// Ended while starting: the instance must go too.
-			orphan = startErr == nil
+			// Ended while starting: the instance must go too, unless the
+			// session is stopping (the reconciler stops it) or another
+			// replica took over and recorded this very host as its own.
+			orphan = startErr == nil && s.State == store.Stopped
 			return false, nil
 		}
 		if startErr != nil {

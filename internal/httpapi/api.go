@@ -142,6 +142,8 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 			broker.NotFound:     http.StatusNotFound,
 			broker.Unavailable:  http.StatusServiceUnavailable,
 		}[broker.KindOf(err)]
+	case errors.Is(err, store.ErrConflict):
+		status, reason = http.StatusConflict, "The session changed while this request ran; try again"
 	case errors.Is(err, store.ErrUnavailable):
 		log.Error("database unavailable", "path", r.URL.Path, "err", err)
 		status, reason = http.StatusServiceUnavailable, "The portal database is unavailable; try again shortly"

@@ -213,8 +213,10 @@ func retryable(err error, attempt int) bool {
 	case "40001", "40P01": // serialization_failure, deadlock_detected
 		return attempt < maxAttempts
 	}
-	// One more run sees the row a concurrent transaction inserted first.
-	return errors.Is(err, sqlstore.ErrKeyTaken) && attempt < 2
+	// One more run sees the row a concurrent transaction inserted first,
+	// or the new version of a row another transaction updated after this
+	// one read it (an optimistic update that matched nothing).
+	return errors.Is(err, store.ErrConflict) && attempt < maxAttempts
 }
 
 func sqlState(err error) string {
