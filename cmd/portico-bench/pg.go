@@ -9,12 +9,13 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/portico-dev/portico/internal/store/postgres/pgtest"
 )
 
 // pgServer is a throwaway PostgreSQL server on loopback, set up as
@@ -30,37 +31,13 @@ type pgServer struct {
 	dbs  int
 }
 
-// pgBin is the directory holding initdb and postgres: that of initdb in
-// PATH, else the newest /usr/lib/postgresql/*/bin.
-func pgBin() string {
-	var dirs []string
-	if p, err := exec.LookPath("initdb"); err == nil {
-		if real, err := filepath.EvalSymlinks(p); err == nil {
-			dirs = append(dirs, filepath.Dir(real))
-		}
-		dirs = append(dirs, filepath.Dir(p))
-	}
-	versions, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	slices.SortFunc(versions, func(a, b string) int {
-		va, _ := strconv.Atoi(filepath.Base(filepath.Dir(a)))
-		vb, _ := strconv.Atoi(filepath.Base(filepath.Dir(b)))
-		return vb - va
-	})
-	for _, d := range append(dirs, versions...) {
-		if isExecutable(filepath.Join(d, "initdb")) && isExecutable(filepath.Join(d, "postgres")) {
-			return d
-		}
-	}
-	return ""
-}
-
 func isExecutable(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
 }
 
 func (b *bench) startPostgres(ctx context.Context) (*pgServer, error) {
-	bin := pgBin()
+	bin := pgtest.BinDir()
 	if bin == "" {
 		return nil, errors.New("PostgreSQL is not installed: apt-get install -y postgresql")
 	}

@@ -50,7 +50,7 @@ type Server struct {
 // when the test ends. It skips the test when PostgreSQL is not installed.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	bin := findBin()
+	bin := BinDir()
 	if bin == "" {
 		t.Skip(SkipMessage)
 	}
@@ -121,9 +121,10 @@ func removeStale() {
 	}
 }
 
-// findBin is the directory holding initdb and postgres: that of initdb in
-// PATH, or else the newest /usr/lib/postgresql/*/bin.
-func findBin() string {
+// BinDir is the directory holding initdb and postgres: that of initdb in
+// PATH, or else the newest /usr/lib/postgresql/*/bin; "" when there is none.
+// The benchmark harness starts its own server with them too.
+func BinDir() string {
 	var dirs []string
 	if p, err := exec.LookPath("initdb"); err == nil {
 		if real, err := filepath.EvalSymlinks(p); err == nil {
