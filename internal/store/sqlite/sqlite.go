@@ -10,10 +10,8 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"runtime"
-	"sort"
 	"strings"
 
 	"github.com/portico-dev/portico/internal/store"
@@ -78,25 +76,20 @@ func (db *DB) migrate(ctx context.Context) error {
 		`CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY)`); err != nil {
 		return err
 	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
+	list, err := sqlstore.Migrations(migrations, "migrations")
 	if err != nil {
 		return err
 	}
-	sort.Strings(names)
-	for _, name := range names {
-		version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
-		body, err := migrations.ReadFile(name)
-		if err != nil {
-			return err
-		}
+	for _, m := range list {
+		version, body := m.Version, m.SQL
 		err = db.Update(ctx, func(t store.Tx) error {
 			tx := t.(*sqlstore.Tx)
 			var n int
 			if err := tx.QueryRow(`SELECT count(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil || n > 0 {
 				return err
 			}
-			if _, err := tx.Exec(string(body)); err != nil {
-				return fmt.Errorf("%s: %w", name, err)
+			if _, err := tx.Exec(body); err != nil {
+				return fmt.Errorf("%s: %w", version, err)
 			}
 			_, err := tx.Exec(`INSERT INTO schema_migrations (version) VALUES (?)`, version)
 			return err
