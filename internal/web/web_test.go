@@ -102,7 +102,7 @@ func TestActivate(t *testing.T) {
 
 func TestSessionPageIsForItsOwner(t *testing.T) {
 	p := newPortal(t)
-	name, activation := request(t, p, "alice", "/")
+	name, _ := request(t, p, "alice", "/")
 	_, bobs := request(t, p, "bob", "/")
 	bob := p.Client()
 	bob.Raw("GET", bobs, nil)
@@ -120,7 +120,6 @@ func TestSessionPageIsForItsOwner(t *testing.T) {
 	if s := p.Session(name); s.State == store.Stopping || s.State == store.Stopped {
 		t.Fatal("bob ended alice's session")
 	}
-	_ = activation
 }
 
 func TestSessionPageCoversAStartingSession(t *testing.T) {
