@@ -17,6 +17,7 @@ import (
 
 	"github.com/portico-dev/portico/internal/auth"
 	"github.com/portico-dev/portico/internal/broker"
+	"github.com/portico-dev/portico/internal/ratelimit"
 	"github.com/portico-dev/portico/internal/store"
 )
 
@@ -29,14 +30,14 @@ type API struct {
 	auth    *auth.Service
 	clock   Clock
 	log     *slog.Logger
-	limiter *limiter
+	limiter *ratelimit.Limiter
 	mux     *http.ServeMux
 }
 
 // Register adds the routes of the API to mux, with a JSON 404 for every
 // path no other route of mux takes.
 func Register(mux *http.ServeMux, b *broker.Broker, a *auth.Service, clock Clock, log *slog.Logger) {
-	api := &API{broker: b, auth: a, clock: clock, log: log, limiter: newLimiter(clock, 20, 2), mux: mux}
+	api := &API{broker: b, auth: a, clock: clock, log: log, limiter: ratelimit.New(clock, 20, 2), mux: mux}
 	api.routes()
 }
 

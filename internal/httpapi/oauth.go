@@ -1,12 +1,10 @@
 package httpapi
 
 import (
-	"net"
 	"net/http"
-	"sync"
-	"time"
 
 	"github.com/portico-dev/portico/internal/auth"
+	"github.com/portico-dev/portico/internal/ratelimit"
 )
 
 const maxForm = 64 << 10
@@ -15,7 +13,7 @@ const maxForm = 64 << 10
 // client_credentials grants, client credentials by HTTP Basic or in the
 // body.
 func (a *API) token(w http.ResponseWriter, r *http.Request) (any, error) {
-	if !a.limiter.allow(clientIP(r)) {
+	if !a.limiter.Allow(ratelimit.ClientIP(r)) {
 		w.Header().Set("Retry-After", "1")
 		return nil, errorf(http.StatusTooManyRequests, "Too many token requests; slow down")
 	}
@@ -64,62 +62,4 @@ func oauthRequest(w http.ResponseWriter, r *http.Request) (auth.ClientCredential
 		cc = auth.ClientCredentials{ID: id, Secret: sec}
 	}
 	return cc, r.PostForm, nil
-}
-
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
-// limiter is a token bucket per client address, for the token endpoint:
-// password guessing costs time. It is per replica, which bounds the rate
-// per replica; that is enough to make guessing impractical.
-type limiter struct {
-	mu      sync.Mutex
-	clock   Clock
-	burst   float64
-	rate    float64 // tokens per second
-	buckets map[string]*bucket
-}
-
-type bucket struct {
-	tokens float64
-	last   time.Time
-}
-
-func newLimiter(clock Clock, burst, rate float64) *limiter {
-	return &limiter{clock: clock, burst: burst, rate: rate, buckets: map[string]*bucket{}}
-}
-
-func (l *limiter) allow(key string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.clock.Now()
-	b, ok := l.buckets[key]
-	if !ok {
-		if len(l.buckets) > 10000 {
-			l.prune(now)
-		}
-		b = &bucket{tokens: l.burst, last: now}
-		l.buckets[key] = b
-	}
-	b.tokens = min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
-}
-
-// prune forgets buckets that have refilled: they are the same as new ones.
-func (l *limiter) prune(now time.Time) {
-	for k, b := range l.buckets {
-		if b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst {
-			delete(l.buckets, k)
-		}
-	}
 }
