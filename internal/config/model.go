@@ -36,7 +36,9 @@ type Portal struct {
 
 	UpdateWorkshop bool // portal.updates.workshop
 	FrameAncestors []string
-	ThemeCSS       string // path of a theme override stylesheet, if any
+	// ThemeCSS is the content of spec.portal.theme.stylesheet, read when
+	// the definitions load so that a reload picks up a changed file.
+	ThemeCSS string
 
 	// Entries are the portal's workshops, in definition order, with the
 	// portal defaults of spec §5.2 applied.

@@ -1,7 +1,10 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"time"
 )
@@ -67,6 +70,7 @@ func (d *decoder) portal(r *trainingPortalResource) Portal {
 		RobotClient:    Client{ID: s.Clients.Robot.ID, Secret: s.Clients.Robot.Secret},
 		UpdateWorkshop: s.Updates.Workshop,
 		FrameAncestors: s.Theme.Frame.Ancestors,
+		ThemeCSS:       d.readBeside(s.Theme.Stylesheet, "spec.portal.theme.stylesheet"),
 	}
 	d.requireNames(s.Labels, "spec.portal.labels")
 	d.requireNames(s.Workshop.Defaults.Env, "spec.portal.workshop.defaults.env")
@@ -208,4 +212,28 @@ func valueOr[T any](v *T, fallback T) T {
 
 func durationOf(entry, fallback *time.Duration) time.Duration {
 	return valueOr(firstOf(entry, fallback), 0)
+}
+
+// maxTheme bounds a theme stylesheet: it is served with every page.
+const maxTheme = 1 << 20
+
+// readBeside reads a file that a definition names relative to its own
+// file, recording at path why it cannot.
+func (d *decoder) readBeside(name, path string) string {
+	if name == "" {
+		return ""
+	}
+	if !filepath.IsAbs(name) {
+		name = filepath.Join(filepath.Dir(d.file), name)
+	}
+	data, err := os.ReadFile(name)
+	switch {
+	case err != nil:
+		d.failAt(path, "cannot read %s: %v", name, errors.Unwrap(err))
+		return ""
+	case len(data) > maxTheme:
+		d.failAt(path, "%s is larger than %d bytes", name, maxTheme)
+		return ""
+	}
+	return string(data)
 }

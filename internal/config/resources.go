@@ -72,6 +72,10 @@ type portalSettings struct {
 		Frame struct {
 			Ancestors []string `yaml:"ancestors"`
 		} `yaml:"frame"`
+		// Stylesheet is Portico's own: a CSS file, relative to the
+		// definition file, served after the portal's stylesheet.
+		// Educates names a theme resource instead (theme.name).
+		Stylesheet string `yaml:"stylesheet"`
 	} `yaml:"theme"`
 
 	// Deprecated spellings of portal.workshop.defaults that Educates still
