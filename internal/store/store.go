@@ -83,6 +83,8 @@ type Tx interface {
 	UpdateUser(u *User) error
 	User(username string) (User, error)
 	UserByID(id int64) (User, error)
+	// Users lists users, newest first, at most limit of them.
+	Users(limit int) ([]User, error)
 	// LockUser serialises transactions that check one user's session
 	// limits until this transaction ends; ErrNotFound for an unknown user.
 	LockUser(id int64) error

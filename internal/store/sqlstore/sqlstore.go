@@ -549,6 +549,23 @@ func (t *Tx) UserByID(id int64) (store.User, error) {
 	return u, t.wrap(err)
 }
 
+func (t *Tx) Users(limit int) ([]store.User, error) {
+	rows, err := t.query(`SELECT `+userColumns+` FROM users ORDER BY created DESC, id DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, t.wrap(err)
+		}
+		out = append(out, u)
+	}
+	return out, t.wrap(rows.Err())
+}
+
 // LockUser reads the user's row with the dialect's lock (none on SQLite,
 // where the transaction is exclusive already), so an unknown user is
 // ErrNotFound on every database.

@@ -584,6 +584,16 @@ func testUsers(t *testing.T, st store.Store) {
 		if !reflect.DeepEqual(got, v) {
 			t.Errorf("UserByID:\n got %+v\nwant %+v", got, v)
 		}
+		list, err := tx.Users(10)
+		if err != nil {
+			return err
+		}
+		if len(list) != 2 || list[0].ID != u.ID || list[1].ID != v.ID {
+			t.Errorf("Users(10) = %+v, want %s (newest) then %s", list, u.Username, v.Username)
+		}
+		if list, err = tx.Users(1); err != nil || len(list) != 1 {
+			t.Errorf("Users(1) = %d users, %v; want 1", len(list), err)
+		}
 		_, err = tx.User("nobody")
 		wantErr(t, "User(unknown)", err, store.ErrNotFound)
 		_, err = tx.UserByID(9999)

@@ -1,0 +1,125 @@
+package auth
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"net/mail"
+	"regexp"
+	"strings"
+	"sync"
+	"unicode"
+
+	"github.com/portico-dev/portico/internal/store"
+)
+
+// Invalid lists what is wrong with a form, by field, in words for the
+// person who filled it in.
+type Invalid map[string]string
+
+func (e Invalid) Error() string {
+	var b strings.Builder
+	for field, reason := range e {
+		fmt.Fprintf(&b, "%s: %s; ", field, reason)
+	}
+	return strings.TrimSuffix(b.String(), "; ")
+}
+
+// Signup is what a person gives to register (spec §3.2: the one-step
+// form of django-registration).
+type Signup struct {
+	Username, Email, Password, Confirm string
+}
+
+// usernamePattern is Django's: letters, digits and @.+-_ only.
+var usernamePattern = regexp.MustCompile(`^[\pL\pN@.+\-_]+$`)
+
+const maxUsername = 150
+
+// Register creates a registered user, after the checks Django makes:
+// a valid, free username, an email address, and a password that is long
+// enough, not only digits, not common and not like the username.
+func (s *Service) Register(ctx context.Context, in Signup) (store.User, error) {
+	bad := Invalid{}
+	switch {
+	case in.Username == "":
+		bad["username"] = "Enter a username."
+	case len(in.Username) > maxUsername:
+		bad["username"] = fmt.Sprintf("Use at most %d characters.", maxUsername)
+	case !usernamePattern.MatchString(in.Username):
+		bad["username"] = "Use only letters, digits and @ . + - _ characters."
+	}
+	if addr, err := mail.ParseAddress(in.Email); err != nil || addr.Address != in.Email {
+		bad["email"] = "Enter a valid email address."
+	}
+	if reason := checkPassword(in.Password, in.Username, in.Email); reason != "" {
+		bad["password1"] = reason
+	} else if in.Confirm != in.Password {
+		bad["password2"] = "The two passwords do not match."
+	}
+	if len(bad) > 0 {
+		return store.User{}, bad
+	}
+	hash, err := s.HashPassword(in.Password)
+	if err != nil {
+		return store.User{}, err
+	}
+	u := store.User{Username: in.Username, Email: in.Email, PasswordHash: hash,
+		Role: store.RoleRegistered, Created: s.clock.Now()}
+	err = s.store.Update(ctx, func(tx store.Tx) error { return tx.InsertUser(&u) })
+	if errors.Is(err, store.ErrConflict) {
+		return u, Invalid{"username": "A user with that username already exists."}
+	}
+	return u, err
+}
+
+// MinPassword is the shortest password accepted, as Django's default.
+const MinPassword = 8
+
+// checkPassword applies Django's default password validators and returns
+// why the password is refused, or "".
+func checkPassword(password, username, email string) string {
+	switch {
+	case len([]rune(password)) < MinPassword:
+		return fmt.Sprintf("This password is too short. It must contain at least %d characters.", MinPassword)
+	case len(password) > 128:
+		return "This password is too long."
+	case strings.IndexFunc(password, func(r rune) bool { return !unicode.IsDigit(r) }) < 0:
+		return "This password is entirely numeric."
+	case common()[strings.ToLower(password)]:
+		return "This password is too common."
+	}
+	local, _, _ := strings.Cut(email, "@")
+	for _, attr := range []string{username, local} {
+		if similar(password, attr) {
+			return "This password is too similar to your username or email address."
+		}
+	}
+	return ""
+}
+
+// similar reports whether a password gives away an attribute of its
+// owner, or the other way round: Django compares with a ratio of 0.7;
+// containment of one in the other, ignoring case, catches the same cases
+// that matter ("alice" and "alice2024!").
+func similar(password, attr string) bool {
+	p, a := strings.ToLower(password), strings.ToLower(attr)
+	if len(a) < 3 {
+		return false
+	}
+	return strings.Contains(p, a) || strings.Contains(a, p)
+}
+
+//go:embed common-passwords.txt
+var commonPasswords string
+
+var common = sync.OnceValue(func() map[string]bool {
+	m := map[string]bool{}
+	for _, line := range strings.Split(commonPasswords, "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			m[line] = true
+		}
+	}
+	return m
+})

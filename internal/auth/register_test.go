@@ -1,0 +1,55 @@
+package auth_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/portico-dev/portico/internal/auth"
+	"github.com/portico-dev/portico/internal/store"
+)
+
+func TestRegister(t *testing.T) {
+	s, _ := newService(t)
+	ctx := context.Background()
+	good := auth.Signup{Username: "alice", Email: "alice@example.com", Password: "correct horse", Confirm: "correct horse"}
+	u, err := s.Register(ctx, good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Role != store.RoleRegistered || u.ID == 0 {
+		t.Errorf("registered user = %+v", u)
+	}
+	if _, err := s.Password(ctx, "alice", "correct horse"); err != nil {
+		t.Errorf("cannot log in after registering: %v", err)
+	}
+
+	tests := []struct {
+		name  string
+		in    auth.Signup
+		field string
+	}{
+		{"duplicate", good, "username"},
+		{"empty username", auth.Signup{Email: "b@example.com", Password: "correct horse", Confirm: "correct horse"}, "username"},
+		{"bad username", auth.Signup{Username: "bob smith", Email: "b@example.com", Password: "correct horse", Confirm: "correct horse"}, "username"},
+		{"bad email", auth.Signup{Username: "bob", Email: "bob", Password: "correct horse", Confirm: "correct horse"}, "email"},
+		{"short", auth.Signup{Username: "bob", Email: "b@example.com", Password: "short", Confirm: "short"}, "password1"},
+		{"numeric", auth.Signup{Username: "bob", Email: "b@example.com", Password: "1234567890", Confirm: "1234567890"}, "password1"},
+		{"common", auth.Signup{Username: "bob", Email: "b@example.com", Password: "Password123", Confirm: "Password123"}, "password1"},
+		{"like username", auth.Signup{Username: "roberta", Email: "b@example.com", Password: "roberta2024", Confirm: "roberta2024"}, "password1"},
+		{"like email", auth.Signup{Username: "bob", Email: "zanzibar@example.com", Password: "zanzibar!!", Confirm: "zanzibar!!"}, "password1"},
+		{"mismatch", auth.Signup{Username: "bob", Email: "b@example.com", Password: "correct horse", Confirm: "correct house"}, "password2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := s.Register(ctx, tt.in)
+			var bad auth.Invalid
+			if !errors.As(err, &bad) || bad[tt.field] == "" {
+				t.Fatalf("err = %v, want a reason for %s", err, tt.field)
+			}
+		})
+	}
+	if _, err := s.Password(ctx, "bob", "correct horse"); err == nil {
+		t.Error("a refused registration created the user")
+	}
+}
