@@ -162,20 +162,8 @@ func (b *Broker) UserSessions(ctx context.Context, caller store.User, username s
 		if err != nil {
 			return err
 		}
-		envs := map[int64]*store.Environment{}
-		for _, s := range list {
-			env, ok := envs[s.EnvID]
-			if !ok {
-				e, err := tx.EnvironmentByID(s.EnvID)
-				if err != nil {
-					return err
-				}
-				env = &e
-				envs[s.EnvID] = env
-			}
-			out = append(out, SessionView{Session: s, Environment: env, Schedule: b.schedule(s, *env)})
-		}
-		return nil
+		out, err = b.sessionViews(tx, list)
+		return err
 	})
 	return out, err
 }
