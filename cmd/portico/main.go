@@ -167,7 +167,7 @@ func serve(args []string) error {
 
 	mux := http.NewServeMux()
 	httpapi.Register(mux, b, authn, broker.SystemClock, log)
-	web.Register(mux, b, authn, log)
+	web.Register(mux, b, authn, broker.SystemClock, log)
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/portico-dev/portico/internal/auth"
+	"github.com/portico-dev/portico/internal/config"
 	"github.com/portico-dev/portico/internal/store"
 )
 
@@ -51,5 +52,29 @@ func TestRegister(t *testing.T) {
 	}
 	if _, err := s.Password(ctx, "bob", "correct horse"); err == nil {
 		t.Error("a refused registration created the user")
+	}
+}
+
+func TestRotateRobot(t *testing.T) {
+	s, _ := newService(t)
+	ctx := context.Background()
+	p := portal(config.Credentials{}, config.Credentials{}, config.Client{})
+	if _, err := s.Bootstrap(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	before, err := s.Robot(ctx, p)
+	if err != nil || before.ClientID == "" || before.Username != p.Robot.Username {
+		t.Fatalf("Robot = %+v, %v", before, err)
+	}
+	got, err := s.RotateRobot(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ClientID != before.ClientID || got.Password == "" || got.ClientSecret == "" {
+		t.Fatalf("RotateRobot = %+v", got)
+	}
+	cc := auth.ClientCredentials{ID: got.ClientID, Secret: got.ClientSecret}
+	if _, err := s.PasswordGrant(ctx, cc, got.Username, got.Password); err != nil {
+		t.Errorf("new credentials refused: %v", err)
 	}
 }

@@ -157,15 +157,30 @@ func (b *Broker) UserSessions(ctx context.Context, caller store.User, username s
 		if err != nil {
 			return err
 		}
-		list, err := tx.FindSessions(store.SessionQuery{Owner: u.ID,
-			States: []store.SessionState{store.Starting, store.Waiting, store.Running}})
-		if err != nil {
-			return err
-		}
-		out, err = b.sessionViews(tx, list)
+		out, err = b.heldBy(tx, u)
 		return err
 	})
 	return out, err
+}
+
+// OwnSessions lists the sessions user holds that have not begun to end:
+// the catalog page marks them.
+func (b *Broker) OwnSessions(ctx context.Context, user store.User) ([]SessionView, error) {
+	var out []SessionView
+	err := b.store.View(ctx, func(tx store.Tx) (err error) {
+		out, err = b.heldBy(tx, user)
+		return err
+	})
+	return out, err
+}
+
+func (b *Broker) heldBy(tx store.Tx, u store.User) ([]SessionView, error) {
+	list, err := tx.FindSessions(store.SessionQuery{Owner: u.ID,
+		States: []store.SessionState{store.Starting, store.Waiting, store.Running}})
+	if err != nil {
+		return nil, err
+	}
+	return b.sessionViews(tx, list)
 }
 
 // PortalUID gives the portal a stable UID. Educates shows the Kubernetes

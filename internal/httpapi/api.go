@@ -114,47 +114,52 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 // Errorf returns an error that WriteError answers with status.
 func Errorf(status int, format string, args ...any) error { return errorf(status, format, args...) }
 
-// WriteError is the one place where errors become status codes, for the API
-// and the portal's pages alike.
+// WriteError writes err as JSON with the status Status gives it, for the
+// API and the portal's pages alike.
 func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
-	var (
-		se     *statusError
-		oauth  *auth.Error
-		mbe    *http.MaxBytesError
-		status int
-		reason = err.Error()
-	)
-	switch {
-	case errors.As(err, &oauth):
+	var oauth *auth.Error
+	if errors.As(err, &oauth) {
 		writeJSON(w, oauth.Status, oauth)
 		return
+	}
+	status, reason := Status(w, r, log, err)
+	writeJSON(w, status, map[string]string{"error": reason})
+}
+
+// Status is the one place where errors become status codes and the
+// reason shown to the caller. It logs what the caller cannot be told, and
+// sets the headers that go with a status.
+func Status(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) (int, string) {
+	var (
+		se  *statusError
+		mbe *http.MaxBytesError
+	)
+	switch {
 	case errors.As(err, &se):
-		status = se.status
+		return se.status, err.Error()
 	case errors.As(err, &mbe):
-		status, reason = http.StatusRequestEntityTooLarge, "Request body too large"
+		return http.StatusRequestEntityTooLarge, "Request body too large"
 	case errors.Is(err, auth.ErrUnauthenticated):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="portico"`)
-		status = http.StatusUnauthorized
+		return http.StatusUnauthorized, err.Error()
 	case broker.KindOf(err) != 0:
-		status = map[broker.Kind]int{
+		return map[broker.Kind]int{
 			broker.Invalid:      http.StatusBadRequest,
 			broker.Unauthorized: http.StatusUnauthorized,
 			broker.Forbidden:    http.StatusForbidden,
 			broker.NotFound:     http.StatusNotFound,
 			broker.Unavailable:  http.StatusServiceUnavailable,
-		}[broker.KindOf(err)]
+		}[broker.KindOf(err)], err.Error()
 	case errors.Is(err, store.ErrConflict):
-		status, reason = http.StatusConflict, "The session changed while this request ran; try again"
+		return http.StatusConflict, "The session changed while this request ran; try again"
 	case errors.Is(err, store.ErrUnavailable):
 		log.Error("database unavailable", "path", r.URL.Path, "err", err)
-		status, reason = http.StatusServiceUnavailable, "The portal database is unavailable; try again shortly"
+		return http.StatusServiceUnavailable, "The portal database is unavailable; try again shortly"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		status, reason = http.StatusServiceUnavailable, "The request was cancelled or timed out"
-	default:
-		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		status, reason = http.StatusInternalServerError, "Internal error"
+		return http.StatusServiceUnavailable, "The request was cancelled or timed out"
 	}
-	writeJSON(w, status, map[string]string{"error": reason})
+	log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	return http.StatusInternalServerError, "Internal error"
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

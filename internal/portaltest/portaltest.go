@@ -153,7 +153,7 @@ func Start(t testing.TB, defs *config.Definitions, opts Options) *Portal {
 	}
 	mux := http.NewServeMux()
 	httpapi.Register(mux, p.Broker, p.Auth, opts.Clock, log)
-	web.Register(mux, p.Broker, p.Auth, log)
+	web.Register(mux, p.Broker, p.Auth, opts.Clock, log)
 	p.Server.Config.Handler = mux
 	p.Server.Start()
 	t.Cleanup(p.Server.Close)

@@ -1,20 +1,24 @@
-// Package web serves the portal's own pages for people: activation of a
-// session handed out through the REST API, the session page, and ending a
-// session from the browser (spec §7.7, §7.8, §7.10).
+// Package web serves the portal's own pages for people (spec §3, §7, §11):
+// login and registration, the event access code, the catalog, the session
+// page, and the administration pages for staff. Pages are html/template
+// with one stylesheet and one script of our own, embedded in the binary.
 package web
 
 import (
 	"embed"
 	"errors"
+	"fmt"
 	"html/template"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/portico-dev/portico/internal/auth"
 	"github.com/portico-dev/portico/internal/broker"
 	"github.com/portico-dev/portico/internal/httpapi"
+	"github.com/portico-dev/portico/internal/ratelimit"
 	"github.com/portico-dev/portico/internal/store"
 )
 
@@ -24,56 +28,134 @@ var templates embed.FS
 //go:embed static
 var static embed.FS
 
-var pages = template.Must(template.ParseFS(templates, "templates/*.html"))
+var pages = template.Must(template.New("").Funcs(template.FuncMap{
+	"minutes":   func(d time.Duration) int { return int(d.Minutes()) },
+	"seconds":   func(d time.Duration) int { return int(d.Seconds()) },
+	"timestamp": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"clock":     func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
+	"remaining": remaining,
+	"imageURL":  imageURL,
+}).ParseFS(templates, "templates/*.html"))
 
 // Pages serves the portal's pages.
 type Pages struct {
 	broker *broker.Broker
 	auth   *auth.Service
 	log    *slog.Logger
+	// logins bounds password attempts (login and registration) per
+	// client address.
+	logins *ratelimit.Limiter
+	origin *http.CrossOriginProtection
+	clock  ratelimit.Clock
 }
 
 // Register adds the pages to mux.
-func Register(mux *http.ServeMux, b *broker.Broker, a *auth.Service, log *slog.Logger) {
-	p := &Pages{broker: b, auth: a, log: log}
-	for path, h := range map[string]http.HandlerFunc{
-		"/workshops/session/{name}/activate/": p.activate,
-		"/workshops/session/{name}/delete/":   p.delete,
-		"/workshops/session/{name}/":          p.session,
-	} {
-		mux.HandleFunc("GET "+path+"{$}", h)
-		mux.HandleFunc("GET "+strings.TrimSuffix(path, "/"), h)
+func Register(mux *http.ServeMux, b *broker.Broker, a *auth.Service, clock ratelimit.Clock, log *slog.Logger) {
+	p := &Pages{broker: b, auth: a, log: log, logins: ratelimit.New(clock, 10, 0.2),
+		origin: http.NewCrossOriginProtection(), clock: clock}
+	get := map[string]http.HandlerFunc{
+		"/":                                           p.index,
+		"/accounts/login/":                            p.loginForm,
+		"/accounts/logout/":                           p.logoutForm,
+		"/accounts/register/":                         p.registerForm,
+		"/accounts/register/closed/":                  p.registerClosed,
+		"/accounts/register/complete/":                p.registerComplete,
+		"/accounts/create/":                           p.createAnonymous,
+		"/workshops/access/":                          p.accessForm,
+		"/workshops/catalog/":                         p.catalog,
+		"/workshops/environment/{name}/":              p.environment,
+		"/workshops/environment/{name}/create/":       p.createForEnvironment,
+		"/workshops/session/{name}/":                  p.session,
+		"/workshops/session/{name}/activate/":         p.activate,
+		"/workshops/session/{name}/delete/":           p.deleteLink,
+		"/admin/":                                     p.staff(p.adminOverview),
+		"/admin/environments/":                        p.staff(p.adminEnvironments),
+		"/admin/sessions/":                            p.staff(p.adminSessions),
+		"/admin/users/":                               p.staff(p.adminUsers),
+		"/admin/robot/":                               p.staff(p.adminRobot),
+		"/static/workshops/theme/training-portal.css": p.theme,
 	}
-	mux.Handle("GET /static/", http.FileServerFS(static))
+	post := map[string]http.HandlerFunc{
+		"/accounts/login/":                    p.login,
+		"/accounts/logout/":                   p.logout,
+		"/accounts/register/":                 p.register,
+		"/workshops/access/":                  p.access,
+		"/workshops/session/{name}/delete/":   p.deleteConfirmed,
+		"/admin/environments/{name}/refresh/": p.staff(p.adminRefresh),
+		"/admin/sessions/{name}/{action}/":    p.staff(p.adminSessionAction),
+		"/admin/robot/":                       p.staff(p.adminRobotRotate),
+	}
+	for path, h := range get {
+		handle(mux, "GET", path, p.headers(h))
+	}
+	for path, h := range post {
+		handle(mux, "POST", path, p.headers(p.form(h)))
+	}
+	mux.Handle("GET /static/", cached(http.FileServerFS(static)))
 	mux.HandleFunc("/sessions/{name}/{rest...}", p.proxy)
 }
 
-func (p *Pages) fail(w http.ResponseWriter, r *http.Request, err error) {
-	httpapi.WriteError(w, r, p.log, err)
+// handle registers path with and without its trailing slash, as Django's
+// APPEND_SLASH made both work for Educates' front ends.
+func handle(mux *http.ServeMux, method, path string, h http.HandlerFunc) {
+	switch {
+	case path == "/":
+		mux.HandleFunc(method+" /{$}", h)
+		return
+	case !strings.HasSuffix(path, "/"):
+		mux.HandleFunc(method+" "+path, h)
+		return
+	}
+	mux.HandleFunc(method+" "+path+"{$}", h)
+	mux.HandleFunc(method+" "+strings.TrimSuffix(path, "/"), h)
 }
 
-// activate is GET /workshops/session/<name>/activate/?token=: it logs the
-// browser in as the session's owner and sends it to the session page.
-func (p *Pages) activate(w http.ResponseWriter, r *http.Request) {
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		p.fail(w, r, httpapi.Errorf(http.StatusBadRequest, "Malformed query string"))
+// cached lets browsers keep the static files for a while: they change
+// only with the binary.
+func cached(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// view is what every page template gets.
+type view struct {
+	Title  string // of the page
+	Portal string // title of the portal
+	User   *store.User
+	CSRF   string
+	Theme  bool
+	Flash  string
+	Class  string // of the body
+	Data   any
+}
+
+// render writes a page with status.
+func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, name, title string, data any) {
+	v := view{Title: title, Portal: p.broker.Portal().Title, CSRF: p.csrfToken(w, r),
+		Theme: p.broker.Portal().ThemeCSS != "", Flash: p.takeFlash(w, r), Class: strings.TrimSuffix(name, ".html"),
+		Data: data}
+	if u, ok, _ := p.viewer(r); ok {
+		v.User = &u
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := pages.ExecuteTemplate(w, name, v); err != nil {
+		p.log.Error("render page", "page", name, "err", err)
+	}
+}
+
+// fail answers an error: an HTML page for a browser, else the JSON of the
+// REST API. httpapi.Status decides the status and the words.
+func (p *Pages) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if !strings.Contains(r.Header.Get("Accept"), "text/html") {
+		httpapi.WriteError(w, r, p.log, err)
 		return
 	}
-	s, owner, err := p.broker.Activate(r.Context(), r.PathValue("name"), q.Get("token"))
-	if errors.Is(err, broker.ErrEnded) {
-		http.Redirect(w, r, withNotification(p.indexFor(s), "session-deleted"), http.StatusFound)
-		return
-	}
-	if err != nil {
-		p.fail(w, r, err)
-		return
-	}
-	if err := p.login(w, r, owner); err != nil {
-		p.fail(w, r, err)
-		return
-	}
-	http.Redirect(w, r, "/workshops/session/"+s.Name+"/", http.StatusFound)
+	status, reason := httpapi.Status(w, r, p.log, err)
+	p.render(w, r, status, "error.html", http.StatusText(status), reason)
 }
 
 // viewer returns the user the browser is logged in as; ok is false when
@@ -90,112 +172,87 @@ func (p *Pages) viewer(r *http.Request) (store.User, bool, error) {
 	return u, err == nil, err
 }
 
-// ownSession loads the session of the page for its owner. Anyone else,
-// and a session that has ended, is sent away with a notification; ok is
-// false when the response has been written.
-func (p *Pages) ownSession(w http.ResponseWriter, r *http.Request) (broker.SessionView, bool) {
-	u, loggedIn, err := p.viewer(r)
-	if err != nil {
-		p.fail(w, r, err)
-		return broker.SessionView{}, false
-	}
-	if !loggedIn {
-		http.Redirect(w, r, "/?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
-		return broker.SessionView{}, false
-	}
-	v, err := p.broker.Session(r.Context(), u, r.PathValue("name"))
+// requireLogin returns the logged-in user, or sends the browser to
+// loginURL with the page as next; ok is false when the response has been
+// written.
+func (p *Pages) requireLogin(w http.ResponseWriter, r *http.Request, loginURL string) (store.User, bool) {
+	u, ok, err := p.viewer(r)
 	switch {
-	case err == nil && v.Session.Owner == u.ID: // staff too must own it (spec §7.7)
-		return v, true
-	case err != nil && broker.KindOf(err) == 0:
+	case err != nil:
 		p.fail(w, r, err)
-		return v, false
+	case !ok:
+		http.Redirect(w, r, loginURL+"?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
 	}
-	if ended, ok := p.broker.Ended(r.Context(), u, r.PathValue("name")); ok && ended.IndexURL != "" {
-		http.Redirect(w, r, withNotification(ended.IndexURL, "session-deleted"), http.StatusFound)
-		return v, false
-	}
-	http.Redirect(w, r, withNotification(p.fallback(), "session-invalid"), http.StatusFound)
-	return v, false
+	return u, ok && err == nil
 }
 
-// session is the page of a session (spec §7.7).
-func (p *Pages) session(w http.ResponseWriter, r *http.Request) {
-	v, ok := p.ownSession(w, r)
-	if !ok {
-		return
-	}
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; frame-src 'self'; frame-ancestors 'self'")
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	err := pages.ExecuteTemplate(w, "session.html", map[string]any{
-		"Title":    p.broker.Portal().Title,
-		"Session":  v.Session,
-		"Workshop": v.Environment.Workshop,
-		// The dashboard is framed once the host serves; until then a
-		// cover that refreshes itself.
-		"Ready": v.Session.Address != "",
-	})
+// startBrowser logs the browser in as u.
+func (p *Pages) startBrowser(w http.ResponseWriter, r *http.Request, u store.User) error {
+	value, err := p.auth.StartBrowser(r.Context(), u)
 	if err != nil {
-		p.log.Error("render session page", "err", err)
+		return err
 	}
+	p.setCookie(w, auth.CookieName, value, auth.BrowserTTL)
+	return nil
 }
 
-// delete ends the session from the browser and sends the person to the
-// session's index URL (spec §7.8).
-func (p *Pages) delete(w http.ResponseWriter, r *http.Request) {
-	v, ok := p.ownSession(w, r)
-	if !ok {
-		return
-	}
-	u, _, _ := p.viewer(r)
-	if _, err := p.broker.Terminate(r.Context(), u, v.Session.Name); err != nil {
-		p.fail(w, r, err)
-		return
-	}
-	notification := r.URL.Query().Get("notification")
-	if notification == "" {
-		notification = "session-deleted"
-	}
-	http.Redirect(w, r, withNotification(p.indexFor(v.Session), notification), http.StatusFound)
-}
-
-// indexFor is where a person goes after a session: its index URL (which
-// the robot supplied and Portico trusts, as Educates does), else the
-// fallback.
-func (p *Pages) indexFor(s store.Session) string {
-	if s.IndexURL != "" {
-		return s.IndexURL
-	}
-	return p.fallback()
-}
-
-// fallback is the portal index for people, else the catalog.
-func (p *Pages) fallback() string {
-	if idx := p.broker.Portal().Index; idx != "" {
+// fallback is where a person goes when there is nowhere better: the
+// portal index for non-staff, else the catalog (spec §6.10).
+func (p *Pages) fallback(u store.User) string {
+	if idx := p.broker.Portal().Index; idx != "" && !u.Staff() {
 		return idx
 	}
 	return "/workshops/catalog/"
 }
 
-// withNotification sets the notification query parameter of a URL, keeping
-// the others (spec §6.10).
-func withNotification(target, notification string) string {
+// withParam sets one query parameter of a URL, keeping the others (spec
+// §6.10); a URL that does not parse is returned as it is.
+func withParam(target, name, value string) string {
 	u, err := url.Parse(target)
 	if err != nil {
 		return target
 	}
 	q := u.Query()
-	q.Set("notification", notification)
+	q.Set(name, value)
 	u.RawQuery = q.Encode()
 	return u.String()
 }
 
-func (p *Pages) login(w http.ResponseWriter, r *http.Request, u store.User) error {
-	value, err := p.auth.StartBrowser(r.Context(), u)
-	if err != nil {
-		return err
+func withNotification(target, notification string) string {
+	return withParam(target, "notification", notification)
+}
+
+// localPath returns next when it is a path on this site, else fallback:
+// next= and redirect_url= must not send people elsewhere.
+func localPath(next, fallback string) string {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return fallback
 	}
-	http.SetCookie(w, &http.Cookie{Name: auth.CookieName, Value: value, Path: "/", HttpOnly: true,
-		SameSite: http.SameSiteLaxMode, Secure: strings.HasPrefix(p.broker.URL(), "https:")})
-	return nil
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || strings.ContainsAny(next, "\r\n\t") {
+		return fallback
+	}
+	return next
+}
+
+// remaining formats the time left until t as H:MM:SS or M:SS.
+func remaining(t time.Time, now time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	d := max(0, t.Sub(now).Round(time.Second))
+	h, m, s := int(d.Hours()), int(d.Minutes())%60, int(d.Seconds())%60
+	if h > 0 {
+		return fmt.Sprintf("%d:%02d:%02d", h, m, s)
+	}
+	return fmt.Sprintf("%d:%02d", m, s)
+}
+
+// imageURL lets a workshop logo through when it is an image the page may
+// show: a data: URL of an image, or an https URL.
+func imageURL(s string) template.URL {
+	if strings.HasPrefix(s, "data:image/") || strings.HasPrefix(s, "https://") {
+		return template.URL(s)
+	}
+	return ""
 }

@@ -1,0 +1,269 @@
+package web
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/portico-dev/portico/internal/auth"
+	"github.com/portico-dev/portico/internal/httpapi"
+	"github.com/portico-dev/portico/internal/ratelimit"
+	"github.com/portico-dev/portico/internal/secret"
+)
+
+const accessCookie = "portico_access"
+
+// index is / (spec §3.3): the access code first, then login or an
+// anonymous account, then the catalog.
+func (p *Pages) index(w http.ResponseWriter, r *http.Request) {
+	portal := p.broker.Portal()
+	if !p.accessAllowed(r) {
+		http.Redirect(w, r, "/workshops/access/?redirect_url=%2F", http.StatusFound)
+		return
+	}
+	_, loggedIn, err := p.viewer(r)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	next := localPath(r.URL.Query().Get("next"), "")
+	switch {
+	case !loggedIn && p.anonymousMode():
+		http.Redirect(w, r, "/accounts/create/", http.StatusFound)
+	case !loggedIn && portal.CatalogVisibility != "public":
+		target := "/accounts/login/"
+		if next != "" {
+			target += "?next=" + url.QueryEscape(next)
+		}
+		http.Redirect(w, r, target, http.StatusFound)
+	case next != "":
+		http.Redirect(w, r, next, http.StatusFound)
+	default:
+		http.Redirect(w, r, "/workshops/catalog/", http.StatusFound)
+	}
+}
+
+func (p *Pages) anonymousMode() bool {
+	reg := p.broker.Portal().Registration
+	return reg.Enabled && reg.Type == "anonymous"
+}
+
+func (p *Pages) registrationOpen() bool {
+	reg := p.broker.Portal().Registration
+	return reg.Enabled && reg.Type == "one-step"
+}
+
+type loginData struct {
+	Next, Username, Error string
+	Register              bool
+}
+
+func (p *Pages) loginForm(w http.ResponseWriter, r *http.Request) {
+	p.render(w, r, http.StatusOK, "login.html", "Log in",
+		loginData{Next: localPath(r.URL.Query().Get("next"), ""), Register: p.registrationOpen()})
+}
+
+// login checks a username and password, at most a few times a minute per
+// client address.
+func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
+	data := loginData{Next: localPath(r.PostForm.Get("next"), ""), Username: r.PostForm.Get("username"),
+		Register: p.registrationOpen()}
+	if !p.logins.Allow(ratelimit.ClientIP(r)) {
+		w.Header().Set("Retry-After", "10")
+		data.Error = "Too many attempts. Wait a minute, then try again."
+		p.render(w, r, http.StatusTooManyRequests, "login.html", "Log in", data)
+		return
+	}
+	u, err := p.auth.Password(r.Context(), data.Username, r.PostForm.Get("password"))
+	var oauth *auth.Error
+	if errors.As(err, &oauth) {
+		data.Error = "That username and password do not match an account."
+		p.render(w, r, http.StatusUnauthorized, "login.html", "Log in", data)
+		return
+	}
+	if err == nil {
+		err = p.startBrowser(w, r, u)
+	}
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, localPath(data.Next, "/"), http.StatusFound)
+}
+
+// logoutForm asks before logging out: logging out changes state, so it
+// takes a POST, which a link on another site cannot make.
+func (p *Pages) logoutForm(w http.ResponseWriter, r *http.Request) {
+	p.render(w, r, http.StatusOK, "logout.html", "Log out", nil)
+}
+
+func (p *Pages) logout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(auth.CookieName); err == nil {
+		if err := p.auth.EndBrowser(r.Context(), c.Value); err != nil {
+			p.fail(w, r, err)
+			return
+		}
+	}
+	p.setCookie(w, auth.CookieName, "", -1)
+	http.Redirect(w, r, "/", http.StatusFound)
+}
+
+type registerData struct {
+	Username, Email string
+	Errors          auth.Invalid
+	MinPassword     int
+}
+
+func (p *Pages) registerForm(w http.ResponseWriter, r *http.Request) {
+	if !p.registrationOpen() {
+		http.Redirect(w, r, "/accounts/register/closed/", http.StatusFound)
+		return
+	}
+	p.render(w, r, http.StatusOK, "register.html", "Sign up", registerData{MinPassword: auth.MinPassword})
+}
+
+// register is the one-step registration of spec §3.2: on success the
+// person is logged in and sent to the catalog.
+func (p *Pages) register(w http.ResponseWriter, r *http.Request) {
+	if !p.registrationOpen() {
+		http.Redirect(w, r, "/accounts/register/closed/", http.StatusFound)
+		return
+	}
+	in := auth.Signup{Username: strings.TrimSpace(r.PostForm.Get("username")), Email: strings.TrimSpace(r.PostForm.Get("email")),
+		Password: r.PostForm.Get("password1"), Confirm: r.PostForm.Get("password2")}
+	data := registerData{Username: in.Username, Email: in.Email, MinPassword: auth.MinPassword}
+	if !p.logins.Allow(ratelimit.ClientIP(r)) {
+		w.Header().Set("Retry-After", "10")
+		data.Errors = auth.Invalid{"form": "Too many attempts. Wait a minute, then try again."}
+		p.render(w, r, http.StatusTooManyRequests, "register.html", "Sign up", data)
+		return
+	}
+	u, err := p.auth.Register(r.Context(), in)
+	if errors.As(err, &data.Errors) {
+		p.render(w, r, http.StatusBadRequest, "register.html", "Sign up", data)
+		return
+	}
+	if err == nil {
+		err = p.startBrowser(w, r, u)
+	}
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/workshops/catalog/", http.StatusFound)
+}
+
+func (p *Pages) registerClosed(w http.ResponseWriter, r *http.Request) {
+	p.render(w, r, http.StatusOK, "message.html", "Registration closed",
+		"This portal does not take new sign-ups. Ask the event's organisers for an account.")
+}
+
+// registerComplete is where Educates sent people after signing up; old
+// links land on the catalog.
+func (p *Pages) registerComplete(w http.ResponseWriter, r *http.Request) {
+	http.Redirect(w, r, "/workshops/catalog/", http.StatusFound)
+}
+
+// createAnonymous is /accounts/create/ (spec §3.2): in anonymous mode, an
+// account made up on the spot.
+func (p *Pages) createAnonymous(w http.ResponseWriter, r *http.Request) {
+	_, loggedIn, err := p.viewer(r)
+	switch {
+	case err != nil:
+		p.fail(w, r, err)
+	case loggedIn:
+		http.Redirect(w, r, "/workshops/catalog/", http.StatusFound)
+	case !p.anonymousMode():
+		http.Redirect(w, r, "/accounts/login/", http.StatusFound)
+	default:
+		if p.loginAnonymous(w, r, secret.UUID()) {
+			http.Redirect(w, r, "/workshops/catalog/", http.StatusFound)
+		}
+	}
+}
+
+// loginAnonymous creates an anonymous user and logs the browser in as
+// it; false when it failed and the response has been written.
+func (p *Pages) loginAnonymous(w http.ResponseWriter, r *http.Request, username string) bool {
+	u, err := p.broker.NewAnonymous(r.Context(), username)
+	if err == nil {
+		err = p.startBrowser(w, r, u)
+	}
+	if err != nil {
+		p.fail(w, r, err)
+		return false
+	}
+	return true
+}
+
+// accessAllowed reports whether the browser has entered the event access
+// code (spec §3.4), or none is needed.
+func (p *Pages) accessAllowed(r *http.Request) bool {
+	if p.broker.Portal().Password == "" {
+		return true
+	}
+	c, err := r.Cookie(accessCookie)
+	return err == nil && hmac.Equal([]byte(c.Value), []byte(p.accessProof()))
+}
+
+// accessProof is the cookie value that shows the code was given: a MAC
+// keyed by the code, so it changes with the code and cannot be made
+// without it, on every replica alike.
+func (p *Pages) accessProof() string {
+	portal := p.broker.Portal()
+	m := hmac.New(sha256.New, []byte(portal.Password))
+	m.Write([]byte("portico event access " + portal.Name))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+type accessData struct {
+	RedirectURL string
+	Error       string
+}
+
+// accessForm is GET /workshops/access/: the form, or straight through
+// when the code is in the query, as the educates CLI sends it. Unlike
+// Educates, redirect_url must be a path of this portal.
+func (p *Pages) accessForm(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Get("redirect_url") == "" {
+		p.fail(w, r, httpapi.Errorf(http.StatusBadRequest, "Need redirect URL for access check"))
+		return
+	}
+	target := localPath(q.Get("redirect_url"), "/")
+	if code := q.Get("password"); code != "" && p.checkCode(code) {
+		p.grantAccess(w, r, target)
+		return
+	}
+	p.render(w, r, http.StatusOK, "access.html", "Access code", accessData{RedirectURL: target})
+}
+
+func (p *Pages) access(w http.ResponseWriter, r *http.Request) {
+	target := localPath(r.PostForm.Get("redirect_url"), "/")
+	if !p.logins.Allow(ratelimit.ClientIP(r)) {
+		w.Header().Set("Retry-After", "10")
+		p.render(w, r, http.StatusTooManyRequests, "access.html", "Access code",
+			accessData{RedirectURL: target, Error: "Too many attempts. Wait a minute, then try again."})
+		return
+	}
+	if !p.checkCode(r.PostForm.Get("password")) {
+		p.render(w, r, http.StatusOK, "access.html", "Access code",
+			accessData{RedirectURL: target, Error: "That is not the access code of this event."})
+		return
+	}
+	p.grantAccess(w, r, target)
+}
+
+func (p *Pages) checkCode(code string) bool {
+	want := p.broker.Portal().Password
+	return want != "" && hmac.Equal([]byte(code), []byte(want))
+}
+
+func (p *Pages) grantAccess(w http.ResponseWriter, r *http.Request, target string) {
+	p.setCookie(w, accessCookie, p.accessProof(), 0)
+	http.Redirect(w, r, target, http.StatusFound)
+}

@@ -1,0 +1,143 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/portico-dev/portico/internal/broker"
+	"github.com/portico-dev/portico/internal/httpapi"
+	"github.com/portico-dev/portico/internal/store"
+)
+
+// activate is GET /workshops/session/<name>/activate/?token=: it logs the
+// browser in as the session's owner and sends it to the session page
+// (spec §7.10).
+func (p *Pages) activate(w http.ResponseWriter, r *http.Request) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		p.fail(w, r, httpapi.Errorf(http.StatusBadRequest, "Malformed query string"))
+		return
+	}
+	s, owner, err := p.broker.Activate(r.Context(), r.PathValue("name"), q.Get("token"))
+	if errors.Is(err, broker.ErrEnded) {
+		http.Redirect(w, r, withNotification(p.indexFor(s, owner), "session-deleted"), http.StatusFound)
+		return
+	}
+	if err == nil {
+		err = p.startBrowser(w, r, owner)
+	}
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/workshops/session/"+s.Name+"/", http.StatusFound)
+}
+
+// ownSession loads the session of the page for its owner (spec §7.7,
+// §7.8). Anyone else, and a session that has ended, is sent away with a
+// notification; ok is false when the response has been written.
+func (p *Pages) ownSession(w http.ResponseWriter, r *http.Request) (store.User, broker.SessionView, bool) {
+	u, ok := p.requireLogin(w, r, "/")
+	if !ok {
+		return u, broker.SessionView{}, false
+	}
+	v, err := p.broker.Session(r.Context(), u, r.PathValue("name"))
+	switch {
+	case err == nil && v.Session.Owner == u.ID: // staff too must own it
+		return u, v, true
+	case err != nil && broker.KindOf(err) == 0:
+		p.fail(w, r, err)
+		return u, v, false
+	}
+	if ended, ok := p.broker.Ended(r.Context(), u, r.PathValue("name")); ok && ended.IndexURL != "" {
+		http.Redirect(w, r, withNotification(ended.IndexURL, "session-deleted"), http.StatusFound)
+		return u, v, false
+	}
+	http.Redirect(w, r, withNotification(p.fallback(u), "session-invalid"), http.StatusFound)
+	return u, v, false
+}
+
+type sessionData struct {
+	Session  store.Session
+	Workshop string
+	// Ready: the session host serves, the dashboard can be framed now.
+	Ready bool
+	// Overdue is how long the session may take to start before the page
+	// gives up (spec §11.3); Waited is how long it has been starting.
+	Overdue, Waited time.Duration
+	Restart         string
+}
+
+// session is the page of a session (spec §7.7, §11.3): the dashboard in a
+// full-page frame, and a cover with progress while the session starts.
+func (p *Pages) session(w http.ResponseWriter, r *http.Request) {
+	_, v, ok := p.ownSession(w, r)
+	if !ok {
+		return
+	}
+	env := v.Environment
+	data := sessionData{Session: v.Session, Workshop: env.Workshop.Title, Ready: v.Session.Address != "",
+		Overdue: env.Overdue, Waited: max(0, p.clock.Now().Sub(v.Session.Started)),
+		Restart: "/workshops/session/" + v.Session.Name + "/delete/?notification=startup-timeout"}
+	if data.Workshop == "" {
+		data.Workshop = env.Key
+	}
+	p.render(w, r, http.StatusOK, "session.html", data.Workshop, data)
+}
+
+// deleteLink is GET /workshops/session/<name>/delete/ (spec §7.8): the
+// dashboard's finish button and the startup timeout end the session
+// through it. A link from another site gets a question instead of ending
+// the session (CSRF).
+func (p *Pages) deleteLink(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		if _, v, ok := p.ownSession(w, r); ok {
+			p.render(w, r, http.StatusOK, "delete.html", "End session",
+				struct {
+					Session      store.Session
+					Notification string
+				}{v.Session, r.URL.Query().Get("notification")})
+		}
+		return
+	}
+	p.endSession(w, r, r.URL.Query().Get("notification"))
+}
+
+func (p *Pages) deleteConfirmed(w http.ResponseWriter, r *http.Request) {
+	p.endSession(w, r, r.PostForm.Get("notification"))
+}
+
+// endSession ends the viewer's session and sends them to its index URL,
+// else the fallback, with the notification (session-deleted by default).
+func (p *Pages) endSession(w http.ResponseWriter, r *http.Request, notification string) {
+	u, v, ok := p.ownSession(w, r)
+	if !ok {
+		return
+	}
+	if _, err := p.broker.Terminate(r.Context(), u, v.Session.Name); err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	if notification == "" {
+		notification = "session-deleted"
+	}
+	http.Redirect(w, r, withNotification(p.indexFor(v.Session, u), notification), http.StatusFound)
+}
+
+// indexFor is where a person goes after a session: its index URL (which
+// a robot or a start link supplied, trusted as Educates trusts it), else
+// the fallback.
+func (p *Pages) indexFor(s store.Session, u store.User) string {
+	if s.IndexURL != "" {
+		return s.IndexURL
+	}
+	return p.fallback(u)
+}
+
+// theme serves the portal's theme stylesheet (spec §11.1's path).
+func (p *Pages) theme(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	w.Write([]byte(p.broker.Portal().ThemeCSS))
+}

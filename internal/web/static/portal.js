@@ -1,0 +1,113 @@
+// Portico portal pages: the little behaviour they need, with no inline
+// script (the pages' Content-Security-Policy forbids it).
+(function () {
+  'use strict';
+
+  var body = document.body;
+
+  // ---- Banners: dismissible; the notification leaves the address bar so
+  // a reload does not show it again (spec §11.2).
+  Array.prototype.forEach.call(document.querySelectorAll('.banner .dismiss'), function (b) {
+    b.addEventListener('click', function () { b.parentNode.remove(); });
+  });
+  if (window.location.search.indexOf('notification=') >= 0 && window.history.replaceState) {
+    window.history.replaceState(null, '', window.location.pathname);
+  }
+
+  // ---- Session page (spec §11.3): poll the session until it answers,
+  // then show the dashboard; keep polling as a keep-alive that feeds the
+  // orphaned rule; give up after the workshop's overdue time.
+  if (body.classList.contains('page-session')) {
+    var session = body.getAttribute('data-session');
+    var frame = document.getElementById('dashboard');
+    var cover = document.getElementById('cover');
+    var progress = document.getElementById('progress');
+    var overdue = Number(body.getAttribute('data-overdue')) || 0;
+    var waited = Number(body.getAttribute('data-waited')) || 0;
+    var startedAt = Date.now() - waited * 1000;
+    var ready = !frame.hidden;
+    // hidden=true only when the page stayed hidden the whole interval.
+    var seen = !document.hidden;
+    document.addEventListener('visibilitychange', function () {
+      if (!document.hidden) seen = true;
+    });
+
+    var poll = function () {
+      var hidden = !seen;
+      seen = !document.hidden;
+      return fetch('/sessions/' + encodeURIComponent(session) + '/session/poll?hidden=' + hidden, {
+        credentials: 'same-origin', cache: 'no-store'
+      }).then(function (r) {
+        if (r.status === 404 || r.status === 410) {
+          // Ended: the server knows where to send the person.
+          window.top.location.href = '/workshops/session/' + encodeURIComponent(session) + '/';
+          return false;
+        }
+        return r.ok;
+      }, function () { return false; });
+    };
+
+    var show = function () {
+      ready = true;
+      frame.src = frame.getAttribute('data-src');
+      frame.hidden = false;
+      cover.hidden = true;
+      frame.focus();
+    };
+
+    var wait = function () {
+      poll().then(function (ok) {
+        if (ok) {
+          show();
+          window.setInterval(poll, 15000);
+          return;
+        }
+        var elapsed = (Date.now() - startedAt) / 1000;
+        if (overdue > 0) {
+          progress.value = Math.min(elapsed, overdue);
+          if (elapsed >= overdue) {
+            window.top.location.href = body.getAttribute('data-restart');
+            return;
+          }
+        }
+        window.setTimeout(wait, 1000);
+      });
+    };
+
+    if (ready) {
+      poll();
+      window.setInterval(poll, 15000);
+    } else {
+      wait();
+    }
+  }
+
+  // ---- Admin pages: the live region refreshes in place every few
+  // seconds, unless the person is working inside it (focus, a form).
+  var live = document.querySelector('[data-live]');
+  if (live) {
+    var refresh = function () {
+      if (document.hidden || live.contains(document.activeElement)) return;
+      fetch(window.location.href, { credentials: 'same-origin', cache: 'no-store', headers: { Accept: 'text/html' } })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          if (!html || live.contains(document.activeElement)) return;
+          var next = new DOMParser().parseFromString(html, 'text/html').getElementById(live.id);
+          if (next && next.innerHTML !== live.innerHTML) live.innerHTML = next.innerHTML;
+        })
+        .catch(function () { /* next time */ });
+    };
+    window.setInterval(refresh, 3000);
+  }
+
+  // ---- Countdowns of the admin sessions list.
+  var pad = function (n) { return n < 10 ? '0' + n : String(n); };
+  var tick = function () {
+    Array.prototype.forEach.call(document.querySelectorAll('[data-expires]'), function (el) {
+      var left = Math.max(0, Math.round((Date.parse(el.getAttribute('data-expires')) - Date.now()) / 1000));
+      var h = Math.floor(left / 3600), m = Math.floor((left % 3600) / 60), s = left % 60;
+      el.textContent = (h > 0 ? h + ':' + pad(m) : String(m)) + ':' + pad(s);
+    });
+  };
+  if (document.querySelector('[data-live]')) window.setInterval(tick, 1000);
+}());
