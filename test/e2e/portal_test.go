@@ -157,8 +157,9 @@ type portal struct {
 	starts int
 }
 
-// startPortal writes defs and starts a portal on them. Cleanup stops it
-// and kills every session process left under its data directory.
+// startPortal writes defs and starts a portal on them; with no defs, on
+// the bundled example. Cleanup stops it and kills every session process
+// left under its data directory.
 func startPortal(t *testing.T, defs string) *portal {
 	t.Helper()
 	requireBinary(t)
@@ -171,10 +172,14 @@ func startPortal(t *testing.T, defs string) *portal {
 		addr:    freeAddr(t),
 	}
 	p.url = "http://" + p.addr
-	if err := os.Mkdir(filepath.Dir(p.config), 0o700); err != nil {
-		t.Fatal(err)
+	if defs == "" {
+		p.config = ""
+	} else {
+		if err := os.Mkdir(filepath.Dir(p.config), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		p.writeConfig(defs)
 	}
-	p.writeConfig(defs)
 	t.Cleanup(p.cleanup)
 	p.start()
 	p.waitReady()
@@ -216,7 +221,11 @@ func (p *portal) start() {
 	defer logf.Close()
 	p.starts++
 	fmt.Fprintf(logf, "=== e2e: start %d of the portal\n", p.starts)
-	args := append([]string{"serve", "--config", filepath.Dir(p.config), "--data-dir", p.dataDir, "--listen", p.addr}, p.args...)
+	args := []string{"serve", "--data-dir", p.dataDir, "--listen", p.addr}
+	if p.config != "" { // else the bundled example
+		args = append(args, "--config", filepath.Dir(p.config))
+	}
+	args = append(args, p.args...)
 	cmd := exec.Command(binary, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -70,9 +71,17 @@ func (r *Runtime) sandboxArgs(home string, sources []string, infoFD int) []strin
 		"--proc", "/proc",
 		"--tmpfs", "/tmp",
 	}
-	// Before the hidden directories, which cover whatever of them is inside.
+	// A source that holds a hidden directory is bound before the hidden
+	// ones, which then cover it; any other source after them, so that
+	// workshop files inside a hidden directory (the bundled example in
+	// the data dir) stay visible, read-only.
+	var late []string
 	for _, src := range sources {
-		args = append(args, "--ro-bind-try", src, src)
+		if slices.ContainsFunc(append([]string{r.dir}, r.hide...), func(h string) bool { return within(h, src) }) {
+			args = append(args, "--ro-bind-try", src, src)
+		} else {
+			late = append(late, src)
+		}
 	}
 	var hidden []string
 	for _, p := range r.hide {
@@ -86,6 +95,9 @@ func (r *Runtime) sandboxArgs(home string, sources []string, infoFD int) []strin
 		default:
 			args = append(args, "--ro-bind", "/dev/null", p)
 		}
+	}
+	for _, src := range late {
+		args = append(args, "--ro-bind-try", src, src)
 	}
 	if r.exposeCommand {
 		// The host's executable lives somewhere the sandbox hides (a test

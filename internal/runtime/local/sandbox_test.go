@@ -538,7 +538,10 @@ func TestParseCgroups(t *testing.T) {
 func TestSandboxArgsOrder(t *testing.T) {
 	r := newRuntime(t, t.TempDir(), Options{Hide: []string{"/etc/shadow", "/root"}})
 	home := filepath.Join(r.dir, "portal-w01-s150")
-	args := r.sandboxArgs(home, []string{"/srv/workshops/lab"}, 3)
+	data := filepath.Dir(r.dir)
+	// A source holding the data dir must not uncover it: bound first,
+	// then covered. Any other source comes after the hidden paths.
+	args := r.sandboxArgs(home, []string{"/srv/workshops/lab", filepath.Dir(data)}, 3)
 	at := func(flag, path string) int {
 		for i := 0; i+1 < len(args); i++ {
 			if args[i] == flag && args[i+1] == path {
@@ -553,14 +556,14 @@ func TestSandboxArgsOrder(t *testing.T) {
 			t.Errorf("%s in %q", f, args)
 		}
 	}
-	data := filepath.Dir(r.dir)
 	order := []int{
 		at("--ro-bind", "/"),
 		at("--tmpfs", "/tmp"),
-		at("--ro-bind-try", "/srv/workshops/lab"),
+		at("--ro-bind-try", filepath.Dir(data)),
 		at("--tmpfs", data),
 		at("--ro-bind", "/dev/null"), // /etc/shadow
 		at("--tmpfs", "/root"),
+		at("--ro-bind-try", "/srv/workshops/lab"),
 		at("--bind", home),
 		at("--bind", filepath.Join(home, ".portico")),
 		at("--ro-bind", filepath.Join(home, ".portico/pid")),
@@ -686,5 +689,37 @@ func TestSessionProgramsPreferredOOMVictims(t *testing.T) {
 		if p > 0 && score(p) == programOOMScore {
 			t.Errorf("process %d (%s) marked", p, cmdline(p)[0])
 		}
+	}
+}
+
+// The bundled example is unpacked into the portal's data dir, which the
+// sandbox hides: its workshop files must still reach the session (they
+// did not, and every session of the quick start failed to start), while
+// the rest of the data dir stays hidden.
+func TestWorkshopFilesInsideTheDataDir(t *testing.T) {
+	data := dataDir(t)
+	r := newRuntime(t, "", Options{Dir: filepath.Join(data, "sessions"), Env: []string{execEnv + "=1"}})
+	requireSandbox(t, r)
+	lab := filepath.Join(data, "examples", "lab")
+	if err := os.MkdirAll(lab, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(lab, "hello.txt"), []byte("from the workshop\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec := testSpec("portal-w01-s160")
+	spec.WorkshopDir = filepath.Join(data, "examples")
+	spec.WorkshopFiles = []map[string]any{{"directory": map[string]any{"path": "lab"}}}
+	_, home := startSession(t, r, spec)
+	if b, err := os.ReadFile(filepath.Join(home, "hello.txt")); err != nil || string(b) != "from the workshop\n" {
+		t.Fatalf("workshop file in the home: %q, %v", b, err)
+	}
+	out, rc := runInSession(t, home, `
+cat `+data+`/portico.db 2>/dev/null && echo "database visible"
+touch `+lab+`/new 2>/dev/null && echo "workshop files writable"
+ls `+data+`
+`)
+	if rc != "0" || strings.Contains(out, "visible") || strings.Contains(out, "writable") {
+		t.Errorf("in the sandbox (rc %s):\n%s", rc, out)
 	}
 }
