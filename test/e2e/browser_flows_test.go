@@ -175,17 +175,17 @@ func TestBrowserAdminExtendTerminate(t *testing.T) {
 	admin.waitUntil(settle, "the session's row", `document.querySelector(`+jsString(row)+`) ? "" : `+jsString("no "+row))
 	admin.screenshot("admin-sessions")
 
-	admin.click(row + ` form.extend button[name=minutes][value="10"]`)
+	admin.submitAndLoad(row + ` form.extend button[name=minutes][value="10"]`)
 	admin.waitPath("/admin/sessions/")
-	admin.flash()
+	t.Logf("admin: %s", admin.flash())
 	// The dashboard learns of it at its next poll of the portal.
 	attendee.waitCountdown(dashboardPoll, "to move up by 10 minutes from "+attendee.countdownOf(before), func(s string) bool {
 		return countdownSeconds(s) >= before+9*60
 	})
 
-	admin.click(row + ` form.terminate button`)
+	admin.submitAndLoad(row + ` form.terminate button`)
 	admin.waitPath("/admin/sessions/")
-	admin.flash()
+	t.Logf("admin: %s", admin.flash())
 	if msg := eventually(dashboardPoll, func() string {
 		if c := attendee.countdown(); c != "Session ended" {
 			return "#countdown shows " + c

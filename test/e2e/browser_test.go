@@ -436,6 +436,42 @@ func (b *person) click(sel string) {
 	b.do("click "+sel, chromedp.Click(chromedp.CSS(sel)))
 }
 
+// submitAndLoad clicks a submit button sel selects and waits for the
+// page the form leads to. The admin pages refresh a live region in place
+// every few seconds, which can replace the button between its lookup and
+// the click: a click that fails before the mouse is pressed is tried
+// again.
+func (b *person) submitAndLoad(sel string) {
+	b.t.Helper()
+	// A mark on the window, which the next document has not.
+	if _, err := evalJS[bool](b, `window.porticoTestMark = true`); err != nil {
+		b.t.Fatalf("%s: mark the page: %v", b.name, err)
+	}
+	var err error
+	for range 3 {
+		ctx, cancel := context.WithTimeout(b.ctx, browserStep)
+		var nodes []*chromedp.Node
+		nodes, err = chromedp.Run(ctx, chromedp.Nodes(chromedp.CSS(sel), chromedp.NodeVisible))
+		if err == nil {
+			err = chromedp.Do(ctx, chromedp.MouseClickNode(nodes[0]))
+		}
+		cancel()
+		if err == nil || ctx.Err() != nil || b.t.Context().Err() != nil {
+			break
+		}
+		// Still on the page: the button went before the press, so try
+		// again. Else the click went through after all.
+		if still, _ := evalJS[bool](b, `window.porticoTestMark === true`); !still {
+			err = nil
+			break
+		}
+	}
+	if err != nil {
+		b.t.Fatalf("%s: click %s: %v", b.name, sel, err)
+	}
+	b.waitUntil(settle, "the page after "+sel, `window.porticoTestMark ? "still on the page" : document.readyState === "complete" ? "" : "loading"`)
+}
+
 // jsString quotes s for JavaScript.
 func jsString(s string) string {
 	q, _ := json.Marshal(s)
