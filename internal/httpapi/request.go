@@ -78,7 +78,7 @@ func (a *API) parseRequest(w http.ResponseWriter, r *http.Request) (broker.Reque
 	if req.IndexURL == "" {
 		return req, badRequest("Need redirect URL for workshop index")
 	}
-	if err := checkURL("index_url", req.IndexURL); err != nil {
+	if err := CheckURL("index_url", req.IndexURL); err != nil {
 		return req, err
 	}
 	if req.Analytics != "" {
@@ -110,7 +110,9 @@ func (a *API) parseRequest(w http.ResponseWriter, r *http.Request) (broker.Reque
 	return req, err
 }
 
-func checkURL(field, v string) error {
+// CheckURL refuses a URL a client gives that the portal could not redirect
+// to: control characters, or one that does not parse.
+func CheckURL(field, v string) error {
 	if strings.ContainsFunc(v, unicode.IsControl) {
 		return badRequest("%s contains control characters", field)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/portico-dev/portico/internal/broker"
 	"github.com/portico-dev/portico/internal/config"
+	"github.com/portico-dev/portico/internal/httpapi"
 	"github.com/portico-dev/portico/internal/secret"
 	"github.com/portico-dev/portico/internal/store"
 )
@@ -105,6 +106,10 @@ func (p *Pages) environment(w http.ResponseWriter, r *http.Request) {
 	// The index_url is trusted as Educates trusts it: front ends link
 	// people here with their own page to come back to.
 	indexURL := strings.TrimSpace(r.URL.Query().Get("index_url"))
+	if err := httpapi.CheckURL("index_url", indexURL); err != nil {
+		p.fail(w, r, err)
+		return
+	}
 	back := indexURL
 	if back == "" {
 		back = p.fallback(u)
@@ -127,8 +132,12 @@ func (p *Pages) environment(w http.ResponseWriter, r *http.Request) {
 // createForEnvironment is /workshops/environment/<name>/create/ (spec
 // §7.6): the external start link of anonymous mode.
 func (p *Pages) createForEnvironment(w http.ResponseWriter, r *http.Request) {
-	target := "/workshops/environment/" + url.PathEscape(r.PathValue("name")) + "/?index_url=" +
-		url.QueryEscape(strings.TrimSpace(r.URL.Query().Get("index_url")))
+	indexURL := strings.TrimSpace(r.URL.Query().Get("index_url"))
+	if err := httpapi.CheckURL("index_url", indexURL); err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	target := "/workshops/environment/" + url.PathEscape(r.PathValue("name")) + "/?index_url=" + url.QueryEscape(indexURL)
 	_, loggedIn, err := p.viewer(r)
 	switch {
 	case err != nil:

@@ -45,14 +45,18 @@ func (p *Pages) ownSession(w http.ResponseWriter, r *http.Request) (store.User, 
 	}
 	v, err := p.broker.Session(r.Context(), u, r.PathValue("name"))
 	switch {
-	case err == nil && v.Session.Owner == u.ID: // staff too must own it
+	// Staff too must own it. Unlike Educates, a session that is stopping
+	// counts as ended: its page would only show it going away.
+	case err == nil && v.Session.Owner == u.ID && v.Session.State != store.Stopping:
 		return u, v, true
 	case err != nil && broker.KindOf(err) == 0:
 		p.fail(w, r, err)
 		return u, v, false
 	}
-	if ended, ok := p.broker.Ended(r.Context(), u, r.PathValue("name")); ok && ended.IndexURL != "" {
-		http.Redirect(w, r, withNotification(ended.IndexURL, "session-deleted"), http.StatusFound)
+	// Unlike Educates, which said session-invalid unless the session had
+	// an index URL, the owner of an ended session is told it ended.
+	if ended, ok := p.broker.Ended(r.Context(), u, r.PathValue("name")); ok {
+		http.Redirect(w, r, withNotification(p.indexFor(ended, u), "session-deleted"), http.StatusFound)
 		return u, v, false
 	}
 	http.Redirect(w, r, withNotification(p.fallback(u), "session-invalid"), http.StatusFound)

@@ -38,8 +38,9 @@
       return fetch('/sessions/' + encodeURIComponent(session) + '/session/poll?hidden=' + hidden, {
         credentials: 'same-origin', cache: 'no-store'
       }).then(function (r) {
-        if (r.status === 404 || r.status === 410) {
-          // Ended: the server knows where to send the person.
+        if ((r.status === 404 || r.status === 410) && !ready) {
+          // Ended before it was shown: the server knows where to send the
+          // person. Once shown, the dashboard says it ended.
           window.top.location.href = '/workshops/session/' + encodeURIComponent(session) + '/';
           return false;
         }
