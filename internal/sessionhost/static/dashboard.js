@@ -91,9 +91,17 @@
         self.term.write('\r\n\x1b[2m[The shell has ended. Press a key to start a new one.]\x1b[0m\r\n');
         return;
       }
-      if (opened) self.term.write('\r\n\x1b[2m[Connection lost, reconnecting…]\x1b[0m\r\n');
-      self.timer = setTimeout(function () { self.connect(); }, self.delay);
-      self.delay = Math.min(self.delay * 2, 15000);
+      // A lost connection may mean the session ended: ask the portal
+      // before reconnecting, and stop for good if it has.
+      schedule().then(function () {
+        if (ended) {
+          self.term.write('\r\n\x1b[2m[The session has ended.]\x1b[0m\r\n');
+          return;
+        }
+        if (opened) self.term.write('\r\n\x1b[2m[Connection lost, reconnecting…]\x1b[0m\r\n');
+        self.timer = setTimeout(function () { self.connect(); }, self.delay);
+        self.delay = Math.min(self.delay * 2, 15000);
+      });
     };
   };
 
