@@ -13,9 +13,22 @@ import (
 	"github.com/portico-dev/portico/internal/httpapi"
 	"github.com/portico-dev/portico/internal/ratelimit"
 	"github.com/portico-dev/portico/internal/secret"
+	"github.com/portico-dev/portico/internal/store"
 )
 
 const accessCookie = "portico_access"
+
+const tooMany = "Too many attempts. Wait a minute, then try again."
+
+// tooMany takes one attempt at a password or code from the client's
+// allowance; true when there is none left, and the answer must say so.
+func (p *Pages) tooMany(w http.ResponseWriter, r *http.Request) bool {
+	if p.logins.Allow(ratelimit.ClientIP(r)) {
+		return false
+	}
+	w.Header().Set("Retry-After", "10")
+	return true
+}
 
 // index is / (spec §3.3): the access code first, then login or an
 // anonymous account, then the catalog.
@@ -72,9 +85,8 @@ func (p *Pages) loginForm(w http.ResponseWriter, r *http.Request) {
 func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
 	data := loginData{Next: localPath(r.PostForm.Get("next"), ""), Username: r.PostForm.Get("username"),
 		Register: p.registrationOpen()}
-	if !p.logins.Allow(ratelimit.ClientIP(r)) {
-		w.Header().Set("Retry-After", "10")
-		data.Error = "Too many attempts. Wait a minute, then try again."
+	if p.tooMany(w, r) {
+		data.Error = tooMany
 		p.render(w, r, http.StatusTooManyRequests, "login.html", "Log in", data)
 		return
 	}
@@ -85,6 +97,12 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
 		p.render(w, r, http.StatusUnauthorized, "login.html", "Log in", data)
 		return
 	}
+	p.loggedIn(w, r, u, err, localPath(data.Next, "/"))
+}
+
+// loggedIn logs the browser in as u, whom err did not keep from logging
+// in, and sends it to target.
+func (p *Pages) loggedIn(w http.ResponseWriter, r *http.Request, u store.User, err error, target string) {
 	if err == nil {
 		err = p.startBrowser(w, r, u)
 	}
@@ -92,7 +110,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, err)
 		return
 	}
-	http.Redirect(w, r, localPath(data.Next, "/"), http.StatusFound)
+	http.Redirect(w, r, target, http.StatusFound)
 }
 
 // logoutForm asks before logging out: logging out changes state, so it
@@ -136,9 +154,8 @@ func (p *Pages) register(w http.ResponseWriter, r *http.Request) {
 	in := auth.Signup{Username: strings.TrimSpace(r.PostForm.Get("username")), Email: strings.TrimSpace(r.PostForm.Get("email")),
 		Password: r.PostForm.Get("password1"), Confirm: r.PostForm.Get("password2")}
 	data := registerData{Username: in.Username, Email: in.Email, MinPassword: auth.MinPassword}
-	if !p.logins.Allow(ratelimit.ClientIP(r)) {
-		w.Header().Set("Retry-After", "10")
-		data.Errors = auth.Invalid{"form": "Too many attempts. Wait a minute, then try again."}
+	if p.tooMany(w, r) {
+		data.Errors = auth.Invalid{"form": tooMany}
 		p.render(w, r, http.StatusTooManyRequests, "register.html", "Sign up", data)
 		return
 	}
@@ -147,14 +164,7 @@ func (p *Pages) register(w http.ResponseWriter, r *http.Request) {
 		p.render(w, r, http.StatusBadRequest, "register.html", "Sign up", data)
 		return
 	}
-	if err == nil {
-		err = p.startBrowser(w, r, u)
-	}
-	if err != nil {
-		p.fail(w, r, err)
-		return
-	}
-	http.Redirect(w, r, "/workshops/catalog/", http.StatusFound)
+	p.loggedIn(w, r, u, err, "/workshops/catalog/")
 }
 
 func (p *Pages) registerClosed(w http.ResponseWriter, r *http.Request) {
@@ -244,10 +254,9 @@ func (p *Pages) accessForm(w http.ResponseWriter, r *http.Request) {
 
 func (p *Pages) access(w http.ResponseWriter, r *http.Request) {
 	target := localPath(r.PostForm.Get("redirect_url"), "/")
-	if !p.logins.Allow(ratelimit.ClientIP(r)) {
-		w.Header().Set("Retry-After", "10")
+	if p.tooMany(w, r) {
 		p.render(w, r, http.StatusTooManyRequests, "access.html", "Access code",
-			accessData{RedirectURL: target, Error: "Too many attempts. Wait a minute, then try again."})
+			accessData{RedirectURL: target, Error: tooMany})
 		return
 	}
 	if !p.checkCode(r.PostForm.Get("password")) {

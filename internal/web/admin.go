@@ -58,20 +58,12 @@ func (p *Pages) environments(r *http.Request) (overviewData, error) {
 
 func (p *Pages) adminOverview(w http.ResponseWriter, r *http.Request, _ store.User) {
 	d, err := p.environments(r)
-	if err != nil {
-		p.fail(w, r, err)
-		return
-	}
-	p.render(w, r, http.StatusOK, "admin-overview.html", "Overview", d)
+	p.page(w, r, err, "admin-overview.html", "Overview", d)
 }
 
 func (p *Pages) adminEnvironments(w http.ResponseWriter, r *http.Request, _ store.User) {
 	d, err := p.environments(r)
-	if err != nil {
-		p.fail(w, r, err)
-		return
-	}
-	p.render(w, r, http.StatusOK, "admin-environments.html", "Environments", d)
+	p.page(w, r, err, "admin-environments.html", "Environments", d)
 }
 
 // adminRefresh replaces an environment with a fresh one: new sessions
@@ -95,11 +87,7 @@ type sessionsData struct {
 func (p *Pages) adminSessions(w http.ResponseWriter, r *http.Request, u store.User) {
 	q := r.URL.Query().Get("q")
 	list, err := p.broker.Sessions(r.Context(), u, q)
-	if err != nil {
-		p.fail(w, r, err)
-		return
-	}
-	p.render(w, r, http.StatusOK, "admin-sessions.html", "Sessions", sessionsData{Query: q, Sessions: list, Now: p.clock.Now()})
+	p.page(w, r, err, "admin-sessions.html", "Sessions", sessionsData{Query: q, Sessions: list, Now: p.clock.Now()})
 }
 
 // extensions are the staff's extend buttons, in minutes (spec §11.4).
@@ -152,11 +140,7 @@ type usersData struct {
 func (p *Pages) adminUsers(w http.ResponseWriter, r *http.Request, u store.User) {
 	q := r.URL.Query().Get("q")
 	list, err := p.broker.Users(r.Context(), u, q)
-	if err != nil {
-		p.fail(w, r, err)
-		return
-	}
-	p.render(w, r, http.StatusOK, "admin-users.html", "Users", usersData{Query: q, Users: list})
+	p.page(w, r, err, "admin-users.html", "Users", usersData{Query: q, Users: list})
 }
 
 type robotData struct {
@@ -181,11 +165,7 @@ func (p *Pages) robotData(r *http.Request) (robotData, error) {
 
 func (p *Pages) adminRobot(w http.ResponseWriter, r *http.Request, _ store.User) {
 	d, err := p.robotData(r)
-	if err != nil {
-		p.fail(w, r, err)
-		return
-	}
-	p.render(w, r, http.StatusOK, "admin-robot.html", "Robot credentials", d)
+	p.page(w, r, err, "admin-robot.html", "Robot credentials", d)
 }
 
 // adminRobotRotate makes new robot secrets and shows them this once.

@@ -147,6 +147,16 @@ func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, name,
 	}
 }
 
+// page renders a page with its data, or the error that kept it from being
+// read.
+func (p *Pages) page(w http.ResponseWriter, r *http.Request, err error, name, title string, data any) {
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	p.render(w, r, http.StatusOK, name, title, data)
+}
+
 // fail answers an error: an HTML page for a browser, else the JSON of the
 // REST API. httpapi.Status decides the status and the words.
 func (p *Pages) fail(w http.ResponseWriter, r *http.Request, err error) {
