@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -78,10 +79,33 @@ func runTests(m *testing.M) int {
 	return m.Run()
 }
 
+// readSources reads every file the binary is built from. go test caches a
+// package's result until its test binary or a file the tests read changes;
+// the portal's code is in neither, so without this a change to it could
+// leave a stale pass in the cache. It runs from a test, not TestMain: only
+// what tests read counts.
+var readSources = sync.OnceValue(func() error {
+	out, err := exec.Command("go", "list", "-deps", "-f",
+		`{{if not .Standard}}{{$d := .Dir}}{{range .GoFiles}}{{$d}}/{{.}}{{"\n"}}{{end}}{{range .EmbedFiles}}{{$d}}/{{.}}{{"\n"}}{{end}}{{end}}`,
+		"github.com/portico-dev/portico/cmd/portico").Output()
+	if err != nil {
+		return fmt.Errorf("go list: %w", err)
+	}
+	for _, f := range strings.Fields(string(out)) {
+		if _, err := os.ReadFile(f); err != nil {
+			return err
+		}
+	}
+	return nil
+})
+
 func requireBinary(t *testing.T) {
 	t.Helper()
 	if skipReason != "" {
 		t.Skip(skipReason)
+	}
+	if err := readSources(); err != nil {
+		t.Fatal(err)
 	}
 }
 
