@@ -527,3 +527,22 @@ func TestMalformedInputNever5xx(t *testing.T) {
 		}
 	}
 }
+
+func TestTitleAndTheme(t *testing.T) {
+	plain := startWith(t, config.Entry{}, nil)
+	if _, _, body := get(t, plain.Client(), "/accounts/login/"); strings.Contains(body, "training-portal.css") {
+		t.Error("a theme link without a theme")
+	}
+	p := startWith(t, config.Entry{}, func(p *config.Portal) {
+		p.Title, p.ThemeCSS = "KubeCon Labs", ":root { --accent: rebeccapurple; }"
+	})
+	_, _, body := get(t, p.Client(), "/accounts/login/")
+	if !strings.Contains(body, "<title>Log in · KubeCon Labs</title>") || !strings.Contains(body, `<a class="brand" href="/">KubeCon Labs</a>`) ||
+		!strings.Contains(body, `href="/static/workshops/theme/training-portal.css"`) {
+		t.Errorf("page of a themed portal: %s", body)
+	}
+	resp, raw := p.Client().Raw("GET", "/static/workshops/theme/training-portal.css", nil)
+	if resp.StatusCode != 200 || string(raw) != ":root { --accent: rebeccapurple; }" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/css") {
+		t.Errorf("theme: %d %q %s", resp.StatusCode, raw, resp.Header.Get("Content-Type"))
+	}
+}
