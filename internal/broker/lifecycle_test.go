@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -667,4 +668,24 @@ func TestRequestRightAfterStart(t *testing.T) {
 	if env := p.Environments()[1]; env.State != store.EnvRunning {
 		t.Errorf("environment %s is %s", env.Name, env.State)
 	}
+}
+
+// A start that finds another replica at work on the session (a leader that
+// stalled mid-start and lost its lease) is no failure: it is tried again
+// shortly, however long that replica takes, and the session is not ended.
+func TestBusyStartIsRetriedNotFailed(t *testing.T) {
+	p, rt := start(t, config.Entry{Capacity: 1, Reserved: 0, Initial: 0, Expires: time.Hour})
+	rt.FailStart("portal-w01-s001", fmt.Errorf("start portal-w01-s001: %w", runtime.ErrBusy))
+	al := request(t, p, "alice", time.Minute)
+	for range 5 {
+		p.Settle()
+		p.Clock.Advance(time.Second)
+	}
+	s := p.Session(al.Session.Name)
+	if s.State != store.Starting || s.Attempts != 0 || s.Failure != "" {
+		t.Fatalf("after busy starts: %s, %d attempts, failure %q; want STARTING and no failure", s.State, s.Attempts, s.Failure)
+	}
+	rt.FailStart("portal-w01-s001", nil)
+	p.Settle()
+	wantState(t, p, al.Session.Name, store.Waiting)
 }

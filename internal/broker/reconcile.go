@@ -27,6 +27,9 @@ const (
 	// until a person needs their place.
 	startAttempts = 3
 	maxBackoff    = 5 * time.Minute
+	// busyRetry is how soon a start that found another replica at work on
+	// the session looks again.
+	busyRetry = time.Second
 	// The reconciler lease: renewed every leaseRenew, it lapses after
 	// leaseTTL when its holder dies, and another replica takes over.
 	leaseName  = "reconciler"
@@ -622,6 +625,12 @@ func (b *Broker) startSession(ctx context.Context, name string) {
 			orphan = startErr == nil && s.State == store.Stopped
 			return false, nil
 		}
+		if errors.Is(startErr, runtime.ErrBusy) {
+			// Another replica still works on it (a leader that stalled
+			// and lost its lease): not a failure, look again shortly.
+			s.RetryAt = now.Add(busyRetry)
+			return true, tx.UpdateSession(&s)
+		}
 		if startErr != nil {
 			b.startFailed(&s, startErr, now)
 			if s.State == store.Stopped {
@@ -749,7 +758,9 @@ func markRunning(s *store.Session, env *store.Environment, now time.Time) {
 // stopSession stops one session's host and marks the session STOPPED.
 func (b *Broker) stopSession(ctx context.Context, name string) {
 	if err := b.runtime.Stop(ctx, name); err != nil {
-		b.log.Error("stopping session", "session", name, "err", err)
+		if !errors.Is(err, runtime.ErrBusy) {
+			b.log.Error("stopping session", "session", name, "err", err)
+		}
 		return // still STOPPING: the next pass tries again
 	}
 	err := b.updateQuiet(ctx, func(tx store.Tx, record func(Event)) (bool, error) {

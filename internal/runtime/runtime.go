@@ -12,6 +12,10 @@ import (
 // ErrNotFound is returned when the runtime has no instance of a session.
 var ErrNotFound = errors.New("session instance not found")
 
+// ErrBusy is returned by Start and Stop when another portal replica is
+// starting or stopping the same session: try again shortly.
+var ErrBusy = errors.New("another portal is starting or stopping this session")
+
 // Spec is what a runtime needs to start one session.
 type Spec struct {
 	Session     string // session name, e.g. portal-w01-s001; unique

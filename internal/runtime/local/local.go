@@ -106,6 +106,9 @@ type Runtime struct {
 	// exposeCommand is set when the host's executable is in a place the
 	// sandbox hides, such as /tmp: it is bound there alone.
 	exposeCommand bool
+	// beforeSpawn, when set, runs in Start just before the host is
+	// spawned: tests stall a start there, as a portal that freezes would.
+	beforeSpawn func()
 	// cgroups are where sessions get cgroups; nil or empty without any.
 	cgroups *cgroupSet
 	// cgroupMounts are the mount points of every cgroup hierarchy, to
@@ -250,6 +253,11 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.Spec) (runtime.Instanc
 		return runtime.Instance{}, fmt.Errorf("start %s: %w", name, context.Cause(ctx))
 	}
 	defer func() { <-e.lock }()
+	release, err := r.claim(name)
+	if err != nil {
+		return runtime.Instance{}, fmt.Errorf("start %s: %w", name, err)
+	}
+	defer release()
 
 	inst, err := r.start(ctx, abort, spec)
 	if err != nil {
@@ -284,6 +292,9 @@ func (r *Runtime) start(ctx context.Context, abort <-chan struct{}, spec runtime
 	}
 	if r.rlimitArgs(spec.Limits) != nil {
 		r.warnOnce("session memory limits apply to each process alone (RLIMIT_DATA): no memory cgroup")
+	}
+	if r.beforeSpawn != nil {
+		r.beforeSpawn()
 	}
 	pid, h, exited, err := r.spawn(spec)
 	if err != nil {
@@ -493,9 +504,15 @@ func (r *Runtime) Stop(ctx context.Context, name string) error {
 		return fmt.Errorf("stop %s: %w", name, ctx.Err())
 	}
 	defer func() { <-e.lock }()
+	release, err := r.claim(name)
+	if err != nil {
+		return fmt.Errorf("stop %s: %w", name, err)
+	}
+	defer release()
 	if err := r.remove(ctx, name); err != nil {
 		return fmt.Errorf("stop %s: %w", name, err)
 	}
+	r.unclaim(name)
 	return nil
 }
 

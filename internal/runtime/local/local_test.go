@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -654,4 +655,74 @@ func BenchmarkScan(b *testing.B) {
 		sessionProcesses("/nonexistent/session", 1) // as Stop scans: by group and marker
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(procs), "ns/process")
+}
+
+// Two portals start one session at once: a leader that stalled in the
+// middle of a start, and the replica that took over. The session must end
+// up with a working host. Without the claim, the second start made a home
+// and a host, and the first, once it resumed, failed on that home and its
+// cleanup killed the second one's host.
+func TestConcurrentStartsByTwoPortals(t *testing.T) {
+	dir := t.TempDir()
+	a := newRuntime(t, dir, Options{})
+	b := newRuntime(t, dir, Options{})
+	spec := testSpec("portal-w01-s171")
+	stopOnCleanup(t, b, spec.Session)
+	stalled, resume := make(chan struct{}), make(chan struct{})
+	a.beforeSpawn = func() {
+		close(stalled)
+		<-resume
+	}
+	first := make(chan error, 1)
+	go func() {
+		_, err := a.Start(context.Background(), spec)
+		first <- err
+	}()
+	<-stalled
+	_, errB := b.Start(context.Background(), spec)
+	close(resume)
+	errA := <-first
+	t.Logf("first start: %v; second start: %v", errA, errB)
+	if errA != nil && errB != nil {
+		t.Fatalf("both starts failed: %v; %v", errA, errB)
+	}
+	inst, err := b.Status(context.Background(), spec.Session)
+	if err != nil || !inst.Ready || inst.Failed != "" {
+		t.Fatalf("the session after both starts: %+v %v, want a ready host", inst, err)
+	}
+}
+
+// While another portal holds a session, this one keeps its hands off it,
+// and says so at once; the claim goes with the session when it stops.
+func TestSessionBusyInAnotherPortal(t *testing.T) {
+	dir := t.TempDir()
+	a := newRuntime(t, dir, Options{})
+	b := newRuntime(t, dir, Options{})
+	const name = "portal-w01-s170"
+	stopOnCleanup(t, a, name)
+	release, err := a.claim(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Start(context.Background(), testSpec(name)); !errors.Is(err, runtime.ErrBusy) {
+		t.Fatalf("start while another portal holds the session: %v, want ErrBusy", err)
+	}
+	if err := b.Stop(context.Background(), name); !errors.Is(err, runtime.ErrBusy) {
+		t.Fatalf("stop while another portal holds the session: %v, want ErrBusy", err)
+	}
+	release()
+	if inst, err := b.Start(context.Background(), testSpec(name)); err != nil || !inst.Ready {
+		t.Fatalf("start once released: %+v %v", inst, err)
+	}
+	if err := a.Stop(context.Background(), name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(a.lockPath(name)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("claim file after stop: %v", err)
+	}
+	release, err = b.claim(name)
+	if err != nil {
+		t.Fatalf("claim after stop: %v", err)
+	}
+	release()
 }
