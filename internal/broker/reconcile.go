@@ -549,7 +549,9 @@ func (b *Broker) launch(ctx context.Context, now time.Time) error {
 		b.spawn(ctx, s.Name, func(ctx context.Context) { b.startSession(ctx, s.Name) })
 	}
 	for _, s := range stops {
-		b.spawn(ctx, s.Name, func(ctx context.Context) { b.stopSession(ctx, s.Name) })
+		// Under a key of its own: a stop does not wait for a start in
+		// flight (a slow setup), whose Start the runtime's Stop aborts.
+		b.spawn(ctx, "stop/"+s.Name, func(ctx context.Context) { b.stopSession(ctx, s.Name) })
 	}
 	return nil
 }
