@@ -38,8 +38,11 @@ const (
 	// retention of ended sessions and idle anonymous users (Educates: 36 h).
 	retention       = 36 * time.Hour
 	cleanupInterval = 10 * time.Minute
-	startTimeout    = 2 * time.Minute
-	probeTimeout    = 5 * time.Second
+	// startTimeout bounds a whole start, setup scripts included (each may
+	// take up to sessionhost.SetupTimeout); the session page's overdue
+	// time is what people wait for.
+	startTimeout = 10 * time.Minute
+	probeTimeout = 5 * time.Second
 )
 
 type reconcilerState struct {

@@ -21,8 +21,9 @@ import (
 // order, before the host reports ready (the convention of Educates).
 const SetupDir = "workshop/setup.d"
 
-// setupTimeout bounds one setup script.
-const setupTimeout = 5 * time.Minute
+// SetupTimeout bounds one setup script; runtimes wait at least this long
+// for a host to be ready.
+const SetupTimeout = 5 * time.Minute
 
 // runSetupScripts runs the setup scripts of home with env, copying their
 // output to out. The first script that fails ends the setup with an error
@@ -56,7 +57,7 @@ func runSetupScripts(ctx context.Context, home string, env []string, out io.Writ
 // runScript runs one script: directly when it is executable, so that its
 // #! line chooses the interpreter, else with bash (or sh).
 func runScript(ctx context.Context, home, script string, env []string, out io.Writer) error {
-	ctx, cancel := context.WithTimeoutCause(ctx, setupTimeout, fmt.Errorf("timed out after %s", setupTimeout))
+	ctx, cancel := context.WithTimeoutCause(ctx, SetupTimeout, fmt.Errorf("timed out after %s", SetupTimeout))
 	defer cancel()
 	var cmd *exec.Cmd
 	if fi, err := os.Stat(script); err == nil && fi.Mode()&0o111 != 0 {

@@ -54,7 +54,9 @@ const (
 )
 
 const (
-	defaultStartTimeout = 30 * time.Second
+	// defaultStartTimeout lets a host run a setup script to its limit,
+	// with a minute for the rest of its start.
+	defaultStartTimeout = sessionhost.SetupTimeout + time.Minute
 	// stopGrace is how long the processes of a stopping session have to
 	// exit after SIGTERM before they get SIGKILL.
 	stopGrace = 2 * time.Second
@@ -80,7 +82,8 @@ type Options struct {
 	Command []string
 	// Env is extra KEY=VALUE environment for the session host process.
 	Env []string
-	// StartTimeout bounds a Start; 30 s when zero.
+	// StartTimeout bounds a Start; when zero, long enough for a setup
+	// script to use all of sessionhost.SetupTimeout.
 	StartTimeout time.Duration
 	// Hide lists absolute paths, beside the directory holding Dir (the
 	// portal's data dir), that sessions must not see when sandboxed:

@@ -726,3 +726,13 @@ func TestSessionBusyInAnotherPortal(t *testing.T) {
 	}
 	release()
 }
+
+// A workshop's setup scripts may each take up to sessionhost.SetupTimeout:
+// the start must wait that long (it gave up after 30 s, so a workshop
+// with a longer setup could never start).
+func TestDefaultStartTimeoutOutlastsSetup(t *testing.T) {
+	r := newRuntime(t, t.TempDir(), Options{})
+	if r.startTimeout <= sessionhost.SetupTimeout {
+		t.Errorf("start timeout %s, setup scripts may take %s", r.startTimeout, sessionhost.SetupTimeout)
+	}
+}
