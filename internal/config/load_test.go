@@ -405,6 +405,8 @@ spec:
   session:
     resources:
       memory: 1Gi
+    applications:
+      console: {enabled: true}
     namespaces:
       budget: small
     env:
@@ -428,7 +430,7 @@ status:
 	}
 	want := []string{
 		"portal.yaml: TrainingPortal test: fields not used by Portico: spec.portal.ingress, spec.portal.theme.name, spec.workshops[].registry",
-		"portal.yaml: Workshop lab-x: fields not used by Portico: metadata.namespace, spec.session.namespaces, spec.workshop.image, spec.environment, status",
+		"portal.yaml: Workshop lab-x: fields not used by Portico: metadata.namespace, spec.session.applications, status",
 	}
 	if len(defs.Warnings) != len(want) {
 		t.Fatalf("warnings:\n%s", strings.Join(defs.Warnings, "\n"))

@@ -129,6 +129,22 @@ type Workshop struct {
 	// Files is spec.workshop.files, kept as decoded YAML for the session host.
 	Files []map[string]any
 
+	// What only the kubernetes runtime uses (the local runtime ignores it):
+	// Image is spec.workshop.image, the image of the session host's pod;
+	// empty for the portal's default.
+	Image string `json:",omitempty"`
+	// Budget is spec.session.namespaces.budget, one of Budgets; empty
+	// for none.
+	Budget string `json:",omitempty"`
+	// SessionObjects, RequestObjects and EnvironmentObjects are
+	// spec.session.objects, spec.request.objects and
+	// spec.environment.objects: Kubernetes resources as decoded YAML,
+	// created at session start, at allocation and at environment start,
+	// with Educates' $(name) data variables substituted.
+	SessionObjects     []map[string]any `json:",omitempty"`
+	RequestObjects     []map[string]any `json:",omitempty"`
+	EnvironmentObjects []map[string]any `json:",omitempty"`
+
 	// Fingerprint changes whenever the spec changes; it drives environment
 	// replacement when portal.updates.workshop is on.
 	Fingerprint string
@@ -141,6 +157,12 @@ type Resources struct {
 	CPUMilli  int   // spec.session.resources.cpu, in thousandths of a CPU
 	Processes int   // spec.session.resources.processes (Portico's own field)
 }
+
+// Budgets are the values spec.session.namespaces.budget takes, as in
+// Educates: each names the compute resources of a session namespace
+// (see the kubernetes runtime); "custom" sets none, for a workshop that
+// brings its own quota in spec.session.objects.
+var Budgets = []string{"small", "medium", "large", "x-large", "xx-large", "xxx-large", "custom"}
 
 // Parameter is one spec.request.parameters item.
 type Parameter struct {

@@ -130,13 +130,22 @@ type workshopSpec struct {
 	Labels      []nameValue `yaml:"labels"`
 	Logo        string      `yaml:"logo"`
 	Request     struct {
-		Parameters []parameter `yaml:"parameters"`
+		Parameters []parameter      `yaml:"parameters"`
+		Objects    []map[string]any `yaml:"objects"`
 	} `yaml:"request"`
 	Session struct {
-		Env       []sessionEnvVar  `yaml:"env"`
-		Resources sessionResources `yaml:"resources"`
+		Env        []sessionEnvVar  `yaml:"env"`
+		Resources  sessionResources `yaml:"resources"`
+		Namespaces struct {
+			Budget string `yaml:"budget"`
+		} `yaml:"namespaces"`
+		Objects []map[string]any `yaml:"objects"`
 	} `yaml:"session"`
+	Environment struct {
+		Objects []map[string]any `yaml:"objects"`
+	} `yaml:"environment"`
 	Workshop struct {
+		Image string           `yaml:"image"`
 		Files []map[string]any `yaml:"files"`
 	} `yaml:"workshop"`
 }

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -24,22 +26,30 @@ func (d *decoder) workshop(r *workshopResource, spec *yaml.Node) *Workshop {
 		d.failAt("", "%v", err)
 	}
 	w := &Workshop{
-		Name:        r.Metadata.Name,
-		File:        d.file,
-		Dir:         dir,
-		Generation:  r.Metadata.Generation,
-		Title:       s.Title,
-		Description: s.Description,
-		URL:         s.URL,
-		Difficulty:  s.Difficulty,
-		Duration:    s.Duration,
-		Vendor:      s.Vendor,
-		Authors:     s.Authors,
-		Tags:        s.Tags,
-		Labels:      labelMap(s.Labels),
-		Logo:        s.Logo,
-		Parameters:  d.parameters(s.Request.Parameters),
-		Files:       s.Workshop.Files,
+		Name:               r.Metadata.Name,
+		File:               d.file,
+		Dir:                dir,
+		Generation:         r.Metadata.Generation,
+		Title:              s.Title,
+		Description:        s.Description,
+		URL:                s.URL,
+		Difficulty:         s.Difficulty,
+		Duration:           s.Duration,
+		Vendor:             s.Vendor,
+		Authors:            s.Authors,
+		Tags:               s.Tags,
+		Labels:             labelMap(s.Labels),
+		Logo:               s.Logo,
+		Parameters:         d.parameters(s.Request.Parameters),
+		Files:              s.Workshop.Files,
+		Image:              s.Workshop.Image,
+		Budget:             s.Session.Namespaces.Budget,
+		SessionObjects:     d.objects(s.Session.Objects, "spec.session.objects"),
+		RequestObjects:     d.objects(s.Request.Objects, "spec.request.objects"),
+		EnvironmentObjects: d.objects(s.Environment.Objects, "spec.environment.objects"),
+	}
+	if w.Budget != "" && !slices.Contains(Budgets, w.Budget) {
+		d.failAt("spec.session.namespaces.budget", "%q is not one of %s", w.Budget, strings.Join(Budgets, ", "))
 	}
 	d.requireNames(s.Labels, "spec.labels")
 	for i, v := range s.Session.Env {
@@ -54,6 +64,25 @@ func (d *decoder) workshop(r *workshopResource, spec *yaml.Node) *Workshop {
 		d.failAt("spec", "%s", yamlReason(err))
 	}
 	return w
+}
+
+// objects checks that each item of a list of Kubernetes resources has the
+// fields every resource has; whether the cluster knows its kind is only
+// known when it is created.
+func (d *decoder) objects(list []map[string]any, path string) []map[string]any {
+	for i, o := range list {
+		at := fmt.Sprintf("%s[%d]", path, i)
+		for _, f := range []string{"apiVersion", "kind"} {
+			if v, ok := o[f].(string); !ok || v == "" {
+				d.failAt(at+"."+f, "required: a string")
+			}
+		}
+		md, _ := o["metadata"].(map[string]any)
+		if name, ok := md["name"].(string); !ok || name == "" {
+			d.failAt(at+".metadata.name", "required: a string")
+		}
+	}
+	return list
 }
 
 // parameters checks spec.request.parameters: named once each, and a pattern
