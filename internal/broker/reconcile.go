@@ -169,7 +169,9 @@ func (b *Broker) Reconcile(ctx context.Context) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
-	var errs []error
+	// Environments are prepared in the runtime before their sessions
+	// start (a runtime that needs them also prepares one on demand).
+	errs := []error{b.syncEnvironments(ctx, envs)}
 	for _, env := range envs {
 		errs = append(errs, b.reconcileEnvironment(ctx, env.ID, now))
 	}
@@ -808,7 +810,29 @@ func (b *Broker) spec(s store.Session, env store.Environment) runtime.Spec {
 		ConfigPassword: s.Password,
 		Env:            vars,
 		WorkshopDir:    env.Workshop.Dir,
+		Cluster: runtime.Cluster{
+			Image:          env.Workshop.Image,
+			Budget:         env.Workshop.Budget,
+			SessionObjects: env.Workshop.SessionObjects,
+			RequestObjects: env.Workshop.RequestObjects,
+		},
 	}
+}
+
+// syncEnvironments tells a runtime that keeps something per environment
+// which environments live: those starting, running, or stopping with
+// sessions left. Outside any transaction, as it may call a cluster.
+func (b *Broker) syncEnvironments(ctx context.Context, envs []store.Environment) error {
+	er, ok := b.runtime.(runtime.EnvironmentRuntime)
+	if !ok {
+		return nil
+	}
+	want := make([]runtime.EnvironmentSpec, 0, len(envs))
+	for _, env := range envs {
+		want = append(want, runtime.EnvironmentSpec{Name: env.Name, Workshop: env.Workshop.Name,
+			Portal: b.Portal().Name, Objects: env.Workshop.EnvironmentObjects})
+	}
+	return er.SyncEnvironments(ctx, want)
 }
 
 // SessionURL is where a session's host is reached through the portal.

@@ -43,6 +43,35 @@ type Spec struct {
 	// Limits bounds the resources of the whole session; the zero value
 	// sets no limit.
 	Limits Limits
+	// Cluster is what a runtime on a cluster needs beside; runtimes of
+	// processes ignore it.
+	Cluster Cluster
+}
+
+// Cluster is the part of a workshop that only means something on
+// Kubernetes, as in Educates.
+type Cluster struct {
+	// Image is the image of the session host's container; empty for the
+	// runtime's default.
+	Image string
+	// Budget names the compute budget of the session namespace (small,
+	// medium, ..., custom); empty for none.
+	Budget string
+	// SessionObjects are created in the cluster when the session starts,
+	// RequestObjects when it gets its owner; both as decoded YAML, before
+	// substitution of the data variables.
+	SessionObjects []map[string]any
+	RequestObjects []map[string]any
+}
+
+// EnvironmentSpec is what a runtime needs to prepare one workshop
+// environment.
+type EnvironmentSpec struct {
+	Name     string // e.g. portal-w01; unique
+	Workshop string
+	Portal   string
+	// Objects are the workshop's spec.environment.objects, as decoded YAML.
+	Objects []map[string]any
 }
 
 // Limits bounds the resources of one session, all its processes together
@@ -115,6 +144,18 @@ type Runtime interface {
 	// List reports every session instance this runtime has, including ones
 	// started before a portal restart.
 	List(ctx context.Context) ([]Instance, error)
+}
+
+// EnvironmentRuntime is implemented by runtimes that keep something per
+// workshop environment, such as a namespace holding its shared objects.
+type EnvironmentRuntime interface {
+	// SyncEnvironments makes the runtime's environments those of want:
+	// it prepares each one it has not (idempotent, so it is called with
+	// every live environment on every reconciler pass, and must be cheap
+	// when nothing changed) and removes those it has that want lacks.
+	// An environment that fails to prepare does not stop the others: the
+	// error names each failure.
+	SyncEnvironments(ctx context.Context, want []EnvironmentSpec) error
 }
 
 // ExitWatcher is implemented by runtimes that notice a session host ending
