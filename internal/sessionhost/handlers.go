@@ -246,22 +246,35 @@ func (h *host) allocate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	switch err := h.setOwner(a); {
+	case errors.Is(err, errOtherOwner):
+		writeError(w, http.StatusConflict, err.Error())
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, err.Error())
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+var errOtherOwner = errors.New("the session already has another owner")
+
+// setOwner gives the session its owner and request parameters, however
+// they arrive: POST /.portico/allocate or the allocation file. Repeating
+// it is harmless; another owner is errOtherOwner.
+func (h *host) setOwner(a runtime.Allocation) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.owner != nil {
 		if h.owner.User.Username != a.User.Username {
-			writeError(w, http.StatusConflict, "the session already has another owner")
-			return
+			return errOtherOwner
 		}
 		if h.owner.User == a.User && slices.Equal(h.owner.Params, a.Params) {
-			w.WriteHeader(http.StatusNoContent)
-			return
+			return nil
 		}
 	}
 	if err := saveOwner(h.home, a); err != nil {
 		h.log.Error("cannot keep the allocation", "err", err)
-		writeError(w, http.StatusInternalServerError, "cannot keep the allocation")
-		return
+		return errors.New("cannot keep the allocation")
 	}
 	first := h.owner == nil
 	h.owner = &a
@@ -274,7 +287,7 @@ func (h *host) allocate(w http.ResponseWriter, r *http.Request) {
 		h.lastView = h.lastAccess
 	}
 	h.log.Info("session allocated", "user", a.User.Username, "params", len(a.Params))
-	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 func validAllocation(a runtime.Allocation) error {

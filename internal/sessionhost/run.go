@@ -39,6 +39,13 @@ type Options struct {
 	// Output receives the output of the setup scripts; stderr when nil,
 	// where the runtime keeps the host's log.
 	Output io.Writer
+	// Seed is a directory whose files (SeedConfig, SeedKubeconfig) are
+	// copied into the home when it lacks them; empty for none.
+	Seed string
+	// AllocationFile holds the session's allocation (JSON of
+	// runtime.Allocation) once it has an owner; read until then. Empty
+	// for none: the owner then comes by POST only.
+	AllocationFile string
 }
 
 // Main parses args, the command line after `portico sessionhost`, and runs
@@ -47,6 +54,8 @@ func Main(args []string) error {
 	fs := flag.NewFlagSet("sessionhost", flag.ContinueOnError)
 	home := fs.String("home", "", "session home directory (default: the working directory)")
 	listen := fs.String("listen", "127.0.0.1:0", "address to serve HTTP on")
+	seedDir := fs.String("seed", "", "directory of files to copy into a new home (session.json, kubeconfig)")
+	allocation := fs.String("allocation-file", "", "file holding the session's allocation once it has an owner")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -55,7 +64,7 @@ func Main(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	return Run(ctx, Options{Home: *home, Listen: *listen})
+	return Run(ctx, Options{Home: *home, Listen: *listen, Seed: *seedDir, AllocationFile: *allocation})
 }
 
 // Run sets the session up (configuration, SSH keys, workshop files, setup
@@ -80,6 +89,11 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	if opts.Seed != "" {
+		if err := seed(opts.Seed, home); err != nil {
+			return err
+		}
+	}
 	cfg, err := ReadConfig(home)
 	if err != nil {
 		return err
@@ -88,6 +102,12 @@ func Run(ctx context.Context, opts Options) error {
 	if cfg.Owner == nil {
 		// Allocated before a restart of the host.
 		if cfg.Owner, err = loadOwner(home); err != nil {
+			return err
+		}
+	}
+	if cfg.Owner == nil && opts.AllocationFile != "" {
+		// Allocated while the host was not running or not reachable.
+		if cfg.Owner, err = readAllocation(opts.AllocationFile); err != nil {
 			return err
 		}
 	}
@@ -131,6 +151,9 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	if opts.AllocationFile != "" {
+		go h.watchAllocation(ctx, opts.AllocationFile)
+	}
 
 	// The listener queues connections already, so the address is usable as
 	// soon as it is published.
