@@ -1,0 +1,613 @@
+// Package kubernetes is the session runtime for a Kubernetes cluster, the
+// way Educates runs every session: each session gets a namespace named
+// after it (labelled with the portal, environment and session), a
+// ServiceAccount bound to the cluster's admin role in that namespace only,
+// a ResourceQuota and LimitRange from the workshop's budget, its session
+// host as a pod behind a service, and the workshop's session objects; its
+// request objects follow at allocation. Each workshop environment gets a
+// namespace holding its environment objects.
+//
+// Everything the runtime knows is in the cluster, found by label, so a
+// restarted portal (or another replica) lists and re-adopts what is there.
+// Readiness and failure of hosts come from a pod informer (one watch for
+// all sessions) and, while a session starts, a watch of its namespace's
+// events; nothing polls per session.
+package kubernetes
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/informers"
+	k8s "k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/portico-dev/portico/internal/runtime"
+)
+
+const (
+	defaultStartTimeout = 5 * time.Minute // image pulls take time
+	syncTimeout         = 30 * time.Second
+	activityTimeout     = 2 * time.Second
+	// The session host's allocation endpoint and the header carrying the
+	// secret it trusts (as in the local runtime).
+	allocatePath = "/.portico/allocate"
+	secretHeader = "X-Portico-Secret"
+	// exitsBuffer is how many exits Exited holds for a slow reader.
+	exitsBuffer = 1024
+)
+
+// Options configures a Runtime.
+type Options struct {
+	// Config reaches the cluster; required.
+	Config *rest.Config
+	// Portal is the portal's name; required. What the runtime creates is
+	// labelled with it, so that portals can share a cluster.
+	Portal string
+	// Image is the session host image of workshops that name none;
+	// required. Its entrypoint must have `portico` on PATH.
+	Image string
+	// PullPolicy of session host images; IfNotPresent when empty.
+	PullPolicy corev1.PullPolicy
+	// SessionRole is the ClusterRole bound to each session's account in
+	// its namespace; "admin" when empty.
+	SessionRole string
+	// APIServer is the URL sessions reach the API server at, for their
+	// kubeconfig; Config.Host when empty (right for a portal in the
+	// cluster).
+	APIServer string
+	// IngressDomain is the $(ingress_domain) of workshop objects.
+	IngressDomain string
+	// StartTimeout bounds a Start; 5 minutes when zero.
+	StartTimeout time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Runtime runs sessions on a cluster. It implements runtime.Runtime,
+// runtime.ExitWatcher and runtime.EnvironmentRuntime.
+type Runtime struct {
+	portal, image, sessionRole, apiServer, ingressDomain string
+	pullPolicy                                           corev1.PullPolicy
+	ca                                                   []byte
+	startTimeout                                         time.Duration
+	log                                                  *slog.Logger
+
+	client  k8s.Interface
+	dynamic dynamic.Interface
+	mapper  *restmapper.DeferredDiscoveryRESTMapper
+	http    *http.Client
+
+	pods       corelisters.PodLister
+	namespaces corelisters.NamespaceLister
+	stopInform chan struct{}
+	closeOnce  sync.Once
+
+	exits chan string
+	locks keyedMutex
+
+	mu       sync.Mutex
+	waiters  map[string]map[chan struct{}]bool // session → channels pinged when its pod or namespace changes
+	stopping map[string]bool                   // sessions this process is stopping: their pod going is expected
+	exited   map[string]bool                   // sessions whose exit was reported
+	envs     map[string]string                 // environment → digest of what was applied to it
+}
+
+var (
+	_ runtime.Runtime            = (*Runtime)(nil)
+	_ runtime.ExitWatcher        = (*Runtime)(nil)
+	_ runtime.EnvironmentRuntime = (*Runtime)(nil)
+)
+
+// New connects to the cluster and starts the informers of the portal's
+// pods and namespaces; it fails when the cluster cannot be listed. Close
+// stops the informers.
+func New(opts Options) (*Runtime, error) {
+	switch {
+	case opts.Config == nil:
+		return nil, errors.New("kubernetes runtime: no cluster configuration")
+	case opts.Image == "":
+		return nil, errors.New("kubernetes runtime: no session host image")
+	}
+	if errs := validation.IsValidLabelValue(opts.Portal); opts.Portal == "" || len(errs) > 0 {
+		return nil, fmt.Errorf("kubernetes runtime: portal name %q cannot be a label value", opts.Portal)
+	}
+	cfg := rest.CopyConfig(opts.Config)
+	cfg.UserAgent = "portico"
+	client, err := k8s.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes runtime: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes runtime: %w", err)
+	}
+	r := &Runtime{
+		portal:        opts.Portal,
+		image:         opts.Image,
+		sessionRole:   opts.SessionRole,
+		apiServer:     opts.APIServer,
+		ingressDomain: opts.IngressDomain,
+		pullPolicy:    opts.PullPolicy,
+		ca:            cfg.CAData,
+		startTimeout:  opts.StartTimeout,
+		log:           opts.Logger,
+		client:        client,
+		dynamic:       dyn,
+		mapper:        restmapper.NewDeferredDiscoveryRESTMapperWithContext(memory.NewMemCacheClientWithContext(client.Discovery())),
+		http: &http.Client{
+			// As the portal's proxy to sessions: HTTP_PROXY applies, and
+			// NO_PROXY should name .svc.
+			Transport:     &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 1, IdleConnTimeout: 30 * time.Second},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		stopInform: make(chan struct{}),
+		exits:      make(chan string, exitsBuffer),
+		waiters:    make(map[string]map[chan struct{}]bool),
+		stopping:   make(map[string]bool),
+		exited:     make(map[string]bool),
+		envs:       make(map[string]string),
+	}
+	if r.sessionRole == "" {
+		r.sessionRole = "admin"
+	}
+	if r.apiServer == "" {
+		r.apiServer = cfg.Host
+	}
+	if r.pullPolicy == "" {
+		r.pullPolicy = corev1.PullIfNotPresent
+	}
+	if r.startTimeout <= 0 {
+		r.startTimeout = defaultStartTimeout
+	}
+	if r.log == nil {
+		r.log = slog.Default()
+	}
+	if len(r.ca) == 0 && cfg.CAFile != "" {
+		// Token secrets carry the CA; this is the fallback for clusters
+		// whose controller manager has no root CA file.
+		r.ca, _ = readFile(cfg.CAFile)
+	}
+	if err := r.startInformers(); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("kubernetes runtime: %w", err)
+	}
+	return r, nil
+}
+
+// Close stops the informers.
+func (r *Runtime) Close() {
+	r.closeOnce.Do(func() { close(r.stopInform) })
+}
+
+func (r *Runtime) startInformers() error {
+	factory := informers.NewSharedInformerFactoryWithOptions(r.client, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.LabelSelector = labels.SelectorFromSet(labels.Set{labelPortal: r.portal}).String()
+		}))
+	podInformer := factory.Core().V1().Pods()
+	nsInformer := factory.Core().V1().Namespaces()
+	r.pods, r.namespaces = podInformer.Lister(), nsInformer.Lister()
+	if _, err := podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { r.podChanged(o, false) },
+		UpdateFunc: func(_, o any) { r.podChanged(o, false) },
+		DeleteFunc: func(o any) { r.podChanged(o, true) },
+	}); err != nil {
+		return err
+	}
+	if _, err := nsInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { r.namespaceChanged(o) },
+		UpdateFunc: func(_, o any) { r.namespaceChanged(o) },
+		DeleteFunc: func(o any) { r.namespaceChanged(o) },
+	}); err != nil {
+		return err
+	}
+	factory.Start(r.stopInform)
+	ctx, cancel := context.WithTimeout(context.Background(), syncTimeout)
+	defer cancel()
+	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("cannot list %v of the cluster within %s", typ, syncTimeout)
+		}
+	}
+	return nil
+}
+
+// podChanged wakes the Starts waiting for the pod's session and reports
+// the exit of a host that was ready and failed or went without a Stop.
+func (r *Runtime) podChanged(o any, deleted bool) {
+	if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
+		o, deleted = d.Obj, true
+	}
+	pod, ok := o.(*corev1.Pod)
+	if !ok || pod.Name != hostName || pod.Labels[labelRole] != roleSession {
+		return
+	}
+	session := pod.Namespace
+	r.ping(session)
+	failure := podFailure(pod)
+	if deleted {
+		failure = "session host pod deleted"
+	}
+	if failure == "" {
+		return
+	}
+	ns, err := r.namespaces.Get(session)
+	if err != nil || ns.Annotations[annotationStarted] != "true" || ns.DeletionTimestamp != nil {
+		return // still starting (Start reports it) or going away
+	}
+	r.mu.Lock()
+	report := !r.stopping[session] && !r.exited[session]
+	if report {
+		r.exited[session] = true
+	}
+	r.mu.Unlock()
+	if report {
+		r.log.Warn("session host ended", "session", session, "reason", failure)
+		select {
+		case r.exits <- session:
+		default:
+			r.log.Error("session exit dropped: nobody reads them", "session", session)
+		}
+	}
+}
+
+func (r *Runtime) namespaceChanged(o any) {
+	if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
+		o = d.Obj
+	}
+	if ns, ok := o.(*corev1.Namespace); ok {
+		r.ping(ns.Name)
+	}
+}
+
+// Exited implements runtime.ExitWatcher.
+func (r *Runtime) Exited() <-chan string { return r.exits }
+
+// watch returns a channel pinged when the pod or namespace of session
+// changes, and the function that stops it.
+func (r *Runtime) watch(session string) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	r.mu.Lock()
+	if r.waiters[session] == nil {
+		r.waiters[session] = make(map[chan struct{}]bool)
+	}
+	r.waiters[session][ch] = true
+	r.mu.Unlock()
+	return ch, func() {
+		r.mu.Lock()
+		delete(r.waiters[session], ch)
+		if len(r.waiters[session]) == 0 {
+			delete(r.waiters, session)
+		}
+		r.mu.Unlock()
+	}
+}
+
+func (r *Runtime) ping(session string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for ch := range r.waiters[session] {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Status reports a session from the informers' caches.
+func (r *Runtime) Status(ctx context.Context, name string) (runtime.Instance, error) {
+	ns, err := r.namespaces.Get(name)
+	if apierrors.IsNotFound(err) || err == nil && ns.Labels[labelRole] != roleSession {
+		return runtime.Instance{}, runtime.ErrNotFound
+	}
+	if err != nil {
+		return runtime.Instance{}, err
+	}
+	return r.inspect(ns), nil
+}
+
+// inspect tells the state of the session of namespace ns.
+func (r *Runtime) inspect(ns *corev1.Namespace) runtime.Instance {
+	inst := runtime.Instance{Session: ns.Name, Address: address(ns.Name)}
+	if ns.DeletionTimestamp != nil {
+		inst.Failed = "session namespace being deleted"
+		return inst
+	}
+	pod, err := r.pods.Pods(ns.Name).Get(hostName)
+	switch {
+	case apierrors.IsNotFound(err):
+		if ns.Annotations[annotationStarted] == "true" {
+			inst.Failed = "session host pod deleted"
+		}
+	case err != nil:
+		inst.Failed = err.Error()
+	case podFailure(pod) != "":
+		inst.Failed = podFailure(pod)
+	default:
+		inst.Ready = podReady(pod)
+	}
+	return inst
+}
+
+// List reports every session namespace of the portal.
+func (r *Runtime) List(ctx context.Context) ([]runtime.Instance, error) {
+	list, err := r.namespaces.List(labels.SelectorFromSet(labels.Set{labelRole: roleSession}))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]runtime.Instance, 0, len(list))
+	for _, ns := range list {
+		out = append(out, r.inspect(ns))
+	}
+	return out, nil
+}
+
+// Stop deletes the session's namespace, and with it everything in it.
+// The deletion goes on in the cluster after Stop returns.
+func (r *Runtime) Stop(ctx context.Context, name string) error {
+	if !validName(name) {
+		return nil
+	}
+	unlock, err := r.locks.lock(ctx, name)
+	if err != nil {
+		return fmt.Errorf("stop %s: %w", name, err)
+	}
+	defer unlock()
+	r.mu.Lock()
+	r.stopping[name] = true
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.stopping, name)
+		delete(r.exited, name)
+		r.mu.Unlock()
+	}()
+	if err := r.deleteNamespace(ctx, name, roleSession); err != nil {
+		return fmt.Errorf("stop %s: %w", name, err)
+	}
+	return nil
+}
+
+// deleteNamespace deletes namespace name if it is one of this portal's of
+// the given role; a namespace of anyone else is never touched.
+func (r *Runtime) deleteNamespace(ctx context.Context, name, role string) error {
+	ns, err := r.client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if ns.Labels[labelPortal] != r.portal || ns.Labels[labelRole] != role {
+		return fmt.Errorf("namespace %s does not belong to portal %s: left alone", name, r.portal)
+	}
+	if ns.DeletionTimestamp != nil {
+		return nil
+	}
+	policy := metav1.DeletePropagationBackground
+	err = r.client.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{
+		PropagationPolicy: &policy,
+		Preconditions:     &metav1.Preconditions{UID: &ns.UID},
+	})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil // gone meanwhile, or replaced by a namespace of the same name
+	}
+	return err
+}
+
+// Activity asks the session host how recently it was used.
+func (r *Runtime) Activity(ctx context.Context, inst runtime.Instance) (runtime.Activity, error) {
+	if inst.Address == "" {
+		return runtime.Activity{}, fmt.Errorf("activity of %s: no address", inst.Session)
+	}
+	ctx, cancel := context.WithTimeout(ctx, activityTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+inst.Address+"/session/activity", nil)
+	if err != nil {
+		return runtime.Activity{}, err
+	}
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return runtime.Activity{}, fmt.Errorf("activity of %s: %w", inst.Session, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return runtime.Activity{}, fmt.Errorf("activity of %s: %w", inst.Session, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return runtime.Activity{}, fmt.Errorf("activity of %s: %s", inst.Session, resp.Status)
+	}
+	var a struct {
+		Idle     float64 `json:"idle-time"`
+		LastView float64 `json:"last-view"`
+	}
+	if err := json.Unmarshal(body, &a); err != nil {
+		return runtime.Activity{}, fmt.Errorf("activity of %s: %w", inst.Session, err)
+	}
+	return runtime.Activity{Idle: seconds(a.Idle), LastView: seconds(a.LastView)}, nil
+}
+
+// Allocate gives a session its owner: the request Secret the host reads,
+// the workshop's request objects with the request parameters substituted,
+// and, as a fast path, a POST to the host. The Secret is what counts: a
+// host that the POST does not reach (starting, restarting, or a portal
+// outside the cluster network) reads it from its mounted copy.
+func (r *Runtime) Allocate(ctx context.Context, inst runtime.Instance, secret string, a runtime.Allocation) error {
+	name := inst.Session
+	if !validName(name) {
+		return fmt.Errorf("allocate %s: invalid session name", name)
+	}
+	cfg, err := r.client.CoreV1().Secrets(name).Get(ctx, configSecret, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("allocate %s: %w", name, err)
+	}
+	var (
+		templates []map[string]any
+		vars      map[string]string
+	)
+	if err := json.Unmarshal(cfg.Data[requestObjectsKey], &templates); err != nil {
+		return fmt.Errorf("allocate %s: request objects: %w", name, err)
+	}
+	if err := json.Unmarshal(cfg.Data[variablesKey], &vars); err != nil {
+		return fmt.Errorf("allocate %s: variables: %w", name, err)
+	}
+	if err := r.allocate(ctx, name, cfg.Labels, templates, vars, a); err != nil {
+		return fmt.Errorf("allocate %s: %w", name, err)
+	}
+	if err := r.post(ctx, inst, secret, a); err != nil {
+		r.log.Info("session host not told of its owner directly; it reads the request secret", "session", name, "err", err)
+	}
+	return nil
+}
+
+// allocate writes the request Secret and applies the request objects.
+func (r *Runtime) allocate(ctx context.Context, ns string, lbls map[string]string, templates []map[string]any, vars map[string]string, a runtime.Allocation) error {
+	vars = withParams(vars, a)
+	objs, err := objectsOf(templates, vars, ns, "spec.request.objects")
+	if err != nil {
+		return err
+	}
+	if err := r.apply(ctx, objs, "spec.request.objects", lbls); err != nil {
+		return err
+	}
+	s, err := requestSecretOf(ns, lbls, &a)
+	if err != nil {
+		return err
+	}
+	_, err = r.client.CoreV1().Secrets(ns).Update(ctx, s, metav1.UpdateOptions{FieldManager: fieldManager})
+	if apierrors.IsNotFound(err) {
+		_, err = r.client.CoreV1().Secrets(ns).Create(ctx, s, metav1.CreateOptions{FieldManager: fieldManager})
+	}
+	return err
+}
+
+// requestSecretOf is the request Secret of a session: each request
+// parameter under its name, as Educates has them, and the whole allocation
+// for the host; empty while the session has no owner.
+func requestSecretOf(ns string, lbls map[string]string, a *runtime.Allocation) (*corev1.Secret, error) {
+	s := &corev1.Secret{ObjectMeta: objectMeta(requestSecret(ns), ns, lbls), Data: map[string][]byte{}}
+	if a == nil {
+		return s, nil
+	}
+	for _, p := range a.Params {
+		if len(validation.IsConfigMapKey(p.Name)) == 0 && p.Name != allocationKey {
+			s.Data[p.Name] = []byte(p.Value)
+		}
+	}
+	b, err := json.Marshal(a)
+	if err != nil {
+		return nil, err
+	}
+	s.Data[allocationKey] = b
+	return s, nil
+}
+
+func (r *Runtime) post(ctx context.Context, inst runtime.Instance, secret string, a runtime.Allocation) error {
+	body, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, activityTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+address(inst.Session)+allocatePath, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(secretHeader, secret)
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 != 2 {
+		return errors.New(resp.Status)
+	}
+	return nil
+}
+
+// markStarted records in the namespace that its host was ready once.
+func (r *Runtime) markStarted(ctx context.Context, name string) error {
+	patch := []byte(`{"metadata":{"annotations":{"` + annotationStarted + `":"true"}}}`)
+	_, err := r.client.CoreV1().Namespaces().Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
+	return err
+}
+
+// validName accepts names a namespace can have.
+func validName(name string) bool { return len(validation.IsDNS1123Label(name)) == 0 }
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+// seconds converts seconds from a session host into a Duration, clamped.
+func seconds(s float64) time.Duration {
+	switch {
+	case s <= 0:
+		return 0
+	case s >= float64(1<<63-1)/float64(time.Second):
+		return 1<<63 - 1
+	}
+	return time.Duration(s * float64(time.Second))
+}
+
+// keyedMutex serialises the Starts and Stops of one session in this
+// process; waiters give up with their context.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*keyedLock
+}
+
+type keyedLock struct {
+	ch   chan struct{}
+	refs int
+}
+
+func (k *keyedMutex) lock(ctx context.Context, key string) (func(), error) {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = make(map[string]*keyedLock)
+	}
+	l := k.locks[key]
+	if l == nil {
+		l = &keyedLock{ch: make(chan struct{}, 1)}
+		k.locks[key] = l
+	}
+	l.refs++
+	k.mu.Unlock()
+	release := func() {
+		k.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
+	select {
+	case l.ch <- struct{}{}:
+		return func() { <-l.ch; release() }, nil
+	case <-ctx.Done():
+		release()
+		return nil, context.Cause(ctx)
+	}
+}

@@ -1,0 +1,436 @@
+package kubernetes
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8s "k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/portico-dev/portico/internal/runtime"
+	"github.com/portico-dev/portico/internal/runtime/kubernetes/kubetest"
+	"github.com/portico-dev/portico/internal/sessionhost"
+)
+
+const testImage = "registry.example/portico-session:test"
+
+var ctx = context.Background()
+
+// newRuntime is a runtime of portal on the test cluster.
+func newRuntime(t *testing.T, portal string) *Runtime {
+	t.Helper()
+	requireCluster(t)
+	log := slog.New(slog.DiscardHandler)
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	r, err := New(Options{Config: cluster.Config, Portal: portal, Image: testImage,
+		IngressDomain: "training.example", StartTimeout: 45 * time.Second, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+func specOf(portal, env string, id string) runtime.Spec {
+	return runtime.Spec{
+		Session: env + "-" + id, ID: id, Environment: env, Workshop: "lab", Portal: portal,
+		PortalURL: "http://portal.example", SessionURL: "http://portal.example/sessions/" + env + "-" + id,
+		ConfigPassword: "config-" + id,
+		Env:            []runtime.EnvVar{{Name: "EDITOR", Value: "nano"}},
+	}
+}
+
+func namespaceGone(name string) func() bool {
+	return func() bool {
+		_, err := cluster.Client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	}
+}
+
+// namespaceEnding reports whether the namespace is gone or being deleted.
+func namespaceEnding(name string) func() bool {
+	return func() bool {
+		ns, err := cluster.Client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err) || err == nil && ns.DeletionTimestamp != nil
+	}
+}
+
+// TestSessionLifecycle: a session's namespace and everything in it, its
+// readiness from the pod's status, its allocation, and its end.
+func TestSessionLifecycle(t *testing.T) {
+	r := newRuntime(t, "life")
+	spec := specOf("life", "life-w01", "s001")
+	spec.Cluster = runtime.Cluster{
+		Budget: "small",
+		SessionObjects: []map[string]any{{
+			"apiVersion": "v1", "kind": "ConfigMap",
+			"metadata": map[string]any{"name": "session-info"},
+			"data": map[string]any{
+				"session": "$(session_name)",
+				"ns":      "$(session_namespace)",
+				"env":     "$(workshop_namespace) $(environment_name)",
+				"account": "$(service_account)",
+				"domain":  "$(ingress_domain)",
+				"unknown": "$(nothing_of_that_name)",
+			},
+		}},
+		RequestObjects: []map[string]any{{
+			"apiVersion": "v1", "kind": "ConfigMap",
+			"metadata": map[string]any{"name": "greeting-$(session_id)"},
+			"data":     map[string]any{"greeting": "$(GREETING), $(session_name)"},
+		}},
+	}
+	inst, err := r.Start(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := spec.Session
+	if !inst.Ready || inst.Address != "session-host."+name+".svc:10080" {
+		t.Fatalf("instance %+v, want ready at the service's address", inst)
+	}
+	core := cluster.Client.CoreV1()
+	ns, err := core.Namespaces().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{labelPortal: "life", labelEnvironment: "life-w01", labelSession: name} {
+		if ns.Labels[k] != v {
+			t.Errorf("namespace label %s = %q, want %q", k, ns.Labels[k], v)
+		}
+	}
+	if _, err := core.ServiceAccounts(name).Get(ctx, name, metav1.GetOptions{}); err != nil {
+		t.Errorf("service account: %v", err)
+	}
+	rb, err := cluster.Client.RbacV1().RoleBindings(name).Get(ctx, roleBinding, metav1.GetOptions{})
+	if err != nil || rb.RoleRef.Name != "admin" || rb.Subjects[0].Name != name || rb.Subjects[0].Namespace != name {
+		t.Errorf("role binding %+v, %v: want the account bound to admin", rb, err)
+	}
+	quota, err := core.ResourceQuotas(name).Get(ctx, quotaName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// small (1 CPU, 1Gi) plus the session host's default 500m, 512Mi.
+	if got := quota.Spec.Hard[corev1.ResourceLimitsMemory]; got.String() != "1536Mi" {
+		t.Errorf("quota limits.memory = %s, want 1536Mi", got.String())
+	}
+	if got := quota.Spec.Hard[corev1.ResourceLimitsCPU]; got.String() != "1500m" {
+		t.Errorf("quota limits.cpu = %s, want 1500m", got.String())
+	}
+	if _, err := core.LimitRanges(name).Get(ctx, limitRangeName, metav1.GetOptions{}); err != nil {
+		t.Errorf("limit range: %v", err)
+	}
+	pod, err := core.Pods(name).Get(ctx, hostName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := pod.Spec.Containers[0]
+	if c.Image != testImage || c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/healthz" || pod.Spec.ServiceAccountName != name {
+		t.Errorf("pod: image %q, probe %+v, account %q", c.Image, c.ReadinessProbe, pod.Spec.ServiceAccountName)
+	}
+	if _, err := core.Services(name).Get(ctx, hostName, metav1.GetOptions{}); err != nil {
+		t.Errorf("service: %v", err)
+	}
+	cm, err := core.ConfigMaps(name).Get(ctx, "session-info", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("session object: %v", err)
+	}
+	want := map[string]string{"session": name, "ns": name, "env": "life-w01 life-w01", "account": name,
+		"domain": "training.example", "unknown": "$(nothing_of_that_name)"}
+	for k, v := range want {
+		if cm.Data[k] != v {
+			t.Errorf("session object data %s = %q, want %q", k, cm.Data[k], v)
+		}
+	}
+	// The host's configuration and kubeconfig are in the secret the pod
+	// mounts.
+	cfgSecret, err := core.Secrets(name).Get(ctx, configSecret, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hc sessionhost.Config
+	if err := json.Unmarshal(cfgSecret.Data[sessionhost.SeedConfig], &hc); err != nil || hc.ConfigPassword != "config-s001" || hc.Owner != nil {
+		t.Errorf("host config %+v, %v", hc, err)
+	}
+	if st, err := r.Status(ctx, name); err != nil || !st.Ready {
+		t.Errorf("status %+v, %v: want ready", st, err)
+	}
+
+	// Allocation: the request objects with the parameters, the request
+	// secret. The POST to the host cannot succeed without a kubelet; the
+	// secret is what the host reads then.
+	if _, err := core.ConfigMaps(name).Get(ctx, "greeting-s001", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("request object before allocation: %v", err)
+	}
+	alloc := runtime.Allocation{User: runtime.User{Username: "alice"}, Params: []runtime.EnvVar{{Name: "GREETING", Value: "Hi"}}}
+	if err := r.Allocate(ctx, inst, "config-s001", alloc); err != nil {
+		t.Fatal(err)
+	}
+	cm, err = core.ConfigMaps(name).Get(ctx, "greeting-s001", metav1.GetOptions{})
+	if err != nil || cm.Data["greeting"] != "Hi, "+name {
+		t.Fatalf("request object %+v, %v: want the parameter substituted", cm, err)
+	}
+	req, err := core.Secrets(name).Get(ctx, name+"-request", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got runtime.Allocation
+	if err := json.Unmarshal(req.Data[allocationKey], &got); err != nil || got.User.Username != "alice" || string(req.Data["GREETING"]) != "Hi" {
+		t.Errorf("request secret %q: %+v, %v", req.Data, got, err)
+	}
+	// Idempotent.
+	if err := r.Allocate(ctx, inst, "config-s001", alloc); err != nil {
+		t.Fatalf("second allocation: %v", err)
+	}
+
+	list, err := r.List(ctx)
+	if err != nil || len(list) != 1 || list[0].Session != name || !list[0].Ready {
+		t.Fatalf("list %+v, %v: want the one ready session", list, err)
+	}
+	if err := r.Stop(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the namespace to be deleted", 60*time.Second, namespaceGone(name))
+	if _, err := r.Status(ctx, name); err != runtime.ErrNotFound {
+		waitFor(t, "the informer to see it", 5*time.Second, func() bool {
+			_, err := r.Status(ctx, name)
+			return err == runtime.ErrNotFound
+		})
+	}
+	if err := r.Stop(ctx, name); err != nil {
+		t.Errorf("second stop: %v", err)
+	}
+}
+
+// TestKubeconfig: the kubeconfig a session host serves at /config/kubeconfig
+// works with client-go in its own namespace only. The test plays the
+// kubelet: it mounts the pod's secret as a seed directory and runs the
+// session host.
+func TestKubeconfig(t *testing.T) {
+	r := newRuntime(t, "kcfg")
+	a, err := r.Start(ctx, specOf("kcfg", "kcfg-w01", "s001"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.Start(ctx, specOf("kcfg", "kcfg-w01", "s002"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Stop(ctx, a.Session); r.Stop(ctx, b.Session) })
+
+	kubeconfig := serveKubeconfig(t, a.Session, "config-s001")
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := k8s.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "mine"}, Data: map[string]string{"k": "v"}}
+	if _, err := client.CoreV1().ConfigMaps(a.Session).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		t.Errorf("create in its own namespace: %v", err)
+	}
+	if _, err := client.CoreV1().ConfigMaps(b.Session).Create(ctx, cm, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("create in another session's namespace: %v, want forbidden", err)
+	}
+	if _, err := client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("list namespaces: %v, want forbidden", err)
+	}
+	if _, err := client.CoreV1().ResourceQuotas(a.Session).Create(ctx, &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "more"}}, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("create a quota: %v, want forbidden (admin cannot change its own budget)", err)
+	}
+}
+
+// serveKubeconfig runs the session host of session as its pod would, from
+// the pod's secret, and returns what it serves at /config/kubeconfig.
+func serveKubeconfig(t *testing.T, session, password string) []byte {
+	t.Helper()
+	secret, err := cluster.Client.CoreV1().Secrets(session).Get(ctx, configSecret, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedDir, home := t.TempDir(), t.TempDir()
+	for _, k := range []string{sessionhost.SeedConfig, sessionhost.SeedKubeconfig} {
+		if err := os.WriteFile(filepath.Join(seedDir, k), secret.Data[k], 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- sessionhost.Run(hctx, sessionhost.Options{Home: home, Seed: seedDir, Logger: slog.New(slog.DiscardHandler)})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	var addr []byte
+	waitFor(t, "the session host to serve", 10*time.Second, func() bool {
+		addr, err = os.ReadFile(filepath.Join(home, sessionhost.AddressFile))
+		return err == nil
+	})
+	resp, err := http.Get("http://" + string(addr) + "/config/kubeconfig?token=" + password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/config/kubeconfig: %s %s", resp.Status, body)
+	}
+	return body
+}
+
+// TestBadObjectFailsStart: an object of a kind the cluster does not know
+// fails the start with the object named, and leaves nothing behind.
+func TestBadObjectFailsStart(t *testing.T) {
+	r := newRuntime(t, "bad")
+	spec := specOf("bad", "bad-w01", "s001")
+	spec.Cluster.SessionObjects = []map[string]any{
+		{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": "fine"}},
+		{"apiVersion": "example.com/v1", "kind": "Widget", "metadata": map[string]any{"name": "w"}},
+	}
+	_, err := r.Start(ctx, spec)
+	if err == nil || !strings.Contains(err.Error(), "spec.session.objects[1] (Widget w): kind example.com/v1, Kind=Widget is not known to the cluster") {
+		t.Fatalf("start: %v, want the unknown kind named", err)
+	}
+	waitFor(t, "the namespace to go", 5*time.Second, namespaceEnding(spec.Session))
+
+	spec = specOf("bad", "bad-w01", "s002")
+	spec.Cluster.SessionObjects = []map[string]any{
+		{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": "x", "namespace": "kube-system"}},
+	}
+	if _, err := r.Start(ctx, spec); err == nil || !strings.Contains(err.Error(), `namespace "kube-system"`) {
+		t.Fatalf("start with an object elsewhere: %v", err)
+	}
+	spec = specOf("bad", "bad-w01", "s003")
+	spec.Cluster.SessionObjects = []map[string]any{
+		{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": map[string]any{"name": "x"}},
+	}
+	if _, err := r.Start(ctx, spec); err == nil || !strings.Contains(err.Error(), "cluster-scoped") {
+		t.Fatalf("start with a cluster-scoped object: %v", err)
+	}
+}
+
+// TestPodFailureFailsStart: a pod that cannot pull its image fails the
+// start with the kubelet's reason, and its namespace is deleted.
+func TestPodFailureFailsStart(t *testing.T) {
+	r := newRuntime(t, "fail")
+	spec := specOf("fail", "fail-w01", "s001")
+	fates.Store(spec.Session, kubetest.Fate{Reason: "ImagePullBackOff", Message: `Back-off pulling image "nope"`})
+	start := time.Now()
+	_, err := r.Start(ctx, spec)
+	if err == nil || !strings.Contains(err.Error(), `ImagePullBackOff: Back-off pulling image "nope"`) {
+		t.Fatalf("start: %v, want the pull failure", err)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("the failure took %s to be noticed", d)
+	}
+	waitFor(t, "the namespace to go", 5*time.Second, namespaceEnding(spec.Session))
+}
+
+// TestHostExitReported: the pod of a ready session failing is an exit.
+func TestHostExitReported(t *testing.T) {
+	r := newRuntime(t, "exit")
+	spec := specOf("exit", "exit-w01", "s001")
+	if _, err := r.Start(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Stop(ctx, spec.Session) })
+	pod, err := cluster.Client.CoreV1().Pods(spec.Session).Get(ctx, hostName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kubetest.SetPodStatus(ctx, cluster.Client, pod, kubetest.Fate{Reason: "CrashLoopBackOff", Message: "back-off restarting"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case name := <-r.Exited():
+		if name != spec.Session {
+			t.Fatalf("exit of %s, want %s", name, spec.Session)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit reported")
+	}
+	st, err := r.Status(ctx, spec.Session)
+	if err != nil || !strings.Contains(st.Failed, "CrashLoopBackOff") {
+		t.Errorf("status %+v, %v: want failed", st, err)
+	}
+}
+
+// TestAdoptAfterRestart: a new runtime (a restarted portal) lists the
+// sessions of its portal and adopts them as they are.
+func TestAdoptAfterRestart(t *testing.T) {
+	r := newRuntime(t, "adopt")
+	spec := specOf("adopt", "adopt-w01", "s001")
+	first, err := r.Start(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Stop(ctx, spec.Session) })
+	other := newRuntime(t, "someone-else")
+	if list, _ := other.List(ctx); len(list) != 0 {
+		t.Errorf("another portal lists %+v", list)
+	}
+	if err := other.Stop(ctx, spec.Session); err == nil {
+		t.Error("another portal stopped a session that is not its own")
+	}
+	r.Close()
+	again := newRuntime(t, "adopt")
+	list, err := again.List(ctx)
+	if err != nil || len(list) != 1 || list[0] != first {
+		t.Fatalf("list after restart %+v, %v, want %+v", list, err, first)
+	}
+	uid := podUID(t, spec.Session)
+	inst, err := again.Start(ctx, spec)
+	if err != nil || inst != first {
+		t.Fatalf("start after restart: %+v, %v", inst, err)
+	}
+	if podUID(t, spec.Session) != uid {
+		t.Error("adopting the session replaced its pod")
+	}
+}
+
+func podUID(t *testing.T, ns string) string {
+	pod, err := cluster.Client.CoreV1().Pods(ns).Get(ctx, hostName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pod.UID)
+}
+
+// TestEnvironments: an environment's namespace with its objects, removed
+// when the environment is no longer wanted.
+func TestEnvironments(t *testing.T) {
+	r := newRuntime(t, "envs")
+	env := runtime.EnvironmentSpec{Name: "envs-w01", Workshop: "lab", Portal: "envs", Objects: []map[string]any{{
+		"apiVersion": "v1", "kind": "ConfigMap",
+		"metadata": map[string]any{"name": "shared"},
+		"data":     map[string]any{"ns": "$(workshop_namespace)"},
+	}}}
+	if err := r.SyncEnvironments(ctx, []runtime.EnvironmentSpec{env}); err != nil {
+		t.Fatal(err)
+	}
+	cm, err := cluster.Client.CoreV1().ConfigMaps("envs-w01").Get(ctx, "shared", metav1.GetOptions{})
+	if err != nil || cm.Data["ns"] != "envs-w01" {
+		t.Fatalf("environment object %+v, %v", cm, err)
+	}
+	waitFor(t, "the informer to see the namespace", 5*time.Second, func() bool {
+		_, err := r.namespaces.Get("envs-w01")
+		return err == nil
+	})
+	if err := r.SyncEnvironments(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the environment namespace to go", 5*time.Second, namespaceEnding("envs-w01"))
+}

@@ -1,0 +1,183 @@
+package kubernetes
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/portico-dev/portico/internal/runtime"
+	"github.com/portico-dev/portico/internal/sessionhost"
+)
+
+// Labels and annotations of what the runtime creates. The portal label
+// lets several portals share a cluster; List and the environment sync
+// select by it.
+const (
+	labelManagedBy   = "app.kubernetes.io/managed-by"
+	managedBy        = "portico"
+	labelPortal      = "portico.dev/portal"
+	labelEnvironment = "portico.dev/environment"
+	labelSession     = "portico.dev/session"
+	// labelRole tells session namespaces from environment namespaces.
+	labelRole       = "portico.dev/role"
+	roleSession     = "session"
+	roleEnvironment = "environment"
+	// annotationStarted marks a session namespace whose host was ready
+	// once: a pod missing from it then means the host is gone, not that
+	// it is still being made.
+	annotationStarted = "portico.dev/started"
+	fieldManager      = "portico"
+)
+
+// Fixed names inside a session namespace: the namespace itself is the
+// session's name, so nothing inside needs to repeat it, except the request
+// Secret, named as in Educates.
+const (
+	hostName       = "session-host" // pod and service
+	hostContainer  = "session"
+	hostPort       = 10080
+	configSecret   = "portico-session"
+	tokenSecret    = "portico-token"
+	roleBinding    = "portico-session-admin"
+	quotaName      = "portico-budget"
+	limitRangeName = "portico-limits"
+	homeDir        = "/home/session"
+	seedDir        = "/var/run/portico/session"
+	requestDir     = "/var/run/portico/request"
+	// allocationKey is the key of the request Secret holding the
+	// allocation as the session host reads it; the parameters are keys
+	// of their own beside it, as in Educates.
+	allocationKey = "allocation.json"
+	// Keys of the config Secret beside the seed files: what Allocate
+	// needs to apply the request objects, possibly after a portal
+	// restart.
+	requestObjectsKey = "request-objects.json"
+	variablesKey      = "variables.json"
+	// hostUID runs the session host and its shells unprivileged.
+	hostUID = 1001
+)
+
+func requestSecret(session string) string { return session + "-request" }
+
+// serviceAccountName is the account of the session, named after it as the
+// $(service_account) variable says.
+func serviceAccountName(session string) string { return session }
+
+func (r *Runtime) sessionLabels(spec runtime.Spec) map[string]string {
+	return map[string]string{
+		labelManagedBy:   managedBy,
+		labelPortal:      r.portal,
+		labelEnvironment: spec.Environment,
+		labelSession:     spec.Session,
+		labelRole:        roleSession,
+	}
+}
+
+func (r *Runtime) environmentLabels(env string) map[string]string {
+	return map[string]string{
+		labelManagedBy:   managedBy,
+		labelPortal:      r.portal,
+		labelEnvironment: env,
+		labelRole:        roleEnvironment,
+	}
+}
+
+func objectMeta(name, ns string, labels map[string]string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels}
+}
+
+// adminBinding gives the session's account the cluster's admin role
+// within its namespace only: everything there but changing its quota,
+// limits and the namespace itself.
+func (r *Runtime) adminBinding(ns string, labels map[string]string) *rbacv1.RoleBinding {
+	return &rbacv1.RoleBinding{
+		ObjectMeta: objectMeta(roleBinding, ns, labels),
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: r.sessionRole},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: serviceAccountName(ns), Namespace: ns}},
+	}
+}
+
+// tokenSecretOf asks the token controller for a long-lived token of the
+// session's account: it lives exactly as long as the namespace, which a
+// requested (expiring) token would not, for a session of unknown length.
+func tokenSecretOf(ns string, labels map[string]string) *corev1.Secret {
+	m := objectMeta(tokenSecret, ns, labels)
+	m.Annotations = map[string]string{corev1.ServiceAccountNameKey: serviceAccountName(ns)}
+	return &corev1.Secret{ObjectMeta: m, Type: corev1.SecretTypeServiceAccountToken}
+}
+
+// hostPod is the session host. It runs as the session's account, so that
+// the in-cluster configuration of its shells is the session's too.
+func (r *Runtime) hostPod(spec runtime.Spec, labels map[string]string, res corev1.ResourceRequirements) *corev1.Pod {
+	image := spec.Cluster.Image
+	if image == "" {
+		image = r.image
+	}
+	uid, no, yes := int64(hostUID), false, true
+	return &corev1.Pod{
+		ObjectMeta: objectMeta(hostName, spec.Session, labels),
+		Spec: corev1.PodSpec{
+			ServiceAccountName: serviceAccountName(spec.Session),
+			EnableServiceLinks: &no,
+			SecurityContext: &corev1.PodSecurityContext{
+				RunAsUser: &uid, RunAsGroup: &uid, FSGroup: &uid, RunAsNonRoot: &yes,
+			},
+			Containers: []corev1.Container{{
+				Name:            hostContainer,
+				Image:           image,
+				ImagePullPolicy: r.pullPolicy,
+				Command: []string{"portico", "sessionhost",
+					"--home", homeDir,
+					"--listen", ":" + itoa(hostPort),
+					"--seed", seedDir,
+					"--allocation-file", requestDir + "/" + allocationKey},
+				WorkingDir: homeDir,
+				Ports:      []corev1.ContainerPort{{Name: "http", ContainerPort: hostPort}},
+				ReadinessProbe: &corev1.Probe{
+					ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString("http")}},
+					PeriodSeconds: 2,
+				},
+				Resources: res,
+				SecurityContext: &corev1.SecurityContext{
+					AllowPrivilegeEscalation: &no,
+					Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+				},
+				VolumeMounts: []corev1.VolumeMount{
+					{Name: "home", MountPath: homeDir},
+					{Name: "seed", MountPath: seedDir, ReadOnly: true},
+					{Name: "request", MountPath: requestDir, ReadOnly: true},
+				},
+			}},
+			Volumes: []corev1.Volume{
+				{Name: "home", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+				{Name: "seed", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+					SecretName: configSecret,
+					Items: []corev1.KeyToPath{
+						{Key: sessionhost.SeedConfig, Path: sessionhost.SeedConfig},
+						{Key: sessionhost.SeedKubeconfig, Path: sessionhost.SeedKubeconfig},
+					},
+				}}},
+				// Mounted whole, not by subPath: the kubelet refreshes it, so
+				// an allocation written after the start reaches the host.
+				{Name: "request", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+					SecretName: requestSecret(spec.Session), Optional: &yes,
+				}}},
+			},
+		},
+	}
+}
+
+func hostService(ns string, labels map[string]string) *corev1.Service {
+	return &corev1.Service{
+		ObjectMeta: objectMeta(hostName, ns, labels),
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{labelSession: ns, labelRole: roleSession},
+			Ports:    []corev1.ServicePort{{Name: "http", Port: hostPort, TargetPort: intstr.FromString("http")}},
+		},
+	}
+}
+
+// address is where the portal reaches the host of session ns: its
+// service's cluster DNS name, the same from every replica.
+func address(ns string) string { return hostName + "." + ns + ".svc:" + itoa(hostPort) }

@@ -1,0 +1,439 @@
+package kubernetes
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
+
+	"github.com/portico-dev/portico/internal/runtime"
+	"github.com/portico-dev/portico/internal/sessionhost"
+)
+
+// Start creates the session's namespace and everything in it, and returns
+// once its host's pod is ready. A session already there, even one made
+// before a portal restart, is adopted as it is. A Start that fails deletes
+// the namespace it made, so a failed session holds nothing in the cluster,
+// and says why: the pod's own reason (an image that cannot be pulled, a
+// quota exceeded) or the last warning event about it.
+func (r *Runtime) Start(ctx context.Context, spec runtime.Spec) (runtime.Instance, error) {
+	name := spec.Session
+	if !validName(name) {
+		return runtime.Instance{}, fmt.Errorf("start session: %q cannot name a namespace", name)
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, r.startTimeout, fmt.Errorf("session host not ready after %s", r.startTimeout))
+	defer cancel()
+	unlock, err := r.locks.lock(ctx, name)
+	if err != nil {
+		return runtime.Instance{}, fmt.Errorf("start %s: %w", name, err)
+	}
+	defer unlock()
+	inst, created, err := r.start(ctx, spec)
+	if err != nil {
+		if created {
+			// Not ctx: it may be what ended the start.
+			dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), syncTimeout)
+			if derr := r.deleteNamespace(dctx, name, roleSession); derr != nil {
+				r.log.Error("cannot delete the namespace of a failed start", "session", name, "err", derr)
+			}
+			dcancel()
+		}
+		return runtime.Instance{}, fmt.Errorf("start %s: %w", name, err)
+	}
+	return inst, nil
+}
+
+// start does the work of Start; created reports whether a namespace of
+// the session exists for Start to remove on failure.
+func (r *Runtime) start(ctx context.Context, spec runtime.Spec) (inst runtime.Instance, created bool, err error) {
+	name := spec.Session
+	changed, stop := r.watch(name)
+	defer stop()
+	ns, err := r.client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return inst, false, err
+	case ns.Labels[labelPortal] != r.portal || ns.Labels[labelRole] != roleSession:
+		return inst, false, fmt.Errorf("namespace %s exists and is not a session of portal %s", name, r.portal)
+	case ns.DeletionTimestamp != nil:
+		// The remains of an earlier attempt: wait until they are gone.
+		if err := r.awaitGone(ctx, name, changed); err != nil {
+			return inst, false, err
+		}
+	default:
+		if cur := r.inspect(ns); cur.Ready {
+			return cur, true, nil // adopted
+		}
+	}
+	if err := r.create(ctx, spec); err != nil {
+		return inst, true, err
+	}
+	if err := r.awaitReady(ctx, name, changed); err != nil {
+		return inst, true, err
+	}
+	if err := r.markStarted(ctx, name); err != nil {
+		return inst, true, err
+	}
+	return runtime.Instance{Session: name, Address: address(name), Ready: true}, true, nil
+}
+
+// create makes the namespace and its content. Every step tolerates what
+// exists already, so that a start cut short by a portal restart resumes.
+func (r *Runtime) create(ctx context.Context, spec runtime.Spec) error {
+	name := spec.Session
+	lbls := r.sessionLabels(spec)
+	core := r.client.CoreV1()
+	opts := metav1.CreateOptions{FieldManager: fieldManager}
+	ns := &corev1.Namespace{ObjectMeta: objectMeta(name, "", lbls)}
+	if err := exists(core.Namespaces().Create(ctx, ns, opts)); err != nil {
+		return fmt.Errorf("namespace: %w", err)
+	}
+	sa := &corev1.ServiceAccount{ObjectMeta: objectMeta(serviceAccountName(name), name, lbls)}
+	if err := exists(core.ServiceAccounts(name).Create(ctx, sa, opts)); err != nil {
+		return fmt.Errorf("service account: %w", err)
+	}
+	if err := exists(r.client.RbacV1().RoleBindings(name).Create(ctx, r.adminBinding(name, lbls), opts)); err != nil {
+		return fmt.Errorf("role binding: %w", err)
+	}
+	if err := exists(core.Secrets(name).Create(ctx, tokenSecretOf(name, lbls), opts)); err != nil {
+		return fmt.Errorf("token secret: %w", err)
+	}
+	res := hostResources(spec.Limits, spec.Cluster.Budget != "" && spec.Cluster.Budget != "custom")
+	quota, limits, err := quotaOf(spec.Cluster.Budget, res)
+	if err != nil {
+		return err
+	}
+	if quota != nil {
+		quota.ObjectMeta = objectMeta(quotaName, name, lbls)
+		limits.ObjectMeta = objectMeta(limitRangeName, name, lbls)
+		if err := exists(core.LimitRanges(name).Create(ctx, limits, opts)); err != nil {
+			return fmt.Errorf("limit range: %w", err)
+		}
+		if err := exists(core.ResourceQuotas(name).Create(ctx, quota, opts)); err != nil {
+			return fmt.Errorf("resource quota: %w", err)
+		}
+		// Until the quota controller has computed its usage, the API
+		// server refuses every pod the quota constrains.
+		if err := r.awaitQuota(ctx, name); err != nil {
+			return err
+		}
+	}
+
+	vars := r.dataVars(spec)
+	token, ca, err := r.awaitToken(ctx, name)
+	if err != nil {
+		return err
+	}
+	kubeconfig, err := kubeconfigOf(r.apiServer, ca, token, name)
+	if err != nil {
+		return err
+	}
+	cfg, err := json.Marshal(hostConfig(spec))
+	if err != nil {
+		return err
+	}
+	templates, err := json.Marshal(spec.Cluster.RequestObjects)
+	if err != nil {
+		return fmt.Errorf("spec.request.objects: %w", err)
+	}
+	varsJSON, err := json.Marshal(vars)
+	if err != nil {
+		return err
+	}
+	config := &corev1.Secret{ObjectMeta: objectMeta(configSecret, name, lbls), Data: map[string][]byte{
+		sessionhost.SeedConfig:     cfg,
+		sessionhost.SeedKubeconfig: kubeconfig,
+		requestObjectsKey:          templates,
+		variablesKey:               varsJSON,
+	}}
+	if err := exists(core.Secrets(name).Create(ctx, config, opts)); err != nil {
+		return fmt.Errorf("config secret: %w", err)
+	}
+	request, err := requestSecretOf(name, lbls, spec.Owner)
+	if err != nil {
+		return err
+	}
+	if err := exists(core.Secrets(name).Create(ctx, request, opts)); err != nil {
+		return fmt.Errorf("request secret: %w", err)
+	}
+
+	if spec.Owner != nil {
+		vars = withParams(vars, *spec.Owner)
+	}
+	objs, err := objectsOf(spec.Cluster.SessionObjects, vars, name, "spec.session.objects")
+	if err != nil {
+		return err
+	}
+	if err := r.apply(ctx, objs, "spec.session.objects", lbls); err != nil {
+		return err
+	}
+	if spec.Owner != nil {
+		if err := r.allocate(ctx, name, lbls, spec.Cluster.RequestObjects, r.dataVars(spec), *spec.Owner); err != nil {
+			return err
+		}
+	}
+	if err := exists(core.Services(name).Create(ctx, hostService(name, lbls), opts)); err != nil {
+		return fmt.Errorf("service: %w", err)
+	}
+	if err := exists(core.Pods(name).Create(ctx, r.hostPod(spec, lbls, res), opts)); err != nil {
+		return fmt.Errorf("session host pod: %w", err)
+	}
+	return nil
+}
+
+// exists drops the error of a create that found the object there already.
+func exists[T any](_ T, err error) error {
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	return err
+}
+
+// awaitReady waits until the host's pod is ready, or fails with the reason
+// it cannot start: from the pod itself, or from the last warning event
+// about it (a failed mount, a refused sandbox) when the deadline passes.
+func (r *Runtime) awaitReady(ctx context.Context, name string, changed <-chan struct{}) error {
+	events, err := r.client.CoreV1().Events(name).Watch(ctx, metav1.ListOptions{
+		FieldSelector: fields.Set{"involvedObject.name": hostName, "type": corev1.EventTypeWarning}.String(),
+	})
+	var eventCh <-chan watch.Event
+	if err == nil {
+		defer events.Stop()
+		eventCh = events.ResultChan()
+	} else {
+		r.log.Warn("cannot watch the events of a starting session", "session", name, "err", err)
+	}
+	var lastEvent string
+	for {
+		pod, err := r.pods.Pods(name).Get(hostName)
+		switch {
+		case apierrors.IsNotFound(err):
+			// not in the cache yet
+		case err != nil:
+			return err
+		case podFailure(pod) != "":
+			return errors.New(podFailure(pod))
+		case podReady(pod):
+			return nil
+		}
+		select {
+		case <-changed:
+		case e, ok := <-eventCh:
+			if !ok {
+				eventCh = nil // the watch ended; the pod's status still tells
+				continue
+			}
+			if ev, isEvent := e.Object.(*corev1.Event); isEvent {
+				lastEvent = ev.Reason + ": " + ev.Message
+			}
+		case <-ctx.Done():
+			err := context.Cause(ctx)
+			if pod != nil {
+				if why := podPending(pod); why != "" {
+					err = fmt.Errorf("%w: %s", err, why)
+				}
+			}
+			if lastEvent != "" {
+				err = fmt.Errorf("%w; last event: %s", err, lastEvent)
+			}
+			return err
+		}
+	}
+}
+
+// awaitGone waits until namespace name no longer exists.
+func (r *Runtime) awaitGone(ctx context.Context, name string, changed <-chan struct{}) error {
+	for {
+		if _, err := r.namespaces.Get(name); apierrors.IsNotFound(err) {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("namespace %s of an earlier attempt is still being deleted: %w", name, context.Cause(ctx))
+		}
+	}
+}
+
+// awaitQuota waits until the quota controller has filled in the status of
+// the session's quota.
+func (r *Runtime) awaitQuota(ctx context.Context, ns string) error {
+	lw := cache.NewFilteredListWatchFromClient(r.client.CoreV1().RESTClient(), "resourcequotas", ns,
+		func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", quotaName).String()
+		})
+	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.ResourceQuota{}, nil, func(e watch.Event) (bool, error) {
+		q, ok := e.Object.(*corev1.ResourceQuota)
+		return ok && len(q.Status.Hard) > 0, nil
+	})
+	if err != nil {
+		return fmt.Errorf("resource quota not computed by the cluster: %w", err)
+	}
+	return nil
+}
+
+// awaitToken waits until the token controller has filled in the session
+// account's token secret; ca falls back to the portal's own CA.
+func (r *Runtime) awaitToken(ctx context.Context, ns string) (token, ca []byte, err error) {
+	lw := cache.NewFilteredListWatchFromClient(r.client.CoreV1().RESTClient(), "secrets", ns,
+		func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", tokenSecret).String()
+		})
+	var secret *corev1.Secret
+	_, err = watchtools.UntilWithSync(ctx, lw, &corev1.Secret{}, nil, func(e watch.Event) (bool, error) {
+		s, ok := e.Object.(*corev1.Secret)
+		if ok && len(s.Data[corev1.ServiceAccountTokenKey]) > 0 {
+			secret = s
+			return true, nil
+		}
+		return false, nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("service account token not issued by the cluster: %w", err)
+	}
+	ca = secret.Data[corev1.ServiceAccountRootCAKey]
+	if len(ca) == 0 {
+		ca = r.ca
+	}
+	return secret.Data[corev1.ServiceAccountTokenKey], ca, nil
+}
+
+// Container waiting reasons that do not go away by waiting.
+var fatalWaiting = map[string]bool{
+	"ErrImagePull":               true,
+	"ImagePullBackOff":           true,
+	"InvalidImageName":           true,
+	"ErrImageNeverPull":          true,
+	"CreateContainerConfigError": true,
+	"CreateContainerError":       true,
+	"RunContainerError":          true,
+	"CrashLoopBackOff":           true,
+}
+
+// podFailure is why the pod cannot serve, or "" while it can or still may.
+func podFailure(pod *corev1.Pod) string {
+	switch pod.Status.Phase {
+	case corev1.PodFailed:
+		return join("session host pod failed", pod.Status.Reason, pod.Status.Message)
+	case corev1.PodSucceeded:
+		return "session host exited"
+	}
+	if pod.DeletionTimestamp != nil {
+		return "session host pod being deleted"
+	}
+	for _, list := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
+		for _, c := range list {
+			if w := c.State.Waiting; w != nil && fatalWaiting[w.Reason] {
+				return join("session host container "+c.Name, w.Reason, w.Message)
+			}
+		}
+	}
+	return ""
+}
+
+// podPending says what a pending pod waits for, for a start that timed out.
+func podPending(pod *corev1.Pod) string {
+	for _, c := range pod.Status.Conditions {
+		if c.Status == corev1.ConditionFalse && (c.Reason != "" || c.Message != "") {
+			return join(string(c.Type), c.Reason, c.Message)
+		}
+	}
+	for _, c := range pod.Status.ContainerStatuses {
+		if w := c.State.Waiting; w != nil {
+			return join("container "+c.Name, w.Reason, w.Message)
+		}
+	}
+	return ""
+}
+
+func podReady(pod *corev1.Pod) bool {
+	if pod.DeletionTimestamp != nil {
+		return false
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func join(what string, parts ...string) string {
+	var nonEmpty []string
+	for _, p := range parts {
+		if p != "" {
+			nonEmpty = append(nonEmpty, p)
+		}
+	}
+	if len(nonEmpty) == 0 {
+		return what
+	}
+	return what + ": " + strings.Join(nonEmpty, ": ")
+}
+
+// dataVars are the Educates data variables of objects, before the request
+// parameters.
+func (r *Runtime) dataVars(spec runtime.Spec) map[string]string {
+	return map[string]string{
+		"session_name":       spec.Session,
+		"session_id":         spec.ID,
+		"session_namespace":  spec.Session,
+		"workshop_namespace": spec.Environment,
+		"environment_name":   spec.Environment,
+		"workshop_name":      spec.Workshop,
+		"training_portal":    spec.Portal,
+		"service_account":    serviceAccountName(spec.Session),
+		"ingress_domain":     r.ingressDomain,
+	}
+}
+
+// withParams adds the request parameters of a to vars, in a copy. They
+// cannot replace a data variable: the session's names are not the
+// requester's to choose.
+func withParams(vars map[string]string, a runtime.Allocation) map[string]string {
+	out := make(map[string]string, len(vars)+len(a.Params))
+	for _, p := range a.Params {
+		out[p.Name] = p.Value
+	}
+	for k, v := range vars {
+		out[k] = v
+	}
+	return out
+}
+
+// hostConfig is the session host's configuration, as the local runtime
+// writes it, for the pod to seed its home with.
+func hostConfig(spec runtime.Spec) sessionhost.Config {
+	env := make([]sessionhost.EnvVar, len(spec.Env))
+	for i, v := range spec.Env {
+		env[i] = sessionhost.EnvVar{Name: v.Name, Value: v.Value}
+	}
+	return sessionhost.Config{
+		Session:             spec.Session,
+		ID:                  spec.ID,
+		Environment:         spec.Environment,
+		Workshop:            spec.Workshop,
+		Portal:              spec.Portal,
+		PortalURL:           spec.PortalURL,
+		SessionURL:          spec.SessionURL,
+		ConfigPassword:      spec.ConfigPassword,
+		Env:                 env,
+		WorkshopFiles:       spec.WorkshopFiles,
+		WorkshopTitle:       spec.WorkshopTitle,
+		WorkshopDescription: spec.WorkshopDescription,
+		Owner:               spec.Owner,
+	}
+}
+
+func readFile(path string) ([]byte, error) { return os.ReadFile(path) }
