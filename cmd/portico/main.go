@@ -37,7 +37,8 @@ import (
 
 const usage = `Usage:
   portico serve [--config PATH] [--data-dir DIR] [--listen HOST:PORT] [--url URL] [--database postgres://...]
-                [--runtime local|noop] [--debug-listen HOST:PORT]
+                [--runtime local|noop|kubernetes] [--debug-listen HOST:PORT]
+                [--kubeconfig FILE] [--session-image IMAGE] [--ingress-domain DOMAIN]
 
 Without --config, the bundled example portal is served.
 `
@@ -74,7 +75,10 @@ func serve(args []string) error {
 	publicURL := fs.String("url", "", "public URL of the portal (default: http://<listen address>)")
 	analytics := fs.String("analytics-webhook", "", "URL to POST analytics events to")
 	database := fs.String("database", "", "postgres://... to keep the portal's state in PostgreSQL, shared by replicas (default: SQLite in the data directory)")
-	runtimeName := fs.String("runtime", "local", "session runtime: local (a process tree per session) or noop (sessions are rows only and do nothing: for measuring the portal alone and load tests)")
+	runtimeName := fs.String("runtime", "local", "session runtime: local (a process tree per session), kubernetes (a namespace and pod per session) or noop (sessions are rows only and do nothing: for measuring the portal alone and load tests)")
+	kubeconfig := fs.String("kubeconfig", "", "with --runtime kubernetes: kubeconfig of the cluster (default: $KUBECONFIG, else the in-cluster account)")
+	sessionImage := fs.String("session-image", defaultSessionImage, "with --runtime kubernetes: session host image of workshops that name none in spec.workshop.image")
+	ingressDomain := fs.String("ingress-domain", "", "with --runtime kubernetes: $(ingress_domain) of workshop objects (default: the host of --url)")
 	debugListen := fs.String("debug-listen", "", "address to serve net/http/pprof and expvar on, apart from the portal (default: off)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -132,8 +136,15 @@ func serve(args []string) error {
 	case "noop":
 		log.Warn("noop runtime: sessions are rows only and do nothing")
 		rt = noop.New()
+	case "kubernetes":
+		kr, err := kubeRuntime(log, *kubeconfig, defs.Portal.Name, *sessionImage, *ingressDomain, url)
+		if err != nil {
+			return err
+		}
+		defer kr.Close()
+		rt = kr
 	default:
-		return fmt.Errorf("--runtime: %q is not local or noop", *runtimeName)
+		return fmt.Errorf("--runtime: %q is not local, kubernetes or noop", *runtimeName)
 	}
 	if *debugListen != "" {
 		if err := serveDebug(ctx, log, *debugListen); err != nil {
