@@ -66,6 +66,7 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	defer stopKube() // started by the first test that needs it
 	binary = filepath.Join(dir, "portico")
 	args := []string{"build", "-o", binary}
 	if raceEnabled {
