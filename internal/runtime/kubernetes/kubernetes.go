@@ -23,6 +23,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -186,7 +187,7 @@ func New(opts Options) (*Runtime, error) {
 	if len(r.ca) == 0 && cfg.CAFile != "" {
 		// Token secrets carry the CA; this is the fallback for clusters
 		// whose controller manager has no root CA file.
-		r.ca, _ = readFile(cfg.CAFile)
+		r.ca, _ = os.ReadFile(cfg.CAFile)
 	}
 	if err := r.startInformers(); err != nil {
 		r.Close()

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -435,5 +434,3 @@ func hostConfig(spec runtime.Spec) sessionhost.Config {
 		Owner:               spec.Owner,
 	}
 }
-
-func readFile(path string) ([]byte, error) { return os.ReadFile(path) }

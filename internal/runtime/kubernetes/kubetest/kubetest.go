@@ -7,7 +7,8 @@
 //
 // The controller manager runs the controllers the portal relies on in a
 // real cluster: namespace deletion, service accounts and their token
-// secrets, resource quota status and garbage collection.
+// secrets, resource quota status, garbage collection, and the aggregation
+// of the built-in admin role that sessions are bound to.
 package kubetest
 
 import (
