@@ -5,19 +5,26 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
+	k8s "k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
+
+	"github.com/portico-dev/portico/internal/runtime"
 )
 
 // deployDir holds the manifests that run Portico in a cluster.
@@ -120,5 +127,102 @@ func readYAML(t *testing.T, path string, fn func(map[string]any)) {
 		if doc != nil {
 			fn(doc)
 		}
+	}
+}
+
+// TestDeployRBACSuffices runs sessions as the portal's account of
+// deploy/kubernetes/rbac.yaml, with only the rights it grants: a rule
+// missing there fails here, as it would in a cluster.
+func TestDeployRBACSuffices(t *testing.T) {
+	requireCluster(t)
+	dyn, err := dynamic.NewForConfig(cluster.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapperWithContext(memory.NewMemCacheClientWithContext(cluster.Client.Discovery()))
+	// The account, role and binding, for real this time.
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "portico"}}
+	if _, err := cluster.Client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	readYAML(t, filepath.Join(deployDir, "rbac.yaml"), func(doc map[string]any) {
+		b, _ := json.Marshal(doc)
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(b); err != nil {
+			t.Fatal(err)
+		}
+		gvk := u.GroupVersionKind()
+		m, err := mapper.RESTMappingWithContext(ctx, gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ri dynamic.ResourceInterface = dyn.Resource(m.Resource)
+		if m.Scope.Name() == meta.RESTScopeNameNamespace {
+			ri = dyn.Resource(m.Resource).Namespace(u.GetNamespace())
+		}
+		if _, err := ri.Create(ctx, u, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatalf("%s %s: %v", gvk.Kind, u.GetName(), err)
+		}
+	})
+	cfg := rest.CopyConfig(cluster.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{
+		UserName: "system:serviceaccount:portico:portico",
+		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:portico", "system:authenticated"},
+	}
+	// A right missing for what the runtime does without failing (watching
+	// events) shows as a warning.
+	var logs bytes.Buffer
+	r, err := New(Options{Config: cfg, Portal: "rbac", Image: testImage, StartTimeout: 30 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	env := runtime.EnvironmentSpec{Name: "rbac-w01", Workshop: "lab", Portal: "rbac", Objects: []map[string]any{
+		{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": "shared"}},
+	}}
+	if err := r.SyncEnvironments(ctx, []runtime.EnvironmentSpec{env}); err != nil {
+		t.Fatalf("environment as the portal's account: %v", err)
+	}
+	spec := specOf("rbac", "rbac-w01", "s001")
+	spec.Cluster = runtime.Cluster{
+		Budget:         "small",
+		SessionObjects: []map[string]any{{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": "s"}}},
+		RequestObjects: []map[string]any{{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": map[string]any{"name": "d"},
+			"spec": map[string]any{
+				"selector": map[string]any{"matchLabels": map[string]any{"app": "d"}},
+				"template": map[string]any{
+					"metadata": map[string]any{"labels": map[string]any{"app": "d"}},
+					"spec":     map[string]any{"containers": []any{map[string]any{"name": "c", "image": "nginx"}}},
+				},
+			}}},
+	}
+	inst, err := r.Start(ctx, spec)
+	if err != nil {
+		t.Fatalf("start as the portal's account: %v", err)
+	}
+	if err := r.Allocate(ctx, inst, spec.ConfigPassword, runtime.Allocation{User: runtime.User{Username: "alice"}}); err != nil {
+		t.Fatalf("allocate as the portal's account: %v", err)
+	}
+	if err := r.Stop(ctx, spec.Session); err != nil {
+		t.Fatalf("stop as the portal's account: %v", err)
+	}
+	if err := r.SyncEnvironments(ctx, nil); err != nil {
+		t.Fatalf("environment removal as the portal's account: %v", err)
+	}
+	if logs.Len() > 0 {
+		t.Errorf("warnings as the portal's account:\n%s", logs.String())
+	}
+	// Beyond sessions, the account can do little: no cluster roles of its
+	// own making, no nodes.
+	client, err := k8s.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "x"}}, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("creating a cluster role as the portal's account: %v, want forbidden", err)
+	}
+	if _, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("listing nodes as the portal's account: %v, want forbidden", err)
 	}
 }

@@ -190,7 +190,28 @@ func Start() (_ *Cluster, err error) {
 		"--v=0"); err != nil {
 		return nil, err
 	}
+	// Until the aggregation controller has filled in the built-in admin
+	// role, it grants nothing (and anybody may bind it).
+	if err := c.awaitAdminRole(60 * time.Second); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+func (c *Cluster) awaitAdminRole(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for {
+		role, err := c.Client.RbacV1().ClusterRoles().Get(ctx, "admin", metav1.GetOptions{})
+		if err == nil && len(role.Rules) > 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the admin cluster role was not aggregated within %s (%v)\n%s", timeout, err, c.Logs())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // Stop stops the controller manager and the API server, then etcd (the
