@@ -53,6 +53,9 @@ func requireKube(t *testing.T) *kubetest.Cluster {
 			if f, ok := kubeFates[pod.Namespace]; ok {
 				return f
 			}
+			if h := runnerFor(pod); h != nil {
+				return h.run(pod)
+			}
 			return kubetest.Fate{Ready: true}
 		})
 	})
@@ -144,6 +147,13 @@ spec:
 // startKubePortal starts a portal on the test cluster.
 func startKubePortal(t *testing.T, c *kubetest.Cluster, name string) *portal {
 	t.Helper()
+	return startKubePortalWith(t, c, name, nil)
+}
+
+// startKubePortalWith starts a portal on the test cluster with env added
+// to its environment.
+func startKubePortalWith(t *testing.T, c *kubetest.Cluster, name string, env []string) *portal {
+	t.Helper()
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := os.WriteFile(kubeconfig, c.Kubeconfig(), 0o600); err != nil {
 		t.Fatal(err)
@@ -156,6 +166,7 @@ func startKubePortal(t *testing.T, c *kubetest.Cluster, name string) *portal {
 		logPath: filepath.Join(dir, "portal.log"),
 		addr:    freeAddr(t),
 		args:    []string{"--runtime", "kubernetes", "--kubeconfig", kubeconfig, "--session-image", "registry.example/portico-session:test"},
+		env:     env,
 	}
 	p.url = "http://" + p.addr
 	if err := os.Mkdir(filepath.Dir(p.config), 0o700); err != nil {

@@ -176,6 +176,7 @@ type portal struct {
 	url     string
 	logPath string   // stdout and stderr of every run
 	args    []string // further flags of `portico serve`, e.g. --database
+	env     []string // further environment of `portico serve`, KEY=VALUE
 
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when cmd has exited
@@ -252,6 +253,9 @@ func (p *portal) start() {
 	}
 	args = append(args, p.args...)
 	cmd := exec.Command(binary, args...)
+	if p.env != nil {
+		cmd.Env = append(os.Environ(), p.env...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		p.t.Fatal(err)
