@@ -339,6 +339,25 @@ func TestPodFailureFailsStart(t *testing.T) {
 	waitFor(t, "the namespace to go", 5*time.Second, namespaceEnding(spec.Session))
 }
 
+// TestQuotaFailsStart: a pod the namespace's quota refuses (here a quota
+// of the workshop's own, with a custom budget) fails the start with the
+// API server's reason.
+func TestQuotaFailsStart(t *testing.T) {
+	r := newRuntime(t, "quota")
+	spec := specOf("quota", "quota-w01", "s001")
+	spec.Cluster.Budget = "custom"
+	spec.Cluster.SessionObjects = []map[string]any{{
+		"apiVersion": "v1", "kind": "ResourceQuota",
+		"metadata": map[string]any{"name": "no-pods"},
+		"spec":     map[string]any{"hard": map[string]any{"pods": "0"}},
+	}}
+	_, err := r.Start(ctx, spec)
+	if err == nil || !strings.Contains(err.Error(), "session host pod: ") || !strings.Contains(err.Error(), "exceeded quota: no-pods") {
+		t.Fatalf("start: %v, want the quota's refusal", err)
+	}
+	waitFor(t, "the namespace to go", 5*time.Second, namespaceEnding(spec.Session))
+}
+
 // TestHostExitReported: the pod of a ready session failing is an exit.
 func TestHostExitReported(t *testing.T) {
 	r := newRuntime(t, "exit")

@@ -122,11 +122,6 @@ func (r *Runtime) create(ctx context.Context, spec runtime.Spec) error {
 		if err := exists(core.ResourceQuotas(name).Create(ctx, quota, opts)); err != nil {
 			return fmt.Errorf("resource quota: %w", err)
 		}
-		// Until the quota controller has computed its usage, the API
-		// server refuses every pod the quota constrains.
-		if err := r.awaitQuota(ctx, name); err != nil {
-			return err
-		}
 	}
 
 	vars := r.dataVars(spec)
@@ -175,6 +170,12 @@ func (r *Runtime) create(ctx context.Context, spec runtime.Spec) error {
 		return err
 	}
 	if err := r.apply(ctx, objs, "spec.session.objects", lbls); err != nil {
+		return err
+	}
+	// Until the quota controller has computed the usage of a quota (the
+	// budget's, or one of the session objects), the API server refuses
+	// every pod it constrains.
+	if err := r.awaitQuotas(ctx, name); err != nil {
 		return err
 	}
 	if spec.Owner != nil {
@@ -265,19 +266,28 @@ func (r *Runtime) awaitGone(ctx context.Context, name string, changed <-chan str
 	}
 }
 
-// awaitQuota waits until the quota controller has filled in the status of
-// the session's quota.
-func (r *Runtime) awaitQuota(ctx context.Context, ns string) error {
-	lw := cache.NewFilteredListWatchFromClient(r.client.CoreV1().RESTClient(), "resourcequotas", ns,
-		func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", quotaName).String()
-		})
-	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.ResourceQuota{}, nil, func(e watch.Event) (bool, error) {
-		q, ok := e.Object.(*corev1.ResourceQuota)
-		return ok && len(q.Status.Hard) > 0, nil
-	})
+// awaitQuotas waits until the quota controller has filled in the status
+// of every quota in namespace ns.
+func (r *Runtime) awaitQuotas(ctx context.Context, ns string) error {
+	list, err := r.client.CoreV1().ResourceQuotas(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return fmt.Errorf("resource quota not computed by the cluster: %w", err)
+		return err
+	}
+	for _, q := range list.Items {
+		if len(q.Status.Hard) > 0 {
+			continue
+		}
+		lw := cache.NewFilteredListWatchFromClient(r.client.CoreV1().RESTClient(), "resourcequotas", ns,
+			func(o *metav1.ListOptions) {
+				o.FieldSelector = fields.OneTermEqualSelector("metadata.name", q.Name).String()
+			})
+		_, err := watchtools.UntilWithSync(ctx, lw, &corev1.ResourceQuota{}, nil, func(e watch.Event) (bool, error) {
+			q, ok := e.Object.(*corev1.ResourceQuota)
+			return ok && len(q.Status.Hard) > 0, nil
+		})
+		if err != nil {
+			return fmt.Errorf("resource quota %s not computed by the cluster: %w", q.Name, err)
+		}
 	}
 	return nil
 }
