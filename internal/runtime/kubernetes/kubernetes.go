@@ -58,6 +58,9 @@ const (
 	exitsBuffer = 1024
 )
 
+// errStopped ends a Start overtaken by a Stop of the same session.
+var errStopped = errors.New("session stopped while starting")
+
 // Options configures a Runtime.
 type Options struct {
 	// Config reaches the cluster; required.
@@ -108,10 +111,11 @@ type Runtime struct {
 	locks keyedMutex
 
 	mu       sync.Mutex
-	waiters  map[string]map[chan struct{}]bool // session → channels pinged when its pod or namespace changes
-	stopping map[string]bool                   // sessions this process is stopping: their pod going is expected
-	exited   map[string]bool                   // sessions whose exit was reported
-	envs     map[string]string                 // environment → digest of what was applied to it
+	waiters  map[string]map[chan struct{}]bool  // session → channels pinged when its pod or namespace changes
+	stopping map[string]bool                    // sessions this process is stopping: their pod going is expected
+	starts   map[string]context.CancelCauseFunc // Starts in flight, which a Stop of their session cuts short
+	exited   map[string]bool                    // sessions whose exit was reported
+	envs     map[string]string                  // environment → digest of what was applied to it
 }
 
 var (
@@ -166,6 +170,7 @@ func New(opts Options) (*Runtime, error) {
 		exits:      make(chan string, exitsBuffer),
 		waiters:    make(map[string]map[chan struct{}]bool),
 		stopping:   make(map[string]bool),
+		starts:     make(map[string]context.CancelCauseFunc),
 		exited:     make(map[string]bool),
 		envs:       make(map[string]string),
 	}
@@ -370,6 +375,13 @@ func (r *Runtime) Stop(ctx context.Context, name string) error {
 	if !validName(name) {
 		return nil
 	}
+	// A Start of the session waiting for its pod would hold the lock for
+	// minutes: it ends now, deleting what it made.
+	r.mu.Lock()
+	if cancel := r.starts[name]; cancel != nil {
+		cancel(errStopped)
+	}
+	r.mu.Unlock()
 	unlock, err := r.locks.lock(ctx, name)
 	if err != nil {
 		return fmt.Errorf("stop %s: %w", name, err)

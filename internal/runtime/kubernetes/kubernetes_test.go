@@ -358,6 +358,34 @@ func TestQuotaFailsStart(t *testing.T) {
 	waitFor(t, "the namespace to go", 5*time.Second, namespaceEnding(spec.Session))
 }
 
+// TestStopEndsStart: a Stop does not wait for a Start stuck on its pod; the
+// Start ends at once and the namespace goes.
+func TestStopEndsStart(t *testing.T) {
+	r := newRuntime(t, "abort")
+	spec := specOf("abort", "abort-w01", "s001")
+	fates.Store(spec.Session, kubetest.Fate{Reason: "ContainerCreating"}) // waits, not a failure
+	errs := make(chan error, 1)
+	go func() {
+		_, err := r.Start(ctx, spec)
+		errs <- err
+	}()
+	waitFor(t, "the pod", 20*time.Second, func() bool {
+		_, err := cluster.Client.CoreV1().Pods(spec.Session).Get(ctx, hostName, metav1.GetOptions{})
+		return err == nil
+	})
+	begin := time.Now()
+	if err := r.Stop(ctx, spec.Session); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(begin); d > 10*time.Second {
+		t.Errorf("stop took %s", d)
+	}
+	if err := <-errs; err == nil || !strings.Contains(err.Error(), "session stopped while starting") {
+		t.Errorf("start: %v, want it stopped", err)
+	}
+	waitFor(t, "the namespace to go", 5*time.Second, namespaceEnding(spec.Session))
+}
+
 // TestHostExitReported: the pod of a ready session failing is an exit.
 func TestHostExitReported(t *testing.T) {
 	r := newRuntime(t, "exit")

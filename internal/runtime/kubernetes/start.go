@@ -32,6 +32,16 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.Spec) (runtime.Instanc
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, r.startTimeout, fmt.Errorf("session host not ready after %s", r.startTimeout))
 	defer cancel()
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	r.mu.Lock()
+	r.starts[name] = stop
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.starts, name)
+		r.mu.Unlock()
+	}()
 	unlock, err := r.locks.lock(ctx, name)
 	if err != nil {
 		return runtime.Instance{}, fmt.Errorf("start %s: %w", name, err)
