@@ -525,6 +525,8 @@ func requestSecretOf(ns string, lbls map[string]string, a *runtime.Allocation) (
 		return s, nil
 	}
 	for _, p := range a.Params {
+		// A name that cannot be a key is only in the allocation: the
+		// portal validates names, but not against Secret key rules.
 		if len(validation.IsConfigMapKey(p.Name)) == 0 && p.Name != allocationKey {
 			s.Data[p.Name] = []byte(p.Value)
 		}
