@@ -83,8 +83,8 @@ func checkPassword(password, username, email string) string {
 	switch {
 	case len([]rune(password)) < MinPassword:
 		return fmt.Sprintf("This password is too short. It must contain at least %d characters.", MinPassword)
-	case len(password) > 128:
-		return "This password is too long."
+	case len(password) > 72: // all bcrypt reads
+		return "This password is too long: at most 72 bytes."
 	case strings.IndexFunc(password, func(r rune) bool { return !unicode.IsDigit(r) }) < 0:
 		return "This password is entirely numeric."
 	case common()[strings.ToLower(password)]:

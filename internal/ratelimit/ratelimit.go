@@ -38,6 +38,32 @@ func New(clock Clock, burst, rate float64) *Limiter {
 func (l *Limiter) Allow(key string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	b := l.bucket(key)
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// Blocked reports whether key's bucket is empty, taking nothing: with
+// Spend, it limits only the attempts that fail.
+func (l *Limiter) Blocked(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.bucket(key).tokens < 1
+}
+
+// Spend takes one attempt from key's bucket.
+func (l *Limiter) Spend(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.bucket(key)
+	b.tokens = max(0, b.tokens-1)
+}
+
+// bucket returns key's bucket, refilled up to now. l.mu is held.
+func (l *Limiter) bucket(key string) *bucket {
 	now := l.clock.Now()
 	b, ok := l.buckets[key]
 	if !ok {
@@ -49,11 +75,7 @@ func (l *Limiter) Allow(key string) bool {
 	}
 	b.tokens = min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
 	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+	return b
 }
 
 // prune forgets buckets that have refilled: they are the same as new ones.

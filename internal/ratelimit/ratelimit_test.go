@@ -31,3 +31,20 @@ func TestBurstThenRefill(t *testing.T) {
 		t.Fatal("refilled more than the rate")
 	}
 }
+
+func TestBlockedAndSpend(t *testing.T) {
+	c := &clock{now: time.Unix(1000, 0)}
+	l := New(c, 2, 1)
+	if l.Blocked("a") {
+		t.Fatal("a new key is blocked")
+	}
+	l.Spend("a")
+	l.Spend("a")
+	if !l.Blocked("a") || l.Blocked("b") {
+		t.Fatal("two spends of a burst of two: a must be blocked, b not")
+	}
+	c.now = c.now.Add(time.Second)
+	if l.Blocked("a") {
+		t.Fatal("no refill after a second")
+	}
+}

@@ -20,15 +20,24 @@ const accessCookie = "portico_access"
 
 const tooMany = "Too many attempts. Wait a minute, then try again."
 
-// tooMany takes one attempt at a password or code from the client's
-// allowance; true when there is none left, and the answer must say so.
-func (p *Pages) tooMany(w http.ResponseWriter, r *http.Request) bool {
-	if p.logins.Allow(ratelimit.ClientIP(r)) {
+// Guessing is limited by failed attempts: per username for passwords, so
+// that behind an ingress (one address for everyone) one person's typos
+// lock out nobody else, and per address for the event's access code.
+// Sign-ups, which make accounts, count every attempt per address.
+
+// blocked reports whether key has no attempts left; the answer must then
+// say so.
+func (p *Pages) blocked(w http.ResponseWriter, key string) bool {
+	if !p.logins.Blocked(key) {
 		return false
 	}
 	w.Header().Set("Retry-After", "10")
 	return true
 }
+
+func passwordKey(username string) string { return "password:" + username }
+
+func codeKey(r *http.Request) string { return "code:" + ratelimit.ClientIP(r) }
 
 // index is / (spec §3.3): the access code first, then login or an
 // anonymous account, then the catalog.
@@ -47,7 +56,9 @@ func (p *Pages) index(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case !loggedIn && p.anonymousMode():
 		http.Redirect(w, r, "/accounts/create/", http.StatusFound)
-	case !loggedIn && portal.CatalogVisibility != "public":
+	// A page that sent a visitor here with next= needs a login, even
+	// when the catalog is public (else: back to that page, for ever).
+	case !loggedIn && (portal.CatalogVisibility != "public" || next != ""):
 		target := "/accounts/login/"
 		if next != "" {
 			target += "?next=" + url.QueryEscape(next)
@@ -85,7 +96,7 @@ func (p *Pages) loginForm(w http.ResponseWriter, r *http.Request) {
 func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
 	data := loginData{Next: localPath(r.PostForm.Get("next"), ""), Username: r.PostForm.Get("username"),
 		Register: p.registrationOpen()}
-	if p.tooMany(w, r) {
+	if p.blocked(w, passwordKey(data.Username)) {
 		data.Error = tooMany
 		p.render(w, r, http.StatusTooManyRequests, "login.html", "Log in", data)
 		return
@@ -93,6 +104,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
 	u, err := p.auth.Password(r.Context(), data.Username, r.PostForm.Get("password"))
 	var oauth *auth.Error
 	if errors.As(err, &oauth) {
+		p.logins.Spend(passwordKey(data.Username))
 		data.Error = "That username and password do not match an account."
 		p.render(w, r, http.StatusUnauthorized, "login.html", "Log in", data)
 		return
@@ -154,7 +166,8 @@ func (p *Pages) register(w http.ResponseWriter, r *http.Request) {
 	in := auth.Signup{Username: strings.TrimSpace(r.PostForm.Get("username")), Email: strings.TrimSpace(r.PostForm.Get("email")),
 		Password: r.PostForm.Get("password1"), Confirm: r.PostForm.Get("password2")}
 	data := registerData{Username: in.Username, Email: in.Email, MinPassword: auth.MinPassword}
-	if p.tooMany(w, r) {
+	if !p.logins.Allow("signup:" + ratelimit.ClientIP(r)) {
+		w.Header().Set("Retry-After", "10")
 		data.Errors = auth.Invalid{"form": tooMany}
 		p.render(w, r, http.StatusTooManyRequests, "register.html", "Sign up", data)
 		return
@@ -245,34 +258,31 @@ func (p *Pages) accessForm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	target := localPath(q.Get("redirect_url"), "/")
-	if code := q.Get("password"); code != "" && p.checkCode(code) {
-		p.grantAccess(w, r, target)
+	if code := q.Get("password"); code != "" {
+		p.tryCode(w, r, code, target)
 		return
 	}
 	p.render(w, r, http.StatusOK, "access.html", "Access code", accessData{RedirectURL: target})
 }
 
 func (p *Pages) access(w http.ResponseWriter, r *http.Request) {
-	target := localPath(r.PostForm.Get("redirect_url"), "/")
-	if p.tooMany(w, r) {
+	p.tryCode(w, r, r.PostForm.Get("password"), localPath(r.PostForm.Get("redirect_url"), "/"))
+}
+
+// tryCode lets the browser in to target when code is the event's access
+// code, within the limit of failed guesses.
+func (p *Pages) tryCode(w http.ResponseWriter, r *http.Request, code, target string) {
+	want := p.broker.Portal().Password
+	switch {
+	case p.blocked(w, codeKey(r)):
 		p.render(w, r, http.StatusTooManyRequests, "access.html", "Access code",
 			accessData{RedirectURL: target, Error: tooMany})
-		return
-	}
-	if !p.checkCode(r.PostForm.Get("password")) {
+	case want == "" || !hmac.Equal([]byte(code), []byte(want)):
+		p.logins.Spend(codeKey(r))
 		p.render(w, r, http.StatusOK, "access.html", "Access code",
 			accessData{RedirectURL: target, Error: "That is not the access code of this event."})
-		return
+	default:
+		p.setCookie(w, accessCookie, p.accessProof(), 0)
+		http.Redirect(w, r, target, http.StatusFound)
 	}
-	p.grantAccess(w, r, target)
-}
-
-func (p *Pages) checkCode(code string) bool {
-	want := p.broker.Portal().Password
-	return want != "" && hmac.Equal([]byte(code), []byte(want))
-}
-
-func (p *Pages) grantAccess(w http.ResponseWriter, r *http.Request, target string) {
-	p.setCookie(w, accessCookie, p.accessProof(), 0)
-	http.Redirect(w, r, target, http.StatusFound)
 }

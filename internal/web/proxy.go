@@ -16,8 +16,21 @@ import (
 // The config endpoints are open to whoever has the session's config
 // password (the host checks it); everything else only to the session's
 // owner and to staff, logged in with the portal's cookie.
+//
+// A browser only reads a session, websockets included; its host's one
+// write, the allocation, is the portal's own (runtime.Allocate), so the
+// proxy forwards neither writes nor .portico/allocate.
 func (p *Pages) proxy(w http.ResponseWriter, r *http.Request) {
 	name, rest := r.PathValue("name"), r.PathValue("rest")
+	switch {
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		w.Header().Set("Allow", "GET, HEAD")
+		p.fail(w, r, httpapi.Errorf(http.StatusMethodNotAllowed, "Sessions are read through the portal: %s is not allowed", r.Method))
+		return
+	case strings.HasPrefix(rest, ".portico/allocate"):
+		p.fail(w, r, httpapi.Errorf(http.StatusNotFound, "Not found"))
+		return
+	}
 	t, err := p.broker.Target(r.Context(), name)
 	if err != nil {
 		p.fail(w, r, err)

@@ -93,10 +93,11 @@ func (p *Pages) session(w http.ResponseWriter, r *http.Request) {
 
 // deleteLink is GET /workshops/session/<name>/delete/ (spec §7.8): the
 // dashboard's finish button and the startup timeout end the session
-// through it. A link from another site gets a question instead of ending
-// the session (CSRF).
+// through it. A link from another site, even a sibling one, gets a
+// question instead of ending the session (CSRF); API clients send no Fetch
+// metadata and end it, as in Educates.
 func (p *Pages) deleteLink(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+	if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
 		if _, v, ok := p.ownSession(w, r); ok {
 			p.render(w, r, http.StatusOK, "delete.html", "End session",
 				struct {

@@ -235,7 +235,9 @@ func withNotification(target, notification string) string {
 // localPath returns next when it is a path on this site, else fallback:
 // next= and redirect_url= must not send people elsewhere.
 func localPath(next, fallback string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	// A backslash anywhere: http.Redirect cleans "/./\x" into "/\x", which
+	// browsers read as "//x".
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsRune(next, '\\') {
 		return fallback
 	}
 	u, err := url.Parse(next)

@@ -19,6 +19,11 @@
   // orphaned rule; give up after the workshop's overdue time.
   if (body.classList.contains('page-session')) {
     var session = body.getAttribute('data-session');
+    // A page of another site that frames the portal may not let it move
+    // the top window without a gesture: move this frame then.
+    var go = function (url) {
+      try { window.top.location.href = url; } catch (e) { window.location.href = url; }
+    };
     var frame = document.getElementById('dashboard');
     var cover = document.getElementById('cover');
     var progress = document.getElementById('progress');
@@ -41,8 +46,8 @@
         if ((r.status === 404 || r.status === 410) && !ready) {
           // Ended before it was shown: the server knows where to send the
           // person. Once shown, the dashboard says it ended.
-          window.top.location.href = '/workshops/session/' + encodeURIComponent(session) + '/';
-          return false;
+          go('/workshops/session/' + encodeURIComponent(session) + '/');
+          return null;
         }
         return r.ok;
       }, function () { return false; });
@@ -58,6 +63,7 @@
 
     var wait = function () {
       poll().then(function (ok) {
+        if (ok === null) return; // leaving the page
         if (ok) {
           show();
           window.setInterval(poll, 15000);
@@ -67,7 +73,7 @@
         if (overdue > 0) {
           progress.value = Math.min(elapsed, overdue);
           if (elapsed >= overdue) {
-            window.top.location.href = body.getAttribute('data-restart');
+            go(body.getAttribute('data-restart'));
             return;
           }
         }

@@ -1,0 +1,158 @@
+package web_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/portico-dev/portico/internal/config"
+	"github.com/portico-dev/portico/internal/portaltest"
+	"github.com/portico-dev/portico/internal/store"
+)
+
+// Tests of the defects a security review of the pages found.
+
+// http.Redirect cleans "/./\evil" into "/\evil", which browsers read as
+// "//evil": a backslash anywhere makes next= foreign.
+func TestNoOpenRedirectThroughBackslash(t *testing.T) {
+	p := startWith(t, config.Entry{}, func(p *config.Portal) { p.Password = "code" })
+	alice := signUp(t, p, "alice")
+	get(t, alice, "/workshops/access/?password=code&redirect_url=%2F")
+	for _, next := range []string{"/./%5Cevil.example", "/../%5Cevil.example", "/%5C%5Cevil.example", "/x%5C..%5C..%5C%5Cevil.example"} {
+		status, loc, _ := get(t, alice, "/?next="+next)
+		wantRedirect(t, "index next="+next, status, loc, "/workshops/catalog/")
+	}
+	status, loc, _ := post(t, p, p.Client(), "/accounts/login/", url.Values{"username": {"alice"},
+		"password": {"correct horse"}, "next": {`/./\evil.example`}})
+	wantRedirect(t, "login next", status, loc, "/")
+	c := p.Client()
+	status, loc, _ = get(t, c, `/workshops/access/?password=code&redirect_url=/./%5Cevil.example`)
+	wantRedirect(t, "access redirect_url", status, loc, "/")
+}
+
+// The access code in the query is rate limited as the form is.
+func TestAccessCodeGuessesInTheQueryLimited(t *testing.T) {
+	p := startWith(t, config.Entry{}, func(p *config.Portal) { p.Password = "code" })
+	c := p.Client()
+	for i := range 30 {
+		if status, _, _ := get(t, c, "/workshops/access/?password=guess&redirect_url=%2F"); status == http.StatusTooManyRequests {
+			return
+		} else if i == 29 {
+			t.Fatalf("30 guesses of the access code in the query: last %d, never 429", status)
+		}
+	}
+}
+
+// Behind an ingress every browser has the same address: the limit must not
+// be spent by people who log in, nor by one person's typos for everyone.
+func TestLoginLimitCountsFailuresPerUsername(t *testing.T) {
+	p := startWith(t, config.Entry{}, nil)
+	for i := range 20 {
+		if status, _, body := post(t, p, p.Client(), "/accounts/login/", url.Values{"username": {portaltest.AdminUser},
+			"password": {portaltest.AdminPassword}}); status != http.StatusFound {
+			t.Fatalf("successful login %d: %d %s", i+1, status, body)
+		}
+	}
+	limited := false
+	for range 20 {
+		status, _, _ := post(t, p, p.Client(), "/accounts/login/", url.Values{"username": {"mallory"}, "password": {"guess"}})
+		if status == http.StatusTooManyRequests {
+			limited = true
+			break
+		}
+	}
+	if !limited {
+		t.Fatal("20 wrong passwords for one username were all checked")
+	}
+	if status, _, _ := post(t, p, p.Client(), "/accounts/login/", url.Values{"username": {portaltest.AdminUser},
+		"password": {portaltest.AdminPassword}}); status != http.StatusFound {
+		t.Errorf("another user's login after mallory's guesses: %d", status)
+	}
+}
+
+// bcrypt takes at most 72 bytes: a longer password is refused with a
+// reason, not a 500.
+func TestLongPasswordRefused(t *testing.T) {
+	p := startWith(t, config.Entry{}, nil)
+	long := strings.Repeat("correct horse ", 6)
+	status, _, body := post(t, p, p.Client(), "/accounts/register/", url.Values{"username": {"longpw"},
+		"email": {"l@example.com"}, "password1": {long}, "password2": {long}})
+	if status != http.StatusBadRequest || !strings.Contains(body, "too long") {
+		t.Errorf("%d-byte password: %d", len(long), status)
+	}
+}
+
+// With a public catalog, a logged-out visitor of a session page went
+// from the page to /?next= and straight back, for ever.
+func TestNoRedirectLoopWithPublicCatalog(t *testing.T) {
+	p := startWith(t, config.Entry{}, func(p *config.Portal) { p.CatalogVisibility = "public" })
+	c := p.Client()
+	status, loc, _ := get(t, c, "/workshops/session/portal-w01-s001/")
+	wantRedirect(t, "session page", status, loc, "/?next=%2Fworkshops%2Fsession%2Fportal-w01-s001%2F")
+	status, loc, _ = get(t, c, loc)
+	wantRedirect(t, "index with next", status, loc, "/accounts/login/?next=%2Fworkshops%2Fsession%2Fportal-w01-s001%2F")
+}
+
+// Only a request from the portal's own pages, or one without Fetch
+// metadata (an API client), ends a session through the delete link.
+func TestDeleteLinkFromASiblingSiteAsks(t *testing.T) {
+	p := startWith(t, config.Entry{}, nil)
+	alice := signUp(t, p, "alice")
+	_, loc, _ := get(t, alice, "/workshops/environment/portal-w01/")
+	name := strings.TrimSuffix(strings.TrimPrefix(loc, "/workshops/session/"), "/")
+	for _, site := range []string{"same-site", "cross-site"} {
+		if status, _, body := get(t, alice, "/workshops/session/"+name+"/delete/", "Sec-Fetch-Site", site); status != 200 || !strings.Contains(body, "End your session?") {
+			t.Errorf("%s delete link: %d", site, status)
+		}
+	}
+	if s := p.Session(name); s.State != store.Running && s.State != store.Waiting {
+		t.Fatalf("a link from another site ended the session: %s", s.State)
+	}
+	status, loc, _ := get(t, alice, "/workshops/session/"+name+"/delete/", "Sec-Fetch-Site", "same-origin")
+	wantRedirect(t, "delete from the dashboard", status, loc, "/workshops/catalog/?notification=session-deleted")
+}
+
+// The proxy forwards what a person's browser does with a session: reads
+// and websockets. The host's internal allocation endpoint is the portal's
+// alone, and nothing else takes writes.
+func TestProxyForwardsReadsOnly(t *testing.T) {
+	p := newPortal(t)
+	name, activation := request(t, p, "alice", "/")
+	host := newFakeHost(t)
+	if err := p.Store.Update(t.Context(), func(tx store.Tx) error {
+		s, err := tx.Session(name)
+		if err != nil {
+			return err
+		}
+		s.Address = strings.TrimPrefix(host.URL, "http://")
+		return tx.UpdateSession(&s)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	alice := p.Client()
+	alice.Raw("GET", activation, nil)
+	count := func() int {
+		host.mu.Lock()
+		defer host.mu.Unlock()
+		return len(host.seen)
+	}
+	seen := count()
+	for _, tc := range []struct {
+		method, path string
+		status       int
+	}{
+		{"POST", "/sessions/" + name + "/.portico/allocate", http.StatusMethodNotAllowed},
+		{"PUT", "/sessions/" + name + "/workshop/content/x", http.StatusMethodNotAllowed},
+		{"GET", "/sessions/" + name + "/.portico/allocate", http.StatusNotFound},
+	} {
+		resp, raw := alice.Raw(tc.method, tc.path, strings.NewReader(`{"user":{"username":"mallory"}}`))
+		errorReason(t, resp, raw, tc.status)
+	}
+	if n := count(); n != seen {
+		t.Errorf("the host got %d of those requests", n-seen)
+	}
+	if resp, _ := alice.Raw("GET", "/sessions/"+name+"/workshop/content/x", nil); resp.StatusCode != 200 {
+		t.Errorf("a read through the proxy: %d", resp.StatusCode)
+	}
+}
