@@ -97,3 +97,28 @@ func ReadConfig(home string) (Config, error) {
 	}
 	return cfg, nil
 }
+
+// ConfigOf is the configuration of the host of the session spec describes,
+// as every runtime gives it.
+func ConfigOf(spec runtime.Spec) Config {
+	env := make([]EnvVar, len(spec.Env))
+	for i, v := range spec.Env {
+		env[i] = EnvVar{Name: v.Name, Value: v.Value}
+	}
+	return Config{
+		Session:             spec.Session,
+		ID:                  spec.ID,
+		Environment:         spec.Environment,
+		Workshop:            spec.Workshop,
+		Portal:              spec.Portal,
+		PortalURL:           spec.PortalURL,
+		SessionURL:          spec.SessionURL,
+		ConfigPassword:      spec.ConfigPassword,
+		Env:                 env,
+		WorkshopDir:         spec.WorkshopDir,
+		WorkshopFiles:       spec.WorkshopFiles,
+		WorkshopTitle:       spec.WorkshopTitle,
+		WorkshopDescription: spec.WorkshopDescription,
+		Owner:               spec.Owner,
+	}
+}

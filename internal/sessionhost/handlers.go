@@ -146,7 +146,7 @@ func (h *host) routes() http.Handler {
 	// Everything else is the person's, reached through the portal, which
 	// adds the secret once it has checked who is asking.
 	mux.HandleFunc("/session/poll", h.private(getOnly(h.poll)))
-	mux.HandleFunc("/.portico/allocate", h.private(postOnly(h.allocate)))
+	mux.HandleFunc(allocatePath, h.private(postOnly(h.allocate)))
 	mux.HandleFunc("/{$}", h.private(getOnly(h.dashboard)))
 	mux.HandleFunc("/workshop/content/{path...}", h.private(getOnly(h.content)))
 	mux.HandleFunc("/.portico/pages/{name...}", h.private(getOnly(h.pageJSON)))
@@ -158,14 +158,23 @@ func (h *host) routes() http.Handler {
 	return mux
 }
 
-// secretHeader carries the session's config password on the requests the
+// SecretHeader carries the session's config password on the requests the
 // portal forwards for a person it has checked.
-const secretHeader = "X-Portico-Secret"
+const SecretHeader = "X-Portico-Secret"
+
+// allocatePath is where the runtime gives a host its owner.
+const allocatePath = "/.portico/allocate"
+
+// activityReport is the answer of /session/activity, in seconds.
+type activityReport struct {
+	Idle     float64 `json:"idle-time"`
+	LastView float64 `json:"last-view"`
+}
 
 // private refuses requests without the session's secret.
 func (h *host) private(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !h.authorised(r.Header.Get(secretHeader)) {
+		if !h.authorised(r.Header.Get(SecretHeader)) {
 			writeError(w, http.StatusForbidden, "this session is reached through its training portal")
 			return
 		}
@@ -337,10 +346,7 @@ func (h *host) activity(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
 	idle, view := now.Sub(h.lastAccess), now.Sub(h.lastView)
 	h.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]float64{
-		"idle-time": max(idle, 0).Seconds(),
-		"last-view": max(view, 0).Seconds(),
-	})
+	writeJSON(w, http.StatusOK, activityReport{Idle: max(idle, 0).Seconds(), LastView: max(view, 0).Seconds()})
 }
 
 func (h *host) config(w http.ResponseWriter, r *http.Request) {

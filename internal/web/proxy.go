@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/portico-dev/portico/internal/httpapi"
+	"github.com/portico-dev/portico/internal/sessionhost"
 	"github.com/portico-dev/portico/internal/store"
 )
 
@@ -65,7 +66,7 @@ func (p *Pages) proxy(w http.ResponseWriter, r *http.Request) {
 			pr.Out.Header.Del("Authorization")
 			pr.Out.Header.Set("X-Forwarded-Prefix", prefix)
 			if viewer.ID != 0 {
-				pr.Out.Header.Set("X-Portico-Secret", t.Secret)
+				pr.Out.Header.Set(sessionhost.SecretHeader, t.Secret)
 				pr.Out.Header.Set("X-Portico-User", viewer.Username)
 				pr.Out.Header.Set("X-Portico-Staff", strconv.FormatBool(viewer.Staff()))
 			}

@@ -15,12 +15,10 @@
 package kubernetes
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -44,16 +42,12 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/portico-dev/portico/internal/runtime"
+	"github.com/portico-dev/portico/internal/sessionhost"
 )
 
 const (
 	defaultStartTimeout = 5 * time.Minute // image pulls take time
 	syncTimeout         = 30 * time.Second
-	activityTimeout     = 2 * time.Second
-	// The session host's allocation endpoint and the header carrying the
-	// secret it trusts (as in the local runtime).
-	allocatePath = "/.portico/allocate"
-	secretHeader = "X-Portico-Secret"
 	// exitsBuffer is how many exits Exited holds for a slow reader.
 	exitsBuffer = 1024
 )
@@ -434,32 +428,13 @@ func (r *Runtime) Activity(ctx context.Context, inst runtime.Instance) (runtime.
 	if inst.Address == "" {
 		return runtime.Activity{}, fmt.Errorf("activity of %s: no address", inst.Session)
 	}
-	ctx, cancel := context.WithTimeout(ctx, activityTimeout)
+	ctx, cancel := context.WithTimeout(ctx, sessionhost.CallTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+inst.Address+"/session/activity", nil)
+	act, err := (sessionhost.Client{HTTP: r.http}).Activity(ctx, inst.Address)
 	if err != nil {
-		return runtime.Activity{}, err
+		return act, fmt.Errorf("activity of %s: %w", inst.Session, err)
 	}
-	resp, err := r.http.Do(req)
-	if err != nil {
-		return runtime.Activity{}, fmt.Errorf("activity of %s: %w", inst.Session, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil {
-		return runtime.Activity{}, fmt.Errorf("activity of %s: %w", inst.Session, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return runtime.Activity{}, fmt.Errorf("activity of %s: %s", inst.Session, resp.Status)
-	}
-	var a struct {
-		Idle     float64 `json:"idle-time"`
-		LastView float64 `json:"last-view"`
-	}
-	if err := json.Unmarshal(body, &a); err != nil {
-		return runtime.Activity{}, fmt.Errorf("activity of %s: %w", inst.Session, err)
-	}
-	return runtime.Activity{Idle: seconds(a.Idle), LastView: seconds(a.LastView)}, nil
+	return act, nil
 }
 
 // Allocate gives a session its owner: the request Secret the host reads,
@@ -540,28 +515,9 @@ func requestSecretOf(ns string, lbls map[string]string, a *runtime.Allocation) (
 }
 
 func (r *Runtime) post(ctx context.Context, inst runtime.Instance, secret string, a runtime.Allocation) error {
-	body, err := json.Marshal(a)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, activityTimeout)
+	ctx, cancel := context.WithTimeout(ctx, sessionhost.CallTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+address(inst.Session)+allocatePath, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(secretHeader, secret)
-	resp, err := r.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode/100 != 2 {
-		return errors.New(resp.Status)
-	}
-	return nil
+	return (sessionhost.Client{HTTP: r.http}).Allocate(ctx, address(inst.Session), secret, a)
 }
 
 // markStarted records in the namespace that its host was ready once.
@@ -575,17 +531,6 @@ func (r *Runtime) markStarted(ctx context.Context, name string) error {
 func validName(name string) bool { return len(validation.IsDNS1123Label(name)) == 0 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
-
-// seconds converts seconds from a session host into a Duration, clamped.
-func seconds(s float64) time.Duration {
-	switch {
-	case s <= 0:
-		return 0
-	case s >= float64(1<<63-1)/float64(time.Second):
-		return 1<<63 - 1
-	}
-	return time.Duration(s * float64(time.Second))
-}
 
 // keyedMutex serialises the Starts and Stops of one session in this
 // process; waiters give up with their context.

@@ -143,7 +143,7 @@ func (r *Runtime) create(ctx context.Context, spec runtime.Spec) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := json.Marshal(hostConfig(spec))
+	cfg, err := json.Marshal(podConfig(spec))
 	if err != nil {
 		return err
 	}
@@ -431,26 +431,11 @@ func withParams(vars map[string]string, a runtime.Allocation) map[string]string 
 	return out
 }
 
-// hostConfig is the session host's configuration, as the local runtime
-// writes it, for the pod to seed its home with.
-func hostConfig(spec runtime.Spec) sessionhost.Config {
-	env := make([]sessionhost.EnvVar, len(spec.Env))
-	for i, v := range spec.Env {
-		env[i] = sessionhost.EnvVar{Name: v.Name, Value: v.Value}
-	}
-	return sessionhost.Config{
-		Session:             spec.Session,
-		ID:                  spec.ID,
-		Environment:         spec.Environment,
-		Workshop:            spec.Workshop,
-		Portal:              spec.Portal,
-		PortalURL:           spec.PortalURL,
-		SessionURL:          spec.SessionURL,
-		ConfigPassword:      spec.ConfigPassword,
-		Env:                 env,
-		WorkshopFiles:       spec.WorkshopFiles,
-		WorkshopTitle:       spec.WorkshopTitle,
-		WorkshopDescription: spec.WorkshopDescription,
-		Owner:               spec.Owner,
-	}
+// podConfig is the session host's configuration for a pod: its workshop
+// directory is on the portal's disk, not in the pod, so relative
+// directories of workshop files fail the setup with that reason.
+func podConfig(spec runtime.Spec) sessionhost.Config {
+	cfg := sessionhost.ConfigOf(spec)
+	cfg.WorkshopDir = ""
+	return cfg
 }

@@ -14,13 +14,11 @@ package local
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -66,7 +64,6 @@ const (
 	maxPollInterval = 10 * time.Millisecond
 	probeTimeout    = time.Second
 	statusTimeout   = 500 * time.Millisecond
-	activityTimeout = 2 * time.Second
 )
 
 // errStopped ends a Start overtaken by a Stop of the same session.
@@ -326,7 +323,7 @@ func (r *Runtime) spawn(spec runtime.Spec) (pid int, h *host, exited <-chan stru
 	if err := os.Mkdir(filepath.Join(home, sessionhost.StateDir), 0o700); err != nil {
 		return 0, nil, nil, err
 	}
-	if err := sessionhost.WriteConfig(home, configOf(spec)); err != nil {
+	if err := sessionhost.WriteConfig(home, sessionhost.ConfigOf(spec)); err != nil {
 		return 0, nil, nil, err
 	}
 	logf, err := os.OpenFile(filepath.Join(home, logFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
@@ -592,38 +589,15 @@ func (r *Runtime) List(ctx context.Context) ([]runtime.Instance, error) {
 	return list, nil
 }
 
-// The session host's allocation endpoint and the header carrying the
-// secret it trusts.
-const (
-	allocatePath = "/.portico/allocate"
-	secretHeader = "X-Portico-Secret"
-)
-
 // Allocate posts the owner and parameters to the session host.
 func (r *Runtime) Allocate(ctx context.Context, inst runtime.Instance, secret string, a runtime.Allocation) error {
 	if inst.Address == "" {
 		return fmt.Errorf("allocate %s: no address", inst.Session)
 	}
-	body, err := json.Marshal(a)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, activityTimeout)
+	ctx, cancel := context.WithTimeout(ctx, sessionhost.CallTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+inst.Address+allocatePath, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(secretHeader, secret)
-	resp, err := r.client.Do(req)
-	if err != nil {
+	if err := (sessionhost.Client{HTTP: r.client}).Allocate(ctx, inst.Address, secret, a); err != nil {
 		return fmt.Errorf("allocate %s: %w", inst.Session, err)
-	}
-	defer resp.Body.Close()
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("allocate %s: %s", inst.Session, resp.Status)
 	}
 	return nil
 }
@@ -633,20 +607,13 @@ func (r *Runtime) Activity(ctx context.Context, inst runtime.Instance) (runtime.
 	if inst.Address == "" {
 		return runtime.Activity{}, fmt.Errorf("activity of %s: no address", inst.Session)
 	}
-	ctx, cancel := context.WithTimeout(ctx, activityTimeout)
+	ctx, cancel := context.WithTimeout(ctx, sessionhost.CallTimeout)
 	defer cancel()
-	body, err := r.get(ctx, inst.Address, "/session/activity")
+	act, err := (sessionhost.Client{HTTP: r.client}).Activity(ctx, inst.Address)
 	if err != nil {
-		return runtime.Activity{}, fmt.Errorf("activity of %s: %w", inst.Session, err)
+		return act, fmt.Errorf("activity of %s: %w", inst.Session, err)
 	}
-	var a struct {
-		Idle     float64 `json:"idle-time"`
-		LastView float64 `json:"last-view"`
-	}
-	if err := json.Unmarshal(body, &a); err != nil {
-		return runtime.Activity{}, fmt.Errorf("activity of %s: %w", inst.Session, err)
-	}
-	return runtime.Activity{Idle: seconds(a.Idle), LastView: seconds(a.LastView)}, nil
+	return act, nil
 }
 
 // inspect reads the state of a session from its home: ErrNotFound without
@@ -778,29 +745,6 @@ func (r *Runtime) get(ctx context.Context, addr, path string) ([]byte, error) {
 	return body, nil
 }
 
-func configOf(spec runtime.Spec) sessionhost.Config {
-	env := make([]sessionhost.EnvVar, len(spec.Env))
-	for i, v := range spec.Env {
-		env[i] = sessionhost.EnvVar{Name: v.Name, Value: v.Value}
-	}
-	return sessionhost.Config{
-		Session:             spec.Session,
-		ID:                  spec.ID,
-		Environment:         spec.Environment,
-		Workshop:            spec.Workshop,
-		Portal:              spec.Portal,
-		PortalURL:           spec.PortalURL,
-		SessionURL:          spec.SessionURL,
-		ConfigPassword:      spec.ConfigPassword,
-		Env:                 env,
-		WorkshopDir:         spec.WorkshopDir,
-		WorkshopFiles:       spec.WorkshopFiles,
-		WorkshopTitle:       spec.WorkshopTitle,
-		WorkshopDescription: spec.WorkshopDescription,
-		Owner:               spec.Owner,
-	}
-}
-
 // validName accepts the names the portal gives sessions (portal-w01-s001)
 // and anything else that is one plain, visible path element.
 func validName(name string) bool {
@@ -882,16 +826,4 @@ func logTail(path string) string {
 		return "(empty)"
 	}
 	return strings.Join(lines, "\n")
-}
-
-// seconds converts a duration in seconds from a session host into a
-// Duration, clamped to the range a Duration holds.
-func seconds(s float64) time.Duration {
-	switch {
-	case s <= 0:
-		return 0
-	case s >= math.MaxInt64/float64(time.Second):
-		return math.MaxInt64
-	}
-	return time.Duration(s * float64(time.Second))
 }

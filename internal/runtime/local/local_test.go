@@ -298,7 +298,7 @@ func TestStartServeStop(t *testing.T) {
 
 	// The page's poll comes through the portal, which adds the secret.
 	poll, _ := http.NewRequest("GET", base+"/session/poll?hidden=false", nil)
-	poll.Header.Set(secretHeader, "config-"+name)
+	poll.Header.Set(sessionhost.SecretHeader, "config-"+name)
 	resp, err := http.DefaultClient.Do(poll)
 	if err != nil {
 		t.Fatal(err)
