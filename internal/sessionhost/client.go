@@ -58,6 +58,16 @@ func (c Client) Activity(ctx context.Context, addr string) (runtime.Activity, er
 	return runtime.Activity{Idle: seconds(a.Idle), LastView: seconds(a.LastView)}, nil
 }
 
+// Healthy checks that the host at addr serves: its readiness probe.
+func (c Client) Healthy(ctx context.Context, addr string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/healthz", nil)
+	if err != nil {
+		return err
+	}
+	_, err = c.do(req)
+	return err
+}
+
 func (c Client) do(req *http.Request) ([]byte, error) {
 	resp, err := c.HTTP.Do(req)
 	if err != nil {

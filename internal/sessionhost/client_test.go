@@ -19,6 +19,9 @@ func TestClientAgainstTheHost(t *testing.T) {
 	c := Client{HTTP: srv.Client()}
 	ctx := context.Background()
 
+	if err := c.Healthy(ctx, addr); err != nil {
+		t.Fatalf("Healthy: %v", err)
+	}
 	clock.advance(90 * time.Second)
 	act, err := c.Activity(ctx, addr)
 	if err != nil || act.Idle != 90*time.Second || act.LastView != 90*time.Second {

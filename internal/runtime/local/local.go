@@ -720,29 +720,7 @@ func (r *Runtime) home(name string) string { return filepath.Join(r.dir, name) }
 func (r *Runtime) probe(ctx context.Context, addr string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	_, err := r.get(ctx, addr, "/healthz")
-	return err
-}
-
-// get fetches a small JSON document from a session host.
-func (r *Runtime) get(ctx context.Context, addr, path string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := r.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
-	}
-	return body, nil
+	return (sessionhost.Client{HTTP: r.client}).Healthy(ctx, addr)
 }
 
 // validName accepts the names the portal gives sessions (portal-w01-s001)
