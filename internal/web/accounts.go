@@ -23,7 +23,8 @@ const tooMany = "Too many attempts. Wait a minute, then try again."
 // Guessing is limited by failed attempts: per username for passwords, so
 // that behind an ingress (one address for everyone) one person's typos
 // lock out nobody else, and per address for the event's access code.
-// Sign-ups, which make accounts, count every attempt per address.
+// Sign-ups, which make accounts, count every attempt per address, within
+// a limit a room full of people behind one address stays under.
 
 // blocked reports whether key has no attempts left; the answer must then
 // say so.
@@ -166,7 +167,7 @@ func (p *Pages) register(w http.ResponseWriter, r *http.Request) {
 	in := auth.Signup{Username: strings.TrimSpace(r.PostForm.Get("username")), Email: strings.TrimSpace(r.PostForm.Get("email")),
 		Password: r.PostForm.Get("password1"), Confirm: r.PostForm.Get("password2")}
 	data := registerData{Username: in.Username, Email: in.Email, MinPassword: auth.MinPassword}
-	if !p.logins.Allow("signup:" + ratelimit.ClientIP(r)) {
+	if !p.signups.Allow(ratelimit.ClientIP(r)) {
 		w.Header().Set("Retry-After", "10")
 		data.Errors = auth.Invalid{"form": tooMany}
 		p.render(w, r, http.StatusTooManyRequests, "register.html", "Sign up", data)

@@ -156,3 +156,18 @@ func TestProxyForwardsReadsOnly(t *testing.T) {
 		t.Errorf("a read through the proxy: %d", resp.StatusCode)
 	}
 }
+
+// Behind an ingress a whole room signs up from one address: the limit on
+// sign-ups must let an event's worth through at once.
+func TestSignUpsOfARoomFromOneAddress(t *testing.T) {
+	p := startWith(t, config.Entry{}, nil)
+	for i := range 40 {
+		c := p.Client()
+		name := "attendee" + strings.Repeat("x", i%3) + string(rune('a'+i%26)) + string(rune('a'+i/26))
+		status, _, body := post(t, p, c, "/accounts/register/", url.Values{"username": {name},
+			"email": {name + "@example.com"}, "password1": {"correct horse"}, "password2": {"correct horse"}})
+		if status != http.StatusFound {
+			t.Fatalf("sign-up %d from the same address: %d %.300s", i+1, status, body)
+		}
+	}
+}

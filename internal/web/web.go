@@ -45,14 +45,18 @@ type Pages struct {
 	// logins bounds password attempts (login and registration) per
 	// client address.
 	logins *ratelimit.Limiter
-	origin *http.CrossOriginProtection
-	clock  ratelimit.Clock
+	// signups bounds account creation per address, loosely: behind an
+	// ingress a whole room signs up from one address.
+	signups *ratelimit.Limiter
+	origin  *http.CrossOriginProtection
+	clock   ratelimit.Clock
 }
 
 // Register adds the pages to mux.
 func Register(mux *http.ServeMux, b *broker.Broker, a *auth.Service, clock ratelimit.Clock, log *slog.Logger) {
 	p := &Pages{broker: b, auth: a, log: log, logins: ratelimit.New(clock, 10, 0.2),
-		origin: http.NewCrossOriginProtection(), clock: clock}
+		signups: ratelimit.New(clock, 200, 5),
+		origin:  http.NewCrossOriginProtection(), clock: clock}
 	get := map[string]http.HandlerFunc{
 		"/":                                           p.index,
 		"/accounts/login/":                            p.loginForm,
