@@ -23,6 +23,7 @@ import (
 	"github.com/portico-dev/portico/internal/auth"
 	"github.com/portico-dev/portico/internal/broker"
 	"github.com/portico-dev/portico/internal/config"
+	"github.com/portico-dev/portico/internal/forwarded"
 	"github.com/portico-dev/portico/internal/httpapi"
 	"github.com/portico-dev/portico/internal/runtime"
 	"github.com/portico-dev/portico/internal/runtime/local"
@@ -80,8 +81,13 @@ func serve(args []string) error {
 	sessionImage := fs.String("session-image", defaultSessionImage, "with --runtime kubernetes: session host image of workshops that name none in spec.workshop.image")
 	ingressDomain := fs.String("ingress-domain", "", "with --runtime kubernetes: $(ingress_domain) of workshop objects (default: the host of --url)")
 	debugListen := fs.String("debug-listen", "", "address to serve net/http/pprof and expvar on, apart from the portal (default: off)")
+	trusted := fs.String("trusted-proxies", "", "comma-separated addresses or CIDR prefixes of the proxies in front of the portal (an ingress controller): their X-Forwarded-For names the client whose attempts are limited (default: none, the header is ignored)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	proxies, err := forwarded.Parse(*trusted)
+	if err != nil {
+		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	slog.SetDefault(log)
@@ -180,7 +186,7 @@ func serve(args []string) error {
 	httpapi.Register(mux, b, authn, broker.SystemClock, log)
 	web.Register(mux, b, authn, broker.SystemClock, log)
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           proxies.Handler(mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
