@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -47,7 +48,8 @@ type handler func(w http.ResponseWriter, r *http.Request) (any, error)
 
 // route registers h at path with and without its trailing slash (Educates
 // answered the slash-less spelling with a redirect that clients follow)
-// for the given methods. Other methods get 405 with Allow.
+// for the given methods, HEAD only where it is listed. Other methods get
+// 405 with Allow.
 func (a *API) route(path string, h handler, methods ...string) {
 	hf := func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Access-Control-Allow-Origin", "*")
@@ -55,7 +57,7 @@ func (a *API) route(path string, h handler, methods ...string) {
 			corsPreflight(w, methods)
 			return
 		}
-		if !allowed(r.Method, methods) {
+		if !slices.Contains(methods, r.Method) {
 			w.Header().Set("Allow", strings.Join(methods, ", "))
 			a.writeError(w, r, errorf(http.StatusMethodNotAllowed, "Method %s not allowed", r.Method))
 			return
@@ -71,15 +73,6 @@ func (a *API) route(path string, h handler, methods ...string) {
 	}
 	a.mux.HandleFunc(path+"{$}", hf)
 	a.mux.HandleFunc(strings.TrimSuffix(path, "/"), hf)
-}
-
-func allowed(method string, methods []string) bool {
-	for _, m := range methods {
-		if m == method || m == http.MethodGet && method == http.MethodHead {
-			return true
-		}
-	}
-	return false
 }
 
 func corsPreflight(w http.ResponseWriter, methods []string) {

@@ -705,3 +705,47 @@ func TestBrowserCookieOnSessionEndpoints(t *testing.T) {
 		t.Errorf("alice's session is %s", s.State)
 	}
 }
+
+// HEAD is a GET without the body, and must be as safe: on the endpoints
+// that act on a GET (request, extend, terminate) it is refused, as Educates
+// refused it (405), rather than allocating or ending a session.
+func TestHeadDoesNotAct(t *testing.T) {
+	p := newPortal(t)
+	robot := p.Robot()
+	a, _, _ := requestSession(t, robot, "index_url=/&user=alice")
+	p.Settle()
+
+	acting := map[string]string{
+		"/workshops/environment/portal-w01/request/?index_url=/&user=bob": "GET, POST",
+		"/workshops/session/" + a.Name + "/extend/":                       "GET",
+		"/workshops/session/" + a.Name + "/terminate/":                    "GET",
+		"/session/" + a.Name + "/terminate":                               "GET",
+	}
+	for path, allow := range acting {
+		resp, _ := robot.Raw("HEAD", path, nil)
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != allow {
+			t.Errorf("HEAD %s: %d, Allow %q; want 405, Allow %q", path, resp.StatusCode, resp.Header.Get("Allow"), allow)
+		}
+	}
+	p.Settle()
+	if s := p.Session(a.Name); s.State != store.Running && s.State != store.Waiting {
+		t.Errorf("HEAD of terminate ended the session: %s", s.State)
+	}
+	for _, s := range p.Sessions() {
+		if s.OwnerName == "bob" {
+			t.Errorf("HEAD of request allocated %s to bob", s.Name)
+		}
+	}
+
+	// Reads answer HEAD as they answer GET.
+	for _, path := range []string{
+		"/workshops/catalog/environments/",
+		"/workshops/environment/portal-w01/status/",
+		"/workshops/user/alice/sessions/",
+		"/workshops/session/" + a.Name + "/schedule/",
+	} {
+		if resp, _ := robot.Raw("HEAD", path, nil); resp.StatusCode != 200 {
+			t.Errorf("HEAD %s: %d, want 200", path, resp.StatusCode)
+		}
+	}
+}
