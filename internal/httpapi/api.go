@@ -214,10 +214,16 @@ func query(r *http.Request) (map[string][]string, error) {
 	return q, nil
 }
 
-func first(q map[string][]string, keys ...string) string {
+// param is the value of the first of keys given a non-blank value,
+// trimmed. A key given twice takes its last value, as Django's
+// QueryDict.get gave it to Educates; later keys are legacy spellings that
+// Educates read when the first was blank.
+func param(q map[string][]string, keys ...string) string {
 	for _, k := range keys {
 		if vs := q[k]; len(vs) > 0 {
-			return strings.TrimSpace(vs[0])
+			if v := strings.TrimSpace(vs[len(vs)-1]); v != "" {
+				return v
+			}
 		}
 	}
 	return ""

@@ -749,3 +749,39 @@ func TestHeadDoesNotAct(t *testing.T) {
 		}
 	}
 }
+
+// A parameter given twice takes its last value, as Django's QueryDict.get
+// gave it to Educates; an empty parameter falls back to its legacy
+// spelling (index_url to redirect_url, first_name to firstname, ...), as
+// Educates' `if not x: x = legacy` did.
+func TestRepeatedAndLegacyQueryParameters(t *testing.T) {
+	p := newPortal(t)
+	robot := p.Robot()
+
+	a, status, raw := requestSession(t, robot, "index_url=https://a.test/&index_url=https://b.test/&user=dup1&user=dup2")
+	if status != 200 || a.User != "dup2" || !strings.HasSuffix(a.URL, "&index_url=https%3A%2F%2Fb.test%2F") {
+		t.Errorf("repeated parameters: %d %s", status, raw)
+	}
+
+	a, status, raw = requestSession(t, robot, "index_url=&redirect_url=https://legacy.test/&user=legacy"+
+		"&first_name=&firstname=Ada&last_name=%20&lastname=Lovelace")
+	if status != 200 || !strings.HasSuffix(a.URL, "&index_url=https%3A%2F%2Flegacy.test%2F") {
+		t.Fatalf("empty index_url with redirect_url: %d %s", status, raw)
+	}
+	var u store.User
+	p.Store.View(t.Context(), func(tx store.Tx) (err error) { u, err = tx.User("legacy"); return err })
+	if u.FirstName != "Ada" || u.LastName != "Lovelace" {
+		t.Errorf("legacy names: %q %q", u.FirstName, u.LastName)
+	}
+
+	for q, want := range map[string]bool{"sessions=true&sessions=false": false, "sessions=false&sessions=1": true} {
+		resp, raw := robot.Raw("GET", "/workshops/catalog/environments/?"+q, nil)
+		if got := strings.Contains(string(raw), `"sessions":[`); resp.StatusCode != 200 || got != want {
+			t.Errorf("catalog ?%s: %d, sessions listed %v, want %v", q, resp.StatusCode, got, want)
+		}
+		resp, raw = robot.Raw("GET", "/workshops/environment/portal-w01/status/?"+q, nil)
+		if got := strings.Contains(string(raw), `"sessions":[`); resp.StatusCode != 200 || got != want {
+			t.Errorf("status ?%s: %d, sessions listed %v, want %v", q, resp.StatusCode, got, want)
+		}
+	}
+}

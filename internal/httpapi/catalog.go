@@ -41,7 +41,7 @@ func (a *API) catalogEnvironments(w http.ResponseWriter, r *http.Request) (any, 
 		}
 	}
 	if robot {
-		cq.Sessions = isTrue(first(q, "sessions"))
+		cq.Sessions = isTrue(param(q, "sessions"))
 		for _, s := range q["state"] {
 			st := store.EnvState(strings.ToUpper(strings.TrimSpace(s)))
 			switch st {
@@ -116,7 +116,7 @@ func (a *API) environmentStatus(w http.ResponseWriter, r *http.Request) (any, er
 	if err != nil {
 		return nil, err
 	}
-	sessions := isTrue(first(q, "sessions"))
+	sessions := isTrue(param(q, "sessions"))
 	_, v, err := a.broker.EnvironmentStatus(r.Context(), u, r.PathValue("name"), sessions)
 	if err != nil {
 		return nil, err

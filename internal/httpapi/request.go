@@ -61,13 +61,13 @@ func (a *API) parseRequest(w http.ResponseWriter, r *http.Request) (broker.Reque
 	}
 	req := broker.Request{
 		Environment: r.PathValue("name"),
-		Username:    first(q, "user"),
-		Email:       first(q, "email"),
-		FirstName:   first(q, "first_name", "firstname"),
-		LastName:    first(q, "last_name", "lastname"),
-		IndexURL:    first(q, "index_url", "redirect_url"),
-		Analytics:   first(q, "analytics_url"),
-		Session:     first(q, "session"),
+		Username:    param(q, "user"),
+		Email:       param(q, "email"),
+		FirstName:   param(q, "first_name", "firstname"),
+		LastName:    param(q, "last_name", "lastname"),
+		IndexURL:    param(q, "index_url", "redirect_url"),
+		Analytics:   param(q, "analytics_url"),
+		Session:     param(q, "session"),
 		Timeout:     broker.DefaultActivationTimeout,
 	}
 	if req.IndexURL == "" {
@@ -99,7 +99,7 @@ func (a *API) parseRequest(w http.ResponseWriter, r *http.Request) (broker.Reque
 			return req, badRequest("Invalid %s", f.name)
 		}
 	}
-	if t := first(q, "timeout"); t != "" {
+	if t := param(q, "timeout"); t != "" {
 		n, err := strconv.Atoi(t)
 		if err != nil || n < 0 || n > maxTimeout {
 			return req, badRequest("timeout must be a whole number of seconds between 0 and %d", maxTimeout)
