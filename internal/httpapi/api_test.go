@@ -785,3 +785,20 @@ func TestRepeatedAndLegacyQueryParameters(t *testing.T) {
 		}
 	}
 }
+
+// Django limits usernames and names to 150 characters, not bytes: a name
+// in another script within that limit works.
+func TestNamesAreLimitedInCharacters(t *testing.T) {
+	p := newPortal(t)
+	robot := p.Robot()
+	user := strings.Repeat("é", 150) // 300 bytes
+	first := strings.Repeat("名", 150)
+	a, status, raw := requestSession(t, robot, "index_url=/&user="+url.QueryEscape(user)+"&first_name="+url.QueryEscape(first))
+	if status != 200 || a.User != user {
+		t.Fatalf("150-character username: %d %s", status, raw)
+	}
+	for _, q := range []string{"user=" + url.QueryEscape(user+"é"), "first_name=" + url.QueryEscape(first+"名")} {
+		_, status, raw = requestSession(t, robot, "index_url=/&"+q)
+		errorBody(t, status, 400, raw)
+	}
+}

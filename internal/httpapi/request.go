@@ -20,7 +20,7 @@ import (
 const (
 	maxBody     = 1 << 20
 	maxTimeout  = 365 * 24 * 3600 // seconds; beyond this is a typo
-	maxUsername = 150             // Django's limit, which Educates front ends respect
+	maxUsername = 150             // characters: Django's limit, which Educates front ends respect
 )
 
 // requestSession is GET|POST /workshops/environment/<name>/request/ (spec
@@ -95,7 +95,7 @@ func (a *API) parseRequest(w http.ResponseWriter, r *http.Request) (broker.Reque
 		return req, err
 	}
 	for _, f := range []struct{ name, v string }{{"first_name", req.FirstName}, {"last_name", req.LastName}, {"session", req.Session}} {
-		if len(f.v) > maxUsername || strings.ContainsFunc(f.v, unicode.IsControl) {
+		if utf8.RuneCountInString(f.v) > maxUsername || strings.ContainsFunc(f.v, unicode.IsControl) {
 			return req, badRequest("Invalid %s", f.name)
 		}
 	}
@@ -125,7 +125,7 @@ func CheckURL(field, v string) error {
 // checkName accepts any printable username (with @, . and :, which
 // Educates' routes could not address).
 func checkName(field, v string) error {
-	if len(v) > maxUsername || strings.ContainsFunc(v, func(r rune) bool {
+	if utf8.RuneCountInString(v) > maxUsername || strings.ContainsFunc(v, func(r rune) bool {
 		return unicode.IsControl(r) || r == '/' || r == utf8.RuneError
 	}) {
 		return badRequest("Invalid %s: at most %d printable characters, no '/'", field, maxUsername)
