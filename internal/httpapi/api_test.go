@@ -513,6 +513,11 @@ func TestRequestRejectsBadInput(t *testing.T) {
 		{"parameter without name", "index_url=/", `{"parameters": [{"value": "x"}]}`, 400, ""},
 		{"parameter name not a string", "index_url=/", `{"parameters": [{"name": 3, "value": "x"}]}`, 400, ""},
 		{"parameter value not a string", "index_url=/", `{"parameters": [{"name": "A", "value": 3}]}`, 400, ""},
+		// Educates answered these 400 too: null is not an object, a list
+		// or a string.
+		{"body null", "index_url=/", "null", 400, ""},
+		{"parameters null", "index_url=/", `{"parameters": null}`, 400, ""},
+		{"parameter value null", "index_url=/", `{"parameters": [{"name": "A", "value": null}]}`, 400, ""},
 		{"unknown environment", "index_url=/", "", 404, ""},
 	}
 	for _, tc := range cases {

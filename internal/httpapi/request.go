@@ -147,31 +147,39 @@ func parseParameters(w http.ResponseWriter, r *http.Request) ([]config.EnvVar, e
 		return nil, badRequest("Invalid JSON request payload")
 	}
 	var payload map[string]json.RawMessage
-	if err := json.Unmarshal(body, &payload); err != nil {
+	if err := json.Unmarshal(body, &payload); err != nil || payload == nil {
 		return nil, badRequest("Malformed JSON request payload: the body must be a JSON object")
 	}
 	raw, ok := payload["parameters"]
-	if !ok || string(raw) == "null" {
+	if !ok {
 		return nil, nil
 	}
 	var items []json.RawMessage
-	if err := json.Unmarshal(raw, &items); err != nil {
+	if err := json.Unmarshal(raw, &items); err != nil || items == nil {
 		return nil, badRequest("Malformed JSON request payload: parameters must be a list")
 	}
 	params := make([]config.EnvVar, 0, len(items))
 	for i, item := range items {
-		var p struct {
-			Name  *string `json:"name"`
-			Value *string `json:"value"`
+		var fields map[string]json.RawMessage
+		err := json.Unmarshal(item, &fields)
+		name, okName := jsonString(fields["name"])
+		value, okValue := "", true
+		if v, present := fields["value"]; present {
+			value, okValue = jsonString(v)
 		}
-		if err := json.Unmarshal(item, &p); err != nil || p.Name == nil || *p.Name == "" || bytes.HasPrefix(bytes.TrimSpace(item), []byte("null")) {
+		if err != nil || !okName || name == "" || !okValue {
 			return nil, badRequest("Malformed JSON request payload: parameters[%d] must be an object with a non-empty string name and a string value", i)
 		}
-		v := ""
-		if p.Value != nil {
-			v = *p.Value
-		}
-		params = append(params, config.EnvVar{Name: *p.Name, Value: v})
+		params = append(params, config.EnvVar{Name: name, Value: value})
 	}
 	return params, nil
+}
+
+// jsonString decodes a JSON string; null or any other value is not one.
+func jsonString(raw json.RawMessage) (string, bool) {
+	var v string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &v) != nil {
+		return "", false
+	}
+	return v, true
 }
