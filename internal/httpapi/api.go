@@ -62,6 +62,10 @@ func (a *API) route(path string, h handler, methods ...string) {
 			a.writeError(w, r, errorf(http.StatusMethodNotAllowed, "Method %s not allowed", r.Method))
 			return
 		}
+		if !utf8.ValidString(r.PathValue("name")) {
+			a.writeError(w, r, badRequest("The name in the path is not valid UTF-8"))
+			return
+		}
 		v, err := h(w, r)
 		if err != nil {
 			a.writeError(w, r, err)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -805,5 +806,30 @@ func TestNamesAreLimitedInCharacters(t *testing.T) {
 	for _, q := range []string{"user=" + url.QueryEscape(user+"é"), "first_name=" + url.QueryEscape(first+"名")} {
 		_, status, raw = requestSession(t, robot, "index_url=/&"+q)
 		errorBody(t, status, 400, raw)
+	}
+}
+
+// Text that is not UTF-8 is refused, in a path as in an event, rather than
+// turned into U+FFFD and taken for another name; a malformed event is
+// described in the API's terms, not Go's.
+func TestInvalidUTF8AndMalformedEvents(t *testing.T) {
+	p := newPortal(t)
+	robot := p.Robot()
+	a, _, _ := requestSession(t, robot, "index_url=/&user=alice")
+	for _, path := range []string{"/workshops/user/%ff/sessions/", "/workshops/session/%ff/schedule/",
+		"/workshops/environment/%ff/status/", "/workshops/environment/%ff/request/?index_url=/"} {
+		resp, raw := robot.Raw("GET", path, nil)
+		errorBody(t, resp.StatusCode, 400, raw)
+	}
+
+	evPath := "/workshops/session/" + a.Name + "/event/"
+	for _, body := range []string{"{\"event\": {\"name\": \"\xff\"}}", `{"event": "x"}`, `[]`, `{"event": {"name": "x", "data": [1]}}`, `null`} {
+		resp, raw := robot.Raw("POST", evPath, strings.NewReader(body), "Content-Type", "application/json")
+		if reason := errorBody(t, resp.StatusCode, 400, raw); strings.Contains(reason, "Go ") || strings.Contains(reason, "struct") {
+			t.Errorf("event %q: reason %q speaks Go", body, reason)
+		}
+	}
+	if names := p.Events.Names(a.Name); slices.Contains(names, "\ufffd") {
+		t.Errorf("an event named U+FFFD was forwarded: %v", names)
 	}
 }
