@@ -79,9 +79,12 @@ func (a *API) route(path string, h handler, methods ...string) {
 	a.mux.HandleFunc(strings.TrimSuffix(path, "/"), hf)
 }
 
+// corsPreflight answers a preflight as Educates' django-cors-headers did,
+// allowing its default request headers. Never X-Portico-Browser: that
+// header proves a call comes from the portal's own pages (see caller).
 func corsPreflight(w http.ResponseWriter, methods []string) {
 	w.Header().Set("Access-Control-Allow-Methods", strings.Join(append(methods, http.MethodOptions), ", "))
-	w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+	w.Header().Set("Access-Control-Allow-Headers", "Accept, Authorization, Content-Type, User-Agent, X-CSRFToken, X-Requested-With")
 	w.Header().Set("Access-Control-Max-Age", "86400")
 	w.WriteHeader(http.StatusOK)
 }

@@ -833,3 +833,25 @@ func TestInvalidUTF8AndMalformedEvents(t *testing.T) {
 		t.Errorf("an event named U+FFFD was forwarded: %v", names)
 	}
 }
+
+// A front end on another origin may send the headers Educates'
+// django-cors-headers allowed; X-Portico-Browser, which marks the
+// dashboard's own calls with the login cookie, stays same-origin only.
+func TestCORSPreflight(t *testing.T) {
+	p := newPortal(t)
+	resp, _ := p.Client().Raw("OPTIONS", "/workshops/catalog/environments/", nil,
+		"Origin", "https://front.test", "Access-Control-Request-Method", "GET",
+		"Access-Control-Request-Headers", "authorization,x-requested-with")
+	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+		t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+	allowed := strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers"))
+	for _, h := range []string{"accept", "authorization", "content-type", "user-agent", "x-csrftoken", "x-requested-with"} {
+		if !slices.Contains(strings.Split(strings.ReplaceAll(allowed, " ", ""), ","), h) {
+			t.Errorf("preflight does not allow %s: %q", h, allowed)
+		}
+	}
+	if strings.Contains(allowed, "x-portico-browser") {
+		t.Errorf("preflight allows X-Portico-Browser from another site: %q", allowed)
+	}
+}
