@@ -75,7 +75,7 @@ func sameKeys(t *testing.T, what string, got []string, want ...string) {
 	}
 }
 
-var datetime = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$`)
+var datetime = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
 
 type allocation struct {
 	Name, Session, User, URL, Namespace, Workshop, Environment string
