@@ -855,3 +855,31 @@ func TestCORSPreflight(t *testing.T) {
 		t.Errorf("preflight allows X-Portico-Browser from another site: %q", allowed)
 	}
 }
+
+// RFC 6749 §3.2: token request parameters must not be repeated. Educates'
+// oauthlib refused a repeated one (invalid_request); taking either value
+// would let a parameter smuggled into a form decide the grant.
+func TestTokenRefusesRepeatedParameters(t *testing.T) {
+	p := newPortal(t)
+	c := p.Client()
+	base := url.Values{"grant_type": {"password"}, "username": {portaltest.RobotUser}, "password": {portaltest.RobotPassword},
+		"client_id": {portaltest.ClientID}, "client_secret": {portaltest.ClientSecret}, "scope": {"user:info"}}
+	if resp, raw := c.Raw("POST", "/oauth2/token/", strings.NewReader(base.Encode()),
+		"Content-Type", "application/x-www-form-urlencoded"); resp.StatusCode != 200 {
+		t.Fatalf("each parameter once: %d %s", resp.StatusCode, raw)
+	}
+	for _, key := range []string{"grant_type", "username", "password", "client_id", "client_secret", "scope"} {
+		form := url.Values{}
+		for k, v := range base {
+			form[k] = v
+		}
+		form[key] = append(form[key], form.Get(key))
+		resp, raw := c.Raw("POST", "/oauth2/token/", strings.NewReader(form.Encode()),
+			"Content-Type", "application/x-www-form-urlencoded")
+		var body struct{ Error string }
+		json.Unmarshal(raw, &body)
+		if resp.StatusCode != 400 || body.Error != "invalid_request" {
+			t.Errorf("%s twice: %d %s, want 400 invalid_request", key, resp.StatusCode, raw)
+		}
+	}
+}

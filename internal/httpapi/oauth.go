@@ -22,6 +22,13 @@ func (a *API) token(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, err
 	}
 	w.Header().Set("Pragma", "no-cache")
+	// RFC 6749 §3.2: parameters must not be repeated; Educates' oauthlib
+	// refused a repeated one rather than pick a value.
+	for _, k := range []string{"grant_type", "username", "password", "refresh_token", "scope", "client_id", "client_secret"} {
+		if len(r.PostForm[k]) > 1 {
+			return nil, &auth.Error{Status: 400, Code: "invalid_request", Description: "Duplicate " + k + " parameter."}
+		}
+	}
 	switch grant := form.Get("grant_type"); grant {
 	case "password":
 		return a.auth.PasswordGrant(r.Context(), cc, form.Get("username"), form.Get("password"))
