@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -52,6 +53,7 @@ type handler func(w http.ResponseWriter, r *http.Request) (any, error)
 // 405 with Allow.
 func (a *API) route(path string, h handler, methods ...string) {
 	hf := func(w http.ResponseWriter, r *http.Request) {
+		defer a.recoverPanic(w, r)
 		w.Header().Set("Access-Control-Allow-Origin", "*")
 		if r.Method == http.MethodOptions {
 			corsPreflight(w, methods)
@@ -82,6 +84,21 @@ func (a *API) route(path string, h handler, methods ...string) {
 // corsPreflight answers a preflight as Educates' django-cors-headers did,
 // allowing its default request headers. Never X-Portico-Browser: that
 // header proves a call comes from the portal's own pages (see caller).
+// recoverPanic answers a handler's panic, a bug, with the API's JSON 500
+// and logs it with its stack, rather than letting net/http cut the
+// connection without an answer.
+func (a *API) recoverPanic(w http.ResponseWriter, r *http.Request) {
+	v := recover()
+	if v == nil || v == http.ErrAbortHandler {
+		if v != nil {
+			panic(v)
+		}
+		return
+	}
+	a.log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+	writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "Internal error"})
+}
+
 func corsPreflight(w http.ResponseWriter, methods []string) {
 	w.Header().Set("Access-Control-Allow-Methods", strings.Join(append(methods, http.MethodOptions), ", "))
 	w.Header().Set("Access-Control-Allow-Headers", "Accept, Authorization, Content-Type, User-Agent, X-CSRFToken, X-Requested-With")
