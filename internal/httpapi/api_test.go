@@ -327,9 +327,14 @@ func TestCatalogEnvironments(t *testing.T) {
 	}
 
 	filters := map[string]int{
-		"state=running":                 1,
-		"state=STOPPING":                0,
-		"state=running&state=stopping":  1,
+		"state=running":                1,
+		"state=STOPPING":               0,
+		"state=running&state=stopping": 1,
+		// Educates ignored states it did not know, and listed running
+		// environments when it knew none.
+		"state=bogus":                   1,
+		"state=":                        1,
+		"state=bogus&state=stopping":    0,
 		"name=lab":                      1,
 		"name=other":                    0,
 		"labels[kind]=lab":              1,
@@ -342,7 +347,7 @@ func TestCatalogEnvironments(t *testing.T) {
 			t.Errorf("?%s: %d with %d environments, want %d", q, status, len(body.Environments), want)
 		}
 	}
-	for _, q := range []string{"state=bogus", "name=%zz", "sessions=%"} {
+	for _, q := range []string{"name=%zz", "sessions=%"} {
 		resp, raw := robot.Raw("GET", "/workshops/catalog/environments/?"+q, nil)
 		errorBody(t, resp.StatusCode, 400, raw)
 	}

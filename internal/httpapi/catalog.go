@@ -42,13 +42,13 @@ func (a *API) catalogEnvironments(w http.ResponseWriter, r *http.Request) (any, 
 	}
 	if robot {
 		cq.Sessions = isTrue(param(q, "sessions"))
+		// Educates ignored a state it did not know (and listed running
+		// environments when it knew none): a front end may send state=.
 		for _, s := range q["state"] {
 			st := store.EnvState(strings.ToUpper(strings.TrimSpace(s)))
 			switch st {
 			case store.EnvStarting, store.EnvRunning, store.EnvStopping, store.EnvStopped:
 				cq.States = append(cq.States, st)
-			default:
-				return nil, badRequest("Unknown environment state %q", s)
 			}
 		}
 	}
