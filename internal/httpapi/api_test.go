@@ -368,6 +368,19 @@ func TestCatalogVisibility(t *testing.T) {
 			t.Errorf("anonymous caller sees sessions: %v", body)
 		}
 	}
+	// A token that is not (or no longer) valid makes a caller anonymous,
+	// as in Educates and its docs ("no workshop sessions will be returned
+	// if ... you are not authenticated"): the catalog is still theirs,
+	// with a hint that the token was refused.
+	stale := public.Client()
+	stale.Bearer = "expired-token"
+	for _, path := range []string{"/workshops/catalog/workshops/", "/workshops/catalog/environments/?sessions=true"} {
+		resp, raw := stale.Raw("GET", path, nil)
+		if resp.StatusCode != 200 || strings.Contains(string(raw), `"sessions":[`) ||
+			!strings.Contains(resp.Header.Get("WWW-Authenticate"), "invalid_token") {
+			t.Errorf("public %s with an invalid token: %d %v %s", path, resp.StatusCode, resp.Header, raw)
+		}
+	}
 }
 
 func TestCatalogWorkshops(t *testing.T) {
