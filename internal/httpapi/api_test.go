@@ -901,3 +901,21 @@ func TestTokenRefusesRepeatedParameters(t *testing.T) {
 		}
 	}
 }
+
+// RFC 6749 §2.3.1 has clients form-encode their id and secret before
+// HTTP Basic (Go's golang.org/x/oauth2 does); Educates' oauth toolkit
+// decoded them. Credentials sent raw still work when they decode to
+// themselves.
+func TestBasicClientCredentialsAreFormDecoded(t *testing.T) {
+	const id, secret = "front end", "s3cr+t/%é"
+	p := newPortal(t, func(d *config.Definitions) { d.Portal.RobotClient = config.Client{ID: id, Secret: secret} })
+	c := p.Client()
+	body := "grant_type=password&username=" + url.QueryEscape(portaltest.RobotUser) + "&password=" + url.QueryEscape(portaltest.RobotPassword)
+	r, _ := http.NewRequest("POST", "/", nil)
+	r.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	resp, raw := c.Raw("POST", "/oauth2/token/", strings.NewReader(body),
+		"Content-Type", "application/x-www-form-urlencoded", "Authorization", r.Header.Get("Authorization"))
+	if resp.StatusCode != 200 {
+		t.Errorf("form-encoded Basic credentials: %d %s", resp.StatusCode, raw)
+	}
+}

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"net/url"
 
 	"github.com/portico-dev/portico/internal/auth"
 	"github.com/portico-dev/portico/internal/ratelimit"
@@ -66,7 +67,17 @@ func oauthRequest(w http.ResponseWriter, r *http.Request) (auth.ClientCredential
 	}
 	cc := auth.ClientCredentials{ID: r.PostForm.Get("client_id"), Secret: r.PostForm.Get("client_secret")}
 	if id, sec, ok := r.BasicAuth(); ok {
-		cc = auth.ClientCredentials{ID: id, Secret: sec}
+		cc = auth.ClientCredentials{ID: formDecoded(id), Secret: formDecoded(sec)}
 	}
 	return cc, r.PostForm, nil
+}
+
+// formDecoded undoes the form encoding RFC 6749 §2.3.1 asks clients to
+// apply to their id and secret inside HTTP Basic, as Educates' oauth
+// toolkit did (unquote_plus): what does not decode is taken as it is.
+func formDecoded(s string) string {
+	if d, err := url.QueryUnescape(s); err == nil {
+		return d
+	}
+	return s
 }
