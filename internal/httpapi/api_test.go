@@ -534,6 +534,12 @@ func TestRequestRejectsBadInput(t *testing.T) {
 		{"parameter value not a string", "index_url=/", `{"parameters": [{"name": "A", "value": 3}]}`, 400, ""},
 		// Educates answered these 400 too: null is not an object, a list
 		// or a string.
+		// A parameter becomes an environment variable of the session's
+		// shell: one with a NUL, or longer than Linux lets one variable be
+		// (MAX_ARG_STRLEN, 128 KiB), would leave the session without a
+		// terminal after a 200.
+		{"parameter value with NUL", "index_url=/", `{"parameters": [{"name": "GREETING", "value": "a\u0000b"}]}`, 400, ""},
+		{"parameter value too long", "index_url=/", `{"parameters": [{"name": "GREETING", "value": "` + strings.Repeat("x", 128<<10) + `"}]}`, 400, ""},
 		{"body null", "index_url=/", "null", 400, ""},
 		{"parameters null", "index_url=/", `{"parameters": null}`, 400, ""},
 		{"parameter value null", "index_url=/", `{"parameters": [{"name": "A", "value": null}]}`, 400, ""},
@@ -568,6 +574,12 @@ func TestRequestRejectsBadInput(t *testing.T) {
 	}
 	resp, raw := robot.Raw("PUT", path+"?index_url=/", nil)
 	errorBody(t, resp.StatusCode, 405, raw)
+
+	// A long value within the limit is fine.
+	long := `{"parameters": [{"name": "GREETING", "value": "` + strings.Repeat("x", 100<<10) + `"}]}`
+	if resp, raw := robot.Raw("POST", path+"?index_url=/", strings.NewReader(long), "Content-Type", "application/json"); resp.StatusCode != 200 {
+		t.Errorf("100 KiB parameter: %d %.200s", resp.StatusCode, raw)
+	}
 }
 
 func TestSessionEndpoints(t *testing.T) {

@@ -21,6 +21,9 @@ const (
 	maxBody     = 1 << 20
 	maxTimeout  = 365 * 24 * 3600 // seconds; beyond this is a typo
 	maxUsername = 150             // characters: Django's limit, which Educates front ends respect
+	// maxEnvVar is the longest NAME=value Linux passes to a program
+	// (MAX_ARG_STRLEN, with its terminating NUL).
+	maxEnvVar = 128<<10 - 1
 )
 
 // requestSession is GET|POST /workshops/environment/<name>/request/ (spec
@@ -169,6 +172,13 @@ func parseParameters(w http.ResponseWriter, r *http.Request) ([]config.EnvVar, e
 		}
 		if err != nil || !okName || name == "" || !okValue {
 			return nil, badRequest("Malformed JSON request payload: parameters[%d] must be an object with a non-empty string name and a string value", i)
+		}
+		// Parameters become environment variables of the session.
+		if strings.ContainsRune(name, 0) || strings.ContainsRune(value, 0) {
+			return nil, badRequest("parameters[%d] contains a NUL character, which an environment variable cannot hold", i)
+		}
+		if len(name)+1+len(value) > maxEnvVar {
+			return nil, badRequest("parameters[%d] is longer than the %d bytes an environment variable may hold", i, maxEnvVar)
 		}
 		params = append(params, config.EnvVar{Name: name, Value: value})
 	}
