@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/portico-dev/portico/internal/store"
 )
@@ -35,7 +36,7 @@ type Signup struct {
 // usernamePattern is Django's: letters, digits and @.+-_ only.
 var usernamePattern = regexp.MustCompile(`^[\pL\pN@.+\-_]+$`)
 
-const maxUsername = 150
+const maxUsername = 150 // characters, as Django counts them
 
 // Register creates a registered user, after the checks Django makes:
 // a valid, free username, an email address, and a password that is long
@@ -45,7 +46,7 @@ func (s *Service) Register(ctx context.Context, in Signup) (store.User, error) {
 	switch {
 	case in.Username == "":
 		bad["username"] = "Enter a username."
-	case len(in.Username) > maxUsername:
+	case utf8.RuneCountInString(in.Username) > maxUsername:
 		bad["username"] = fmt.Sprintf("Use at most %d characters.", maxUsername)
 	case !usernamePattern.MatchString(in.Username):
 		bad["username"] = "Use only letters, digits and @ . + - _ characters."

@@ -3,6 +3,7 @@ package auth_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/portico-dev/portico/internal/auth"
@@ -76,5 +77,22 @@ func TestRotateRobot(t *testing.T) {
 	cc := auth.ClientCredentials{ID: got.ClientID, Secret: got.ClientSecret}
 	if _, err := s.PasswordGrant(ctx, cc, got.Username, got.Password); err != nil {
 		t.Errorf("new credentials refused: %v", err)
+	}
+}
+
+// Django counts the 150 characters of a username in characters: a name in
+// another script within that limit signs up.
+func TestRegisterLimitsUsernameInCharacters(t *testing.T) {
+	s, _ := newService(t)
+	ctx := context.Background()
+	name := strings.Repeat("ж", 150) // 300 bytes
+	in := auth.Signup{Username: name, Email: "zh@example.com", Password: "correct horse", Confirm: "correct horse"}
+	if _, err := s.Register(ctx, in); err != nil {
+		t.Fatalf("150-character username: %v", err)
+	}
+	in.Username += "ж"
+	var bad auth.Invalid
+	if _, err := s.Register(ctx, in); !errors.As(err, &bad) || bad["username"] == "" {
+		t.Errorf("151-character username: %v", err)
 	}
 }

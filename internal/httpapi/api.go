@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -47,17 +49,23 @@ type handler func(w http.ResponseWriter, r *http.Request) (any, error)
 
 // route registers h at path with and without its trailing slash (Educates
 // answered the slash-less spelling with a redirect that clients follow)
-// for the given methods. Other methods get 405 with Allow.
+// for the given methods, HEAD only where it is listed. Other methods get
+// 405 with Allow.
 func (a *API) route(path string, h handler, methods ...string) {
 	hf := func(w http.ResponseWriter, r *http.Request) {
+		defer a.recoverPanic(w, r)
 		w.Header().Set("Access-Control-Allow-Origin", "*")
 		if r.Method == http.MethodOptions {
 			corsPreflight(w, methods)
 			return
 		}
-		if !allowed(r.Method, methods) {
+		if !slices.Contains(methods, r.Method) {
 			w.Header().Set("Allow", strings.Join(methods, ", "))
 			a.writeError(w, r, errorf(http.StatusMethodNotAllowed, "Method %s not allowed", r.Method))
+			return
+		}
+		if !utf8.ValidString(r.PathValue("name")) {
+			a.writeError(w, r, badRequest("The name in the path is not valid UTF-8"))
 			return
 		}
 		v, err := h(w, r)
@@ -73,18 +81,27 @@ func (a *API) route(path string, h handler, methods ...string) {
 	a.mux.HandleFunc(strings.TrimSuffix(path, "/"), hf)
 }
 
-func allowed(method string, methods []string) bool {
-	for _, m := range methods {
-		if m == method || m == http.MethodGet && method == http.MethodHead {
-			return true
+// corsPreflight answers a preflight as Educates' django-cors-headers did,
+// allowing its default request headers. Never X-Portico-Browser: that
+// header proves a call comes from the portal's own pages (see caller).
+// recoverPanic answers a handler's panic, a bug, with the API's JSON 500
+// and logs it with its stack, rather than letting net/http cut the
+// connection without an answer.
+func (a *API) recoverPanic(w http.ResponseWriter, r *http.Request) {
+	v := recover()
+	if v == nil || v == http.ErrAbortHandler {
+		if v != nil {
+			panic(v)
 		}
+		return
 	}
-	return false
+	a.log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+	writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "Internal error"})
 }
 
 func corsPreflight(w http.ResponseWriter, methods []string) {
 	w.Header().Set("Access-Control-Allow-Methods", strings.Join(append(methods, http.MethodOptions), ", "))
-	w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+	w.Header().Set("Access-Control-Allow-Headers", "Accept, Authorization, Content-Type, User-Agent, X-CSRFToken, X-Requested-With")
 	w.Header().Set("Access-Control-Max-Age", "86400")
 	w.WriteHeader(http.StatusOK)
 }
@@ -221,10 +238,16 @@ func query(r *http.Request) (map[string][]string, error) {
 	return q, nil
 }
 
-func first(q map[string][]string, keys ...string) string {
+// param is the value of the first of keys given a non-blank value,
+// trimmed. A key given twice takes its last value, as Django's
+// QueryDict.get gave it to Educates; later keys are legacy spellings that
+// Educates read when the first was blank.
+func param(q map[string][]string, keys ...string) string {
 	for _, k := range keys {
 		if vs := q[k]; len(vs) > 0 {
-			return strings.TrimSpace(vs[0])
+			if v := strings.TrimSpace(vs[len(vs)-1]); v != "" {
+				return v
+			}
 		}
 	}
 	return ""

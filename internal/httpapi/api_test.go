@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,7 +75,7 @@ func sameKeys(t *testing.T, what string, got []string, want ...string) {
 	}
 }
 
-var datetime = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$`)
+var datetime = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
 
 type allocation struct {
 	Name, Session, User, URL, Namespace, Workshop, Environment string
@@ -326,9 +327,14 @@ func TestCatalogEnvironments(t *testing.T) {
 	}
 
 	filters := map[string]int{
-		"state=running":                 1,
-		"state=STOPPING":                0,
-		"state=running&state=stopping":  1,
+		"state=running":                1,
+		"state=STOPPING":               0,
+		"state=running&state=stopping": 1,
+		// Educates ignored states it did not know, and listed running
+		// environments when it knew none.
+		"state=bogus":                   1,
+		"state=":                        1,
+		"state=bogus&state=stopping":    0,
 		"name=lab":                      1,
 		"name=other":                    0,
 		"labels[kind]=lab":              1,
@@ -341,7 +347,7 @@ func TestCatalogEnvironments(t *testing.T) {
 			t.Errorf("?%s: %d with %d environments, want %d", q, status, len(body.Environments), want)
 		}
 	}
-	for _, q := range []string{"state=bogus", "name=%zz", "sessions=%"} {
+	for _, q := range []string{"name=%zz", "sessions=%"} {
 		resp, raw := robot.Raw("GET", "/workshops/catalog/environments/?"+q, nil)
 		errorBody(t, resp.StatusCode, 400, raw)
 	}
@@ -360,6 +366,19 @@ func TestCatalogVisibility(t *testing.T) {
 		}
 		if strings.Contains(fmt.Sprint(body), "sessions:[") {
 			t.Errorf("anonymous caller sees sessions: %v", body)
+		}
+	}
+	// A token that is not (or no longer) valid makes a caller anonymous,
+	// as in Educates and its docs ("no workshop sessions will be returned
+	// if ... you are not authenticated"): the catalog is still theirs,
+	// with a hint that the token was refused.
+	stale := public.Client()
+	stale.Bearer = "expired-token"
+	for _, path := range []string{"/workshops/catalog/workshops/", "/workshops/catalog/environments/?sessions=true"} {
+		resp, raw := stale.Raw("GET", path, nil)
+		if resp.StatusCode != 200 || strings.Contains(string(raw), `"sessions":[`) ||
+			!strings.Contains(resp.Header.Get("WWW-Authenticate"), "invalid_token") {
+			t.Errorf("public %s with an invalid token: %d %v %s", path, resp.StatusCode, resp.Header, raw)
 		}
 	}
 }
@@ -513,6 +532,17 @@ func TestRequestRejectsBadInput(t *testing.T) {
 		{"parameter without name", "index_url=/", `{"parameters": [{"value": "x"}]}`, 400, ""},
 		{"parameter name not a string", "index_url=/", `{"parameters": [{"name": 3, "value": "x"}]}`, 400, ""},
 		{"parameter value not a string", "index_url=/", `{"parameters": [{"name": "A", "value": 3}]}`, 400, ""},
+		// Educates answered these 400 too: null is not an object, a list
+		// or a string.
+		// A parameter becomes an environment variable of the session's
+		// shell: one with a NUL, or longer than Linux lets one variable be
+		// (MAX_ARG_STRLEN, 128 KiB), would leave the session without a
+		// terminal after a 200.
+		{"parameter value with NUL", "index_url=/", `{"parameters": [{"name": "GREETING", "value": "a\u0000b"}]}`, 400, ""},
+		{"parameter value too long", "index_url=/", `{"parameters": [{"name": "GREETING", "value": "` + strings.Repeat("x", 128<<10) + `"}]}`, 400, ""},
+		{"body null", "index_url=/", "null", 400, ""},
+		{"parameters null", "index_url=/", `{"parameters": null}`, 400, ""},
+		{"parameter value null", "index_url=/", `{"parameters": [{"name": "A", "value": null}]}`, 400, ""},
 		{"unknown environment", "index_url=/", "", 404, ""},
 	}
 	for _, tc := range cases {
@@ -544,6 +574,12 @@ func TestRequestRejectsBadInput(t *testing.T) {
 	}
 	resp, raw := robot.Raw("PUT", path+"?index_url=/", nil)
 	errorBody(t, resp.StatusCode, 405, raw)
+
+	// A long value within the limit is fine.
+	long := `{"parameters": [{"name": "GREETING", "value": "` + strings.Repeat("x", 100<<10) + `"}]}`
+	if resp, raw := robot.Raw("POST", path+"?index_url=/", strings.NewReader(long), "Content-Type", "application/json"); resp.StatusCode != 200 {
+		t.Errorf("100 KiB parameter: %d %.200s", resp.StatusCode, raw)
+	}
 }
 
 func TestSessionEndpoints(t *testing.T) {
@@ -703,5 +739,195 @@ func TestBrowserCookieOnSessionEndpoints(t *testing.T) {
 	errorBody(t, resp.StatusCode, 403, raw)
 	if s := p.Session(a.Name); s.State != store.Running {
 		t.Errorf("alice's session is %s", s.State)
+	}
+}
+
+// HEAD is a GET without the body, and must be as safe: on the endpoints
+// that act on a GET (request, extend, terminate) it is refused, as Educates
+// refused it (405), rather than allocating or ending a session.
+func TestHeadDoesNotAct(t *testing.T) {
+	p := newPortal(t)
+	robot := p.Robot()
+	a, _, _ := requestSession(t, robot, "index_url=/&user=alice")
+	p.Settle()
+
+	acting := map[string]string{
+		"/workshops/environment/portal-w01/request/?index_url=/&user=bob": "GET, POST",
+		"/workshops/session/" + a.Name + "/extend/":                       "GET",
+		"/workshops/session/" + a.Name + "/terminate/":                    "GET",
+		"/session/" + a.Name + "/terminate":                               "GET",
+	}
+	for path, allow := range acting {
+		resp, _ := robot.Raw("HEAD", path, nil)
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != allow {
+			t.Errorf("HEAD %s: %d, Allow %q; want 405, Allow %q", path, resp.StatusCode, resp.Header.Get("Allow"), allow)
+		}
+	}
+	p.Settle()
+	if s := p.Session(a.Name); s.State != store.Running && s.State != store.Waiting {
+		t.Errorf("HEAD of terminate ended the session: %s", s.State)
+	}
+	for _, s := range p.Sessions() {
+		if s.OwnerName == "bob" {
+			t.Errorf("HEAD of request allocated %s to bob", s.Name)
+		}
+	}
+
+	// Reads answer HEAD as they answer GET.
+	for _, path := range []string{
+		"/workshops/catalog/environments/",
+		"/workshops/environment/portal-w01/status/",
+		"/workshops/user/alice/sessions/",
+		"/workshops/session/" + a.Name + "/schedule/",
+	} {
+		if resp, _ := robot.Raw("HEAD", path, nil); resp.StatusCode != 200 {
+			t.Errorf("HEAD %s: %d, want 200", path, resp.StatusCode)
+		}
+	}
+}
+
+// A parameter given twice takes its last value, as Django's QueryDict.get
+// gave it to Educates; an empty parameter falls back to its legacy
+// spelling (index_url to redirect_url, first_name to firstname, ...), as
+// Educates' `if not x: x = legacy` did.
+func TestRepeatedAndLegacyQueryParameters(t *testing.T) {
+	p := newPortal(t)
+	robot := p.Robot()
+
+	a, status, raw := requestSession(t, robot, "index_url=https://a.test/&index_url=https://b.test/&user=dup1&user=dup2")
+	if status != 200 || a.User != "dup2" || !strings.HasSuffix(a.URL, "&index_url=https%3A%2F%2Fb.test%2F") {
+		t.Errorf("repeated parameters: %d %s", status, raw)
+	}
+
+	a, status, raw = requestSession(t, robot, "index_url=&redirect_url=https://legacy.test/&user=legacy"+
+		"&first_name=&firstname=Ada&last_name=%20&lastname=Lovelace")
+	if status != 200 || !strings.HasSuffix(a.URL, "&index_url=https%3A%2F%2Flegacy.test%2F") {
+		t.Fatalf("empty index_url with redirect_url: %d %s", status, raw)
+	}
+	var u store.User
+	p.Store.View(t.Context(), func(tx store.Tx) (err error) { u, err = tx.User("legacy"); return err })
+	if u.FirstName != "Ada" || u.LastName != "Lovelace" {
+		t.Errorf("legacy names: %q %q", u.FirstName, u.LastName)
+	}
+
+	for q, want := range map[string]bool{"sessions=true&sessions=false": false, "sessions=false&sessions=1": true} {
+		resp, raw := robot.Raw("GET", "/workshops/catalog/environments/?"+q, nil)
+		if got := strings.Contains(string(raw), `"sessions":[`); resp.StatusCode != 200 || got != want {
+			t.Errorf("catalog ?%s: %d, sessions listed %v, want %v", q, resp.StatusCode, got, want)
+		}
+		resp, raw = robot.Raw("GET", "/workshops/environment/portal-w01/status/?"+q, nil)
+		if got := strings.Contains(string(raw), `"sessions":[`); resp.StatusCode != 200 || got != want {
+			t.Errorf("status ?%s: %d, sessions listed %v, want %v", q, resp.StatusCode, got, want)
+		}
+	}
+}
+
+// Django limits usernames and names to 150 characters, not bytes: a name
+// in another script within that limit works.
+func TestNamesAreLimitedInCharacters(t *testing.T) {
+	p := newPortal(t)
+	robot := p.Robot()
+	user := strings.Repeat("é", 150) // 300 bytes
+	first := strings.Repeat("名", 150)
+	a, status, raw := requestSession(t, robot, "index_url=/&user="+url.QueryEscape(user)+"&first_name="+url.QueryEscape(first))
+	if status != 200 || a.User != user {
+		t.Fatalf("150-character username: %d %s", status, raw)
+	}
+	for _, q := range []string{"user=" + url.QueryEscape(user+"é"), "first_name=" + url.QueryEscape(first+"名")} {
+		_, status, raw = requestSession(t, robot, "index_url=/&"+q)
+		errorBody(t, status, 400, raw)
+	}
+}
+
+// Text that is not UTF-8 is refused, in a path as in an event, rather than
+// turned into U+FFFD and taken for another name; a malformed event is
+// described in the API's terms, not Go's.
+func TestInvalidUTF8AndMalformedEvents(t *testing.T) {
+	p := newPortal(t)
+	robot := p.Robot()
+	a, _, _ := requestSession(t, robot, "index_url=/&user=alice")
+	for _, path := range []string{"/workshops/user/%ff/sessions/", "/workshops/session/%ff/schedule/",
+		"/workshops/environment/%ff/status/", "/workshops/environment/%ff/request/?index_url=/"} {
+		resp, raw := robot.Raw("GET", path, nil)
+		errorBody(t, resp.StatusCode, 400, raw)
+	}
+
+	evPath := "/workshops/session/" + a.Name + "/event/"
+	for _, body := range []string{"{\"event\": {\"name\": \"\xff\"}}", `{"event": "x"}`, `[]`, `{"event": {"name": "x", "data": [1]}}`, `null`} {
+		resp, raw := robot.Raw("POST", evPath, strings.NewReader(body), "Content-Type", "application/json")
+		if reason := errorBody(t, resp.StatusCode, 400, raw); strings.Contains(reason, "Go ") || strings.Contains(reason, "struct") {
+			t.Errorf("event %q: reason %q speaks Go", body, reason)
+		}
+	}
+	if names := p.Events.Names(a.Name); slices.Contains(names, "\ufffd") {
+		t.Errorf("an event named U+FFFD was forwarded: %v", names)
+	}
+}
+
+// A front end on another origin may send the headers Educates'
+// django-cors-headers allowed; X-Portico-Browser, which marks the
+// dashboard's own calls with the login cookie, stays same-origin only.
+func TestCORSPreflight(t *testing.T) {
+	p := newPortal(t)
+	resp, _ := p.Client().Raw("OPTIONS", "/workshops/catalog/environments/", nil,
+		"Origin", "https://front.test", "Access-Control-Request-Method", "GET",
+		"Access-Control-Request-Headers", "authorization,x-requested-with")
+	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+		t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+	allowed := strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers"))
+	for _, h := range []string{"accept", "authorization", "content-type", "user-agent", "x-csrftoken", "x-requested-with"} {
+		if !slices.Contains(strings.Split(strings.ReplaceAll(allowed, " ", ""), ","), h) {
+			t.Errorf("preflight does not allow %s: %q", h, allowed)
+		}
+	}
+	if strings.Contains(allowed, "x-portico-browser") {
+		t.Errorf("preflight allows X-Portico-Browser from another site: %q", allowed)
+	}
+}
+
+// RFC 6749 §3.2: token request parameters must not be repeated. Educates'
+// oauthlib refused a repeated one (invalid_request); taking either value
+// would let a parameter smuggled into a form decide the grant.
+func TestTokenRefusesRepeatedParameters(t *testing.T) {
+	p := newPortal(t)
+	c := p.Client()
+	base := url.Values{"grant_type": {"password"}, "username": {portaltest.RobotUser}, "password": {portaltest.RobotPassword},
+		"client_id": {portaltest.ClientID}, "client_secret": {portaltest.ClientSecret}, "scope": {"user:info"}}
+	if resp, raw := c.Raw("POST", "/oauth2/token/", strings.NewReader(base.Encode()),
+		"Content-Type", "application/x-www-form-urlencoded"); resp.StatusCode != 200 {
+		t.Fatalf("each parameter once: %d %s", resp.StatusCode, raw)
+	}
+	for _, key := range []string{"grant_type", "username", "password", "client_id", "client_secret", "scope"} {
+		form := url.Values{}
+		for k, v := range base {
+			form[k] = v
+		}
+		form[key] = append(form[key], form.Get(key))
+		resp, raw := c.Raw("POST", "/oauth2/token/", strings.NewReader(form.Encode()),
+			"Content-Type", "application/x-www-form-urlencoded")
+		var body struct{ Error string }
+		json.Unmarshal(raw, &body)
+		if resp.StatusCode != 400 || body.Error != "invalid_request" {
+			t.Errorf("%s twice: %d %s, want 400 invalid_request", key, resp.StatusCode, raw)
+		}
+	}
+}
+
+// RFC 6749 §2.3.1 has clients form-encode their id and secret before
+// HTTP Basic (Go's golang.org/x/oauth2 does); Educates' oauth toolkit
+// decoded them. Credentials sent raw still work when they decode to
+// themselves.
+func TestBasicClientCredentialsAreFormDecoded(t *testing.T) {
+	const id, secret = "front end", "s3cr+t/%é"
+	p := newPortal(t, func(d *config.Definitions) { d.Portal.RobotClient = config.Client{ID: id, Secret: secret} })
+	c := p.Client()
+	body := "grant_type=password&username=" + url.QueryEscape(portaltest.RobotUser) + "&password=" + url.QueryEscape(portaltest.RobotPassword)
+	r, _ := http.NewRequest("POST", "/", nil)
+	r.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	resp, raw := c.Raw("POST", "/oauth2/token/", strings.NewReader(body),
+		"Content-Type", "application/x-www-form-urlencoded", "Authorization", r.Header.Get("Authorization"))
+	if resp.StatusCode != 200 {
+		t.Errorf("form-encoded Basic credentials: %d %s", resp.StatusCode, raw)
 	}
 }

@@ -11,13 +11,16 @@ import (
 )
 
 // catalogCaller authenticates a catalog request: a token is required unless
-// the catalog is public. It reports whether the caller is a robot.
-func (a *API) catalogCaller(r *http.Request) (robot bool, err error) {
+// the catalog is public. It reports whether the caller is a robot. On a
+// public catalog a token that is not valid (an expired one) leaves the
+// caller anonymous, as in Educates, with a WWW-Authenticate hint.
+func (a *API) catalogCaller(w http.ResponseWriter, r *http.Request) (robot bool, err error) {
 	u, err := a.caller(r)
 	if errors.Is(err, auth.ErrUnauthenticated) && a.broker.Portal().CatalogVisibility == "public" {
-		if _, present := bearer(r); !present {
-			return false, nil
+		if _, present := bearer(r); present {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="portico", error="invalid_token"`)
 		}
+		return false, nil
 	}
 	return err == nil && u.Role == store.RoleRobot, err
 }
@@ -26,7 +29,7 @@ func (a *API) catalogCaller(r *http.Request) (robot bool, err error) {
 // Robots may ask for sessions and other states; everyone else sees running
 // environments without sessions.
 func (a *API) catalogEnvironments(w http.ResponseWriter, r *http.Request) (any, error) {
-	robot, err := a.catalogCaller(r)
+	robot, err := a.catalogCaller(w, r)
 	if err != nil {
 		return nil, err
 	}
@@ -41,14 +44,14 @@ func (a *API) catalogEnvironments(w http.ResponseWriter, r *http.Request) (any, 
 		}
 	}
 	if robot {
-		cq.Sessions = isTrue(first(q, "sessions"))
+		cq.Sessions = isTrue(param(q, "sessions"))
+		// Educates ignored a state it did not know (and listed running
+		// environments when it knew none): a front end may send state=.
 		for _, s := range q["state"] {
 			st := store.EnvState(strings.ToUpper(strings.TrimSpace(s)))
 			switch st {
 			case store.EnvStarting, store.EnvRunning, store.EnvStopping, store.EnvStopped:
 				cq.States = append(cq.States, st)
-			default:
-				return nil, badRequest("Unknown environment state %q", s)
 			}
 		}
 	}
@@ -70,7 +73,7 @@ func isTrue(s string) bool { return strings.EqualFold(s, "true") || s == "1" }
 
 // catalogWorkshops is GET /workshops/catalog/workshops/ (spec §7.3).
 func (a *API) catalogWorkshops(w http.ResponseWriter, r *http.Request) (any, error) {
-	if _, err := a.catalogCaller(r); err != nil {
+	if _, err := a.catalogCaller(w, r); err != nil {
 		return nil, err
 	}
 	if _, err := query(r); err != nil {
@@ -116,7 +119,7 @@ func (a *API) environmentStatus(w http.ResponseWriter, r *http.Request) (any, er
 	if err != nil {
 		return nil, err
 	}
-	sessions := isTrue(first(q, "sessions"))
+	sessions := isTrue(param(q, "sessions"))
 	_, v, err := a.broker.EnvironmentStatus(r.Context(), u, r.PathValue("name"), sessions)
 	if err != nil {
 		return nil, err

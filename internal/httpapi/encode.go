@@ -11,7 +11,9 @@ import (
 )
 
 // Time is a datetime as Educates writes it: UTC, milliseconds, "Z"
-// (2020-07-31T03:57:33.942Z; no fraction when it is zero); null when unset.
+// (2020-07-31T03:57:33.942Z); null when unset. Educates left the fraction
+// out when the microseconds were zero, one time in a million; Portico keeps
+// times to the millisecond and cannot tell, so it always writes it.
 type Time time.Time
 
 func (t Time) MarshalJSON() ([]byte, error) {
@@ -19,12 +21,7 @@ func (t Time) MarshalJSON() ([]byte, error) {
 	if tt.IsZero() {
 		return []byte("null"), nil
 	}
-	tt = tt.UTC().Truncate(time.Millisecond)
-	layout := "2006-01-02T15:04:05.000Z"
-	if tt.Nanosecond() == 0 {
-		layout = "2006-01-02T15:04:05Z"
-	}
-	return json.Marshal(tt.Format(layout))
+	return json.Marshal(tt.UTC().Truncate(time.Millisecond).Format("2006-01-02T15:04:05.000Z"))
 }
 
 // optTime is a Time left out of the JSON when unset.

@@ -33,6 +33,11 @@ func FuzzRequest(f *testing.F) {
 	p := portaltest.Start(f, defs, portaltest.Options{Runtime: runtimetest.New()})
 	robot := p.Robot()
 	f.Fuzz(func(t *testing.T, query string, body []byte) {
+		if strings.ContainsFunc(query, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '#' }) {
+			// Not a request target: net/http answers it 400 itself
+			// before any handler sees it.
+			return
+		}
 		for _, method := range []string{"GET", "POST"} {
 			req, err := http.NewRequest(method, p.Server.URL+"/workshops/environment/portal-w01/request/", strings.NewReader(string(body)))
 			if err != nil {

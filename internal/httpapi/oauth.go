@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"net/url"
 
 	"github.com/portico-dev/portico/internal/auth"
 	"github.com/portico-dev/portico/internal/ratelimit"
@@ -22,6 +23,13 @@ func (a *API) token(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, err
 	}
 	w.Header().Set("Pragma", "no-cache")
+	// RFC 6749 §3.2: parameters must not be repeated; Educates' oauthlib
+	// refused a repeated one rather than pick a value.
+	for _, k := range []string{"grant_type", "username", "password", "refresh_token", "scope", "client_id", "client_secret"} {
+		if len(r.PostForm[k]) > 1 {
+			return nil, &auth.Error{Status: 400, Code: "invalid_request", Description: "Duplicate " + k + " parameter."}
+		}
+	}
 	switch grant := form.Get("grant_type"); grant {
 	case "password":
 		return a.auth.PasswordGrant(r.Context(), cc, form.Get("username"), form.Get("password"))
@@ -59,7 +67,17 @@ func oauthRequest(w http.ResponseWriter, r *http.Request) (auth.ClientCredential
 	}
 	cc := auth.ClientCredentials{ID: r.PostForm.Get("client_id"), Secret: r.PostForm.Get("client_secret")}
 	if id, sec, ok := r.BasicAuth(); ok {
-		cc = auth.ClientCredentials{ID: id, Secret: sec}
+		cc = auth.ClientCredentials{ID: formDecoded(id), Secret: formDecoded(sec)}
 	}
 	return cc, r.PostForm, nil
+}
+
+// formDecoded undoes the form encoding RFC 6749 §2.3.1 asks clients to
+// apply to their id and secret inside HTTP Basic, as Educates' oauth
+// toolkit did (unquote_plus): what does not decode is taken as it is.
+func formDecoded(s string) string {
+	if d, err := url.QueryUnescape(s); err == nil {
+		return d
+	}
+	return s
 }

@@ -20,7 +20,10 @@ import (
 const (
 	maxBody     = 1 << 20
 	maxTimeout  = 365 * 24 * 3600 // seconds; beyond this is a typo
-	maxUsername = 150             // Django's limit, which Educates front ends respect
+	maxUsername = 150             // characters: Django's limit, which Educates front ends respect
+	// maxEnvVar is the longest NAME=value Linux passes to a program
+	// (MAX_ARG_STRLEN, with its terminating NUL).
+	maxEnvVar = 128<<10 - 1
 )
 
 // requestSession is GET|POST /workshops/environment/<name>/request/ (spec
@@ -61,13 +64,13 @@ func (a *API) parseRequest(w http.ResponseWriter, r *http.Request) (broker.Reque
 	}
 	req := broker.Request{
 		Environment: r.PathValue("name"),
-		Username:    first(q, "user"),
-		Email:       first(q, "email"),
-		FirstName:   first(q, "first_name", "firstname"),
-		LastName:    first(q, "last_name", "lastname"),
-		IndexURL:    first(q, "index_url", "redirect_url"),
-		Analytics:   first(q, "analytics_url"),
-		Session:     first(q, "session"),
+		Username:    param(q, "user"),
+		Email:       param(q, "email"),
+		FirstName:   param(q, "first_name", "firstname"),
+		LastName:    param(q, "last_name", "lastname"),
+		IndexURL:    param(q, "index_url", "redirect_url"),
+		Analytics:   param(q, "analytics_url"),
+		Session:     param(q, "session"),
 		Timeout:     broker.DefaultActivationTimeout,
 	}
 	if req.IndexURL == "" {
@@ -95,11 +98,11 @@ func (a *API) parseRequest(w http.ResponseWriter, r *http.Request) (broker.Reque
 		return req, err
 	}
 	for _, f := range []struct{ name, v string }{{"first_name", req.FirstName}, {"last_name", req.LastName}, {"session", req.Session}} {
-		if len(f.v) > maxUsername || strings.ContainsFunc(f.v, unicode.IsControl) {
+		if utf8.RuneCountInString(f.v) > maxUsername || strings.ContainsFunc(f.v, unicode.IsControl) {
 			return req, badRequest("Invalid %s", f.name)
 		}
 	}
-	if t := first(q, "timeout"); t != "" {
+	if t := param(q, "timeout"); t != "" {
 		n, err := strconv.Atoi(t)
 		if err != nil || n < 0 || n > maxTimeout {
 			return req, badRequest("timeout must be a whole number of seconds between 0 and %d", maxTimeout)
@@ -125,7 +128,7 @@ func CheckURL(field, v string) error {
 // checkName accepts any printable username (with @, . and :, which
 // Educates' routes could not address).
 func checkName(field, v string) error {
-	if len(v) > maxUsername || strings.ContainsFunc(v, func(r rune) bool {
+	if utf8.RuneCountInString(v) > maxUsername || strings.ContainsFunc(v, func(r rune) bool {
 		return unicode.IsControl(r) || r == '/' || r == utf8.RuneError
 	}) {
 		return badRequest("Invalid %s: at most %d printable characters, no '/'", field, maxUsername)
@@ -147,31 +150,46 @@ func parseParameters(w http.ResponseWriter, r *http.Request) ([]config.EnvVar, e
 		return nil, badRequest("Invalid JSON request payload")
 	}
 	var payload map[string]json.RawMessage
-	if err := json.Unmarshal(body, &payload); err != nil {
+	if err := json.Unmarshal(body, &payload); err != nil || payload == nil {
 		return nil, badRequest("Malformed JSON request payload: the body must be a JSON object")
 	}
 	raw, ok := payload["parameters"]
-	if !ok || string(raw) == "null" {
+	if !ok {
 		return nil, nil
 	}
 	var items []json.RawMessage
-	if err := json.Unmarshal(raw, &items); err != nil {
+	if err := json.Unmarshal(raw, &items); err != nil || items == nil {
 		return nil, badRequest("Malformed JSON request payload: parameters must be a list")
 	}
 	params := make([]config.EnvVar, 0, len(items))
 	for i, item := range items {
-		var p struct {
-			Name  *string `json:"name"`
-			Value *string `json:"value"`
+		var fields map[string]json.RawMessage
+		err := json.Unmarshal(item, &fields)
+		name, okName := jsonString(fields["name"])
+		value, okValue := "", true
+		if v, present := fields["value"]; present {
+			value, okValue = jsonString(v)
 		}
-		if err := json.Unmarshal(item, &p); err != nil || p.Name == nil || *p.Name == "" || bytes.HasPrefix(bytes.TrimSpace(item), []byte("null")) {
+		if err != nil || !okName || name == "" || !okValue {
 			return nil, badRequest("Malformed JSON request payload: parameters[%d] must be an object with a non-empty string name and a string value", i)
 		}
-		v := ""
-		if p.Value != nil {
-			v = *p.Value
+		// Parameters become environment variables of the session.
+		if strings.ContainsRune(name, 0) || strings.ContainsRune(value, 0) {
+			return nil, badRequest("parameters[%d] contains a NUL character, which an environment variable cannot hold", i)
 		}
-		params = append(params, config.EnvVar{Name: *p.Name, Value: v})
+		if len(name)+1+len(value) > maxEnvVar {
+			return nil, badRequest("parameters[%d] is longer than the %d bytes an environment variable may hold", i, maxEnvVar)
+		}
+		params = append(params, config.EnvVar{Name: name, Value: value})
 	}
 	return params, nil
+}
+
+// jsonString decodes a JSON string; null or any other value is not one.
+func jsonString(raw json.RawMessage) (string, bool) {
+	var v string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &v) != nil {
+		return "", false
+	}
+	return v, true
 }

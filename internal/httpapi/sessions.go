@@ -5,6 +5,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"unicode/utf8"
 )
 
 // The session endpoints of spec §7.11: the caller must be the session's
@@ -99,8 +100,8 @@ func (a *API) event(w http.ResponseWriter, r *http.Request) (any, error) {
 			Data map[string]any `json:"data"`
 		} `json:"event"`
 	}
-	if err := json.Unmarshal(body, &payload); err != nil {
-		return nil, badRequest("Malformed event: %v", err)
+	if !utf8.Valid(body) || json.Unmarshal(body, &payload) != nil {
+		return nil, badRequest(`Malformed event: the body must be {"event": {"name": "...", "data": {...}}}`)
 	}
 	if err := a.broker.Event(r.Context(), u, r.PathValue("name"), payload.Event.Name, payload.Event.Data); err != nil {
 		return nil, err

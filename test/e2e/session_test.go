@@ -215,3 +215,107 @@ func TestRequestParametersReachTheSession(t *testing.T) {
 		})
 	}
 }
+
+// TestEducatesClientFlows sends the requests of the two clients in the
+// Educates repository, byte for byte in what matters, to the real binary:
+// the lookup service (lookup-service/service/caches/portals.py) and the
+// educates CLI (client-programs, `educates cluster workshop request`).
+func TestEducatesClientFlows(t *testing.T) {
+	p := startPortal(t, definitions(entry{Capacity: 3, Reserved: 1}))
+
+	// Lookup service: password grant with the client by HTTP Basic.
+	robot := p.robot()
+	if msg := eventually(settle, func() string {
+		if _, ok := robot.catalogEnvironment(); !ok {
+			return "environment " + envName + " not in the catalog"
+		}
+		return ""
+	}); msg != "" {
+		t.Fatal(msg)
+	}
+	// It lists sessions of running and stopping environments...
+	var cat struct{ Environments []environment }
+	robot.mustGet("/workshops/catalog/environments/?sessions=true&state=RUNNING&state=STOPPING", &cat)
+	if len(cat.Environments) != 1 || cat.Environments[0].Name != envName {
+		t.Fatalf("catalog for the lookup service: %+v", cat)
+	}
+	// ...requests a session with a GET that has a JSON body, sending the
+	// user details it has, empty or not...
+	q := url.Values{"user": {"lookup-user"}, "email": {""}, "first_name": {""}, "last_name": {""},
+		"index_url": {indexURL}, "analytics_url": {""}}
+	resp, raw := robot.do("GET", "/workshops/environment/"+envName+"/request/?"+q.Encode(),
+		strings.NewReader(`{"parameters": [{"name": "GREETING", "value": "Hi"}]}`), "Content-Type", "application/json")
+	var a allocation
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(raw, &a) != nil || a.User != "lookup-user" {
+		t.Fatalf("lookup service request: %d %s", resp.StatusCode, raw)
+	}
+	// ...and reacquires it by user and session name.
+	q = url.Values{"index_url": {indexURL}, "user": {"lookup-user"}, "session": {a.Name}}
+	var again allocation
+	robot.mustGet("/workshops/environment/"+envName+"/request/?"+q.Encode(), &again)
+	if again.Name != a.Name || again.URL == "" {
+		t.Errorf("reacquire: %+v, want %s", again, a.Name)
+	}
+	// Datetimes are written as Educates writes them.
+	var withTimes struct {
+		Environments []struct {
+			Sessions []struct{ Started, Expires string }
+		}
+	}
+	robot.mustGet("/workshops/catalog/environments/?sessions=true", &withTimes)
+	stamp := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
+	for _, e := range withTimes.Environments {
+		for _, s := range e.Sessions {
+			if !stamp.MatchString(s.Started) || !stamp.MatchString(s.Expires) {
+				t.Errorf("session times %q, %q", s.Started, s.Expires)
+			}
+		}
+	}
+	// A HEAD (a link checker, a proxy probing) does not end it.
+	resp, _ = robot.do("HEAD", "/workshops/session/"+a.Name+"/terminate/", nil)
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("HEAD of terminate: %d, want 405", resp.StatusCode)
+	}
+	var sc schedule
+	robot.mustGet("/workshops/session/"+a.Name+"/schedule/", &sc)
+	if sc.Status == "STOPPING" {
+		t.Errorf("HEAD of terminate ended the session: %+v", sc)
+	}
+	// Logout: revoke with the client in the body.
+	revoke := url.Values{"client_id": {clientID}, "client_secret": {clientSecret}, "token": {robot.bearer}}
+	resp, raw = p.client().do("POST", "/oauth2/revoke-token/", strings.NewReader(revoke.Encode()),
+		"Content-Type", "application/x-www-form-urlencoded")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("lookup service logout: %d %s", resp.StatusCode, raw)
+	}
+	if status := robot.get("/workshops/catalog/environments/", nil); status != http.StatusUnauthorized {
+		t.Errorf("revoked token: %d, want 401", status)
+	}
+
+	// The CLI: the catalog without its trailing slash, with a "{}" body on
+	// the GET...
+	cli := p.robot()
+	resp, raw = cli.do("GET", "/workshops/catalog/environments", strings.NewReader("{}"))
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(raw), `"name":"`+envName+`"`) {
+		t.Fatalf("CLI catalog: %d %s", resp.StatusCode, raw)
+	}
+	// ...a POST with every parameter in its body and the portal as index...
+	resp, raw = cli.do("POST", "/workshops/environment/"+envName+"/request/?index_url="+url.QueryEscape(p.url),
+		strings.NewReader(`{"parameters":[]}`), "Content-Type", "application/json")
+	var c allocation
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(raw, &c) != nil ||
+		!strings.HasSuffix(c.URL, "&index_url="+url.QueryEscape(p.url)) {
+		t.Fatalf("CLI request: %d %s", resp.StatusCode, raw)
+	}
+	// ...and a revoke that carries the token as a bearer too.
+	revoke = url.Values{"token": {cli.bearer}, "client_id": {clientID}, "client_secret": {clientSecret}}
+	resp, raw = cli.do("POST", "/oauth2/revoke-token/", strings.NewReader(revoke.Encode()),
+		"Content-Type", "application/x-www-form-urlencoded")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("CLI revoke: %d %s", resp.StatusCode, raw)
+	}
+	if status := cli.get("/workshops/catalog/environments/", nil); status != http.StatusUnauthorized {
+		t.Errorf("token the CLI revoked: %d, want 401", status)
+	}
+	p.stop()
+}
