@@ -235,11 +235,11 @@ func TestKubernetesSessionLifecycle(t *testing.T) {
 			return err
 		},
 		"quota": func() error {
-			_, err := core.ResourceQuotas(first).Get(ctx, "portico-budget", metav1.GetOptions{})
+			_, err := core.ResourceQuotas(first).Get(ctx, "compute-resources", metav1.GetOptions{})
 			return err
 		},
 		"limit range": func() error {
-			_, err := core.LimitRanges(first).Get(ctx, "portico-limits", metav1.GetOptions{})
+			_, err := core.LimitRanges(first).Get(ctx, "resource-limits", metav1.GetOptions{})
 			return err
 		},
 		"pod": func() error {

@@ -118,18 +118,24 @@ func TestSessionLifecycle(t *testing.T) {
 	if err != nil || rb.RoleRef.Name != "admin" || rb.Subjects[0].Name != name || rb.Subjects[0].Namespace != name {
 		t.Errorf("role binding %+v, %v: want the account bound to admin", rb, err)
 	}
-	quota, err := core.ResourceQuotas(name).Get(ctx, quotaName, metav1.GetOptions{})
+	// The small budget as Educates makes it, the host's compute (its
+	// default 500m, 512Mi) beside it.
+	quota, err := core.ResourceQuotas(name).Get(ctx, "compute-resources", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// small (1 CPU, 1Gi) plus the session host's default 500m, 512Mi.
 	if got := quota.Spec.Hard[corev1.ResourceLimitsMemory]; got.String() != "1536Mi" {
 		t.Errorf("quota limits.memory = %s, want 1536Mi", got.String())
 	}
 	if got := quota.Spec.Hard[corev1.ResourceLimitsCPU]; got.String() != "1500m" {
 		t.Errorf("quota limits.cpu = %s, want 1500m", got.String())
 	}
-	if _, err := core.LimitRanges(name).Get(ctx, limitRangeName, metav1.GetOptions{}); err != nil {
+	for _, q := range []string{"compute-resources-timebound", "object-counts"} {
+		if _, err := core.ResourceQuotas(name).Get(ctx, q, metav1.GetOptions{}); err != nil {
+			t.Errorf("resource quota %s: %v", q, err)
+		}
+	}
+	if _, err := core.LimitRanges(name).Get(ctx, "resource-limits", metav1.GetOptions{}); err != nil {
 		t.Errorf("limit range: %v", err)
 	}
 	pod, err := core.Pods(name).Get(ctx, hostName, metav1.GetOptions{})

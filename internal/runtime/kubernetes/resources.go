@@ -34,17 +34,15 @@ const (
 // session's name, so nothing inside needs to repeat it, except the request
 // Secret, named as in Educates.
 const (
-	hostName       = "session-host" // pod and service
-	hostContainer  = "session"
-	hostPort       = 10080
-	configSecret   = "portico-session"
-	tokenSecret    = "portico-token"
-	roleBinding    = "portico-session-admin"
-	quotaName      = "portico-budget"
-	limitRangeName = "portico-limits"
-	homeDir        = "/home/session"
-	seedDir        = "/var/run/portico/session"
-	requestDir     = "/var/run/portico/request"
+	hostName      = "session-host" // pod and service
+	hostContainer = "session"
+	hostPort      = 10080
+	configSecret  = "portico-session"
+	tokenSecret   = "portico-token"
+	roleBinding   = "portico-session-admin"
+	homeDir       = "/home/session"
+	seedDir       = "/var/run/portico/session"
+	requestDir    = "/var/run/portico/request"
 	// allocationKey is the key of the request Secret holding the
 	// allocation as the session host reads it; the parameters are keys
 	// of their own beside it, as in Educates.

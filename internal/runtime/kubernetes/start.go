@@ -119,19 +119,26 @@ func (r *Runtime) create(ctx context.Context, spec runtime.Spec) error {
 		return fmt.Errorf("token secret: %w", err)
 	}
 	res := hostResources(spec.Limits, spec.Cluster.Budget != "" && spec.Cluster.Budget != "custom")
-	quota, limits, err := quotaOf(spec.Cluster.Budget, res)
+	quotas, limits, err := budgetOf(spec.Cluster.Budget, res)
 	if err != nil {
 		return err
 	}
-	if quota != nil {
-		quota.ObjectMeta = objectMeta(quotaName, name, lbls)
-		limits.ObjectMeta = objectMeta(limitRangeName, name, lbls)
+	if limits != nil {
+		limits.Namespace, limits.Labels = name, lbls
 		if err := exists(core.LimitRanges(name).Create(ctx, limits, opts)); err != nil {
 			return fmt.Errorf("limit range: %w", err)
 		}
-		if err := exists(core.ResourceQuotas(name).Create(ctx, quota, opts)); err != nil {
-			return fmt.Errorf("resource quota: %w", err)
+	}
+	for _, q := range quotas {
+		q.Namespace, q.Labels = name, lbls
+		if err := exists(core.ResourceQuotas(name).Create(ctx, q, opts)); err != nil {
+			return fmt.Errorf("resource quota %s: %w", q.Name, err)
 		}
+	}
+	// The API server refuses what a quota constrains (the secrets and
+	// service below) until the quota controller has computed its usage.
+	if err := r.awaitQuotas(ctx, name); err != nil {
+		return err
 	}
 
 	vars := r.dataVars(spec)
