@@ -230,8 +230,12 @@ func TestKubernetesSessionLifecycle(t *testing.T) {
 	}
 	checks := map[string]func() error{
 		"service account": func() error { _, err := core.ServiceAccounts(first).Get(ctx, first, metav1.GetOptions{}); return err },
+		"role": func() error {
+			_, err := c.Client.RbacV1().Roles(first).Get(ctx, "portico-session", metav1.GetOptions{})
+			return err
+		},
 		"role binding": func() error {
-			_, err := c.Client.RbacV1().RoleBindings(first).Get(ctx, "portico-session-admin", metav1.GetOptions{})
+			_, err := c.Client.RbacV1().RoleBindings(first).Get(ctx, "portico-session", metav1.GetOptions{})
 			return err
 		},
 		"quota": func() error {

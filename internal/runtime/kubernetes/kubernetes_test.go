@@ -8,11 +8,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8s "k8s.io/client-go/kubernetes"
@@ -114,9 +117,30 @@ func TestSessionLifecycle(t *testing.T) {
 	if _, err := core.ServiceAccounts(name).Get(ctx, name, metav1.GetOptions{}); err != nil {
 		t.Errorf("service account: %v", err)
 	}
-	rb, err := cluster.Client.RbacV1().RoleBindings(name).Get(ctx, roleBinding, metav1.GetOptions{})
-	if err != nil || rb.RoleRef.Name != "admin" || rb.Subjects[0].Name != name || rb.Subjects[0].Namespace != name {
-		t.Errorf("role binding %+v, %v: want the account bound to admin", rb, err)
+	// The account's rights are a Role of the namespace, bound to it there:
+	// the cluster's admin rules, which change neither quota nor limits.
+	role, err := cluster.Client.RbacV1().Roles(name).Get(ctx, "portico-session", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("role: %v", err)
+	}
+	admin, err := cluster.Client.RbacV1().ClusterRoles().Get(ctx, "admin", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(role.Rules) < len(admin.Rules) || role.Labels[labelSession] != name {
+		t.Errorf("role has %d rules (admin %d), labels %v", len(role.Rules), len(admin.Rules), role.Labels)
+	}
+	for _, rule := range role.Rules {
+		for _, res := range rule.Resources {
+			if (res == "resourcequotas" || res == "limitranges" || res == "namespaces") && !slices.Equal(rule.Verbs, []string{"get", "list", "watch"}) {
+				t.Errorf("role rule %v lets the session change its %s", rule, res)
+			}
+		}
+	}
+	rb, err := cluster.Client.RbacV1().RoleBindings(name).Get(ctx, "portico-session", metav1.GetOptions{})
+	if err != nil || rb.RoleRef != (rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "portico-session"}) ||
+		len(rb.Subjects) != 1 || rb.Subjects[0].Kind != rbacv1.ServiceAccountKind || rb.Subjects[0].Name != name || rb.Subjects[0].Namespace != name {
+		t.Errorf("role binding %+v, %v: want the account bound to the role", rb, err)
 	}
 	// The small budget as Educates makes it, the host's compute (its
 	// default 500m, 512Mi) beside it.
@@ -255,8 +279,35 @@ func TestKubeconfig(t *testing.T) {
 	if _, err := client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("list namespaces: %v, want forbidden", err)
 	}
+	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kcfg-mine"}}, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("create a namespace: %v, want forbidden", err)
+	}
 	if _, err := client.CoreV1().ResourceQuotas(a.Session).Create(ctx, &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "more"}}, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
-		t.Errorf("create a quota: %v, want forbidden (admin cannot change its own budget)", err)
+		t.Errorf("create a quota: %v, want forbidden (a session cannot change its own budget)", err)
+	}
+	if _, err := client.CoreV1().LimitRanges(a.Session).Create(ctx, &corev1.LimitRange{ObjectMeta: metav1.ObjectMeta{Name: "more"}}, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("create a limit range: %v, want forbidden", err)
+	}
+	// Admin, not only edit: it manages workloads and the rights of its
+	// namespace.
+	deploy := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: appsv1.DeploymentSpec{
+		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+		Template: corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx"}}},
+		},
+	}}
+	if _, err := client.AppsV1().Deployments(a.Session).Create(ctx, deploy, metav1.CreateOptions{}); err != nil {
+		t.Errorf("create a deployment in its own namespace: %v", err)
+	}
+	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "viewers"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "view"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "default", Namespace: a.Session}}}
+	if _, err := client.RbacV1().RoleBindings(a.Session).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+		t.Errorf("bind view in its own namespace: %v", err)
+	}
+	if _, err := client.RbacV1().RoleBindings(b.Session).Create(ctx, rb, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("bind view in another session's namespace: %v, want forbidden", err)
 	}
 }
 

@@ -112,7 +112,18 @@ func (r *Runtime) create(ctx context.Context, spec runtime.Spec) error {
 	if err := exists(core.ServiceAccounts(name).Create(ctx, sa, opts)); err != nil {
 		return fmt.Errorf("service account: %w", err)
 	}
-	if err := exists(r.client.RbacV1().RoleBindings(name).Create(ctx, r.adminBinding(name, lbls), opts)); err != nil {
+	from, err := r.client.RbacV1().ClusterRoles().Get(ctx, r.sessionRole, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("role: the rules of cluster role %s: %w", r.sessionRole, err)
+	}
+	role, dropped := sessionRoleOf(name, lbls, from)
+	if len(dropped) > 0 {
+		r.log.Warn("rules of the cluster role left out of the session's role", "role", r.sessionRole, "session", name, "rules", dropped)
+	}
+	if err := exists(r.client.RbacV1().Roles(name).Create(ctx, role, opts)); err != nil {
+		return fmt.Errorf("role: %w", err)
+	}
+	if err := exists(r.client.RbacV1().RoleBindings(name).Create(ctx, sessionBinding(name, lbls), opts)); err != nil {
 		return fmt.Errorf("role binding: %w", err)
 	}
 	if err := exists(core.Secrets(name).Create(ctx, tokenSecretOf(name, lbls), opts)); err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/portico-dev/portico/internal/runtime"
@@ -189,5 +190,40 @@ func TestPodFailure(t *testing.T) {
 		if got := podFailure(tc.pod); got != tc.want {
 			t.Errorf("podFailure = %q, want %q", got, tc.want)
 		}
+	}
+}
+
+// TestSessionRules: the session's Role has the rules of the cluster's admin
+// role, except what a Role cannot hold or what would let the session change
+// its budget or its namespace.
+func TestSessionRules(t *testing.T) {
+	admin := []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"pods", "pods/exec"}, Verbs: []string{"create", "delete"}},
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"*"}},
+		// view's part of admin: reading the budget stays.
+		{APIGroups: []string{""}, Resources: []string{"resourcequotas", "limitranges", "namespaces"}, Verbs: []string{"get", "list", "watch"}},
+		// A cluster's admin extended by aggregation to write them.
+		{APIGroups: []string{""}, Resources: []string{"configmaps", "resourcequotas"}, Verbs: []string{"get", "update"}},
+		{APIGroups: []string{"*"}, Resources: []string{"limitranges", "namespaces/finalize"}, Verbs: []string{"*"}},
+		{APIGroups: []string{""}, Resources: []string{"*"}, Verbs: []string{"patch"}},
+		{NonResourceURLs: []string{"/healthz"}, Verbs: []string{"get"}},
+		// Another group's resources of the same names are not the budget.
+		{APIGroups: []string{"example.com"}, Resources: []string{"limitranges"}, Verbs: []string{"create"}},
+	}
+	got, dropped := sessionRules(admin)
+	want := []rbacv1.PolicyRule{
+		admin[0],
+		admin[1],
+		admin[2],
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "update"}},
+		{APIGroups: []string{""}, Resources: []string{"resourcequotas"}, Verbs: []string{"get"}},
+		{APIGroups: []string{"*"}, Resources: []string{"limitranges", "namespaces/finalize"}, Verbs: []string{"get", "list", "watch"}},
+		admin[7],
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("rules\n%v\nwant\n%v", got, want)
+	}
+	if len(dropped) != 2 {
+		t.Errorf("dropped %q, want the wildcard write and the non-resource rule", dropped)
 	}
 }
