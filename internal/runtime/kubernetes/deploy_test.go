@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"k8s.io/client-go/restmapper"
 
 	"github.com/portico-dev/portico/internal/runtime"
+	"github.com/portico-dev/portico/internal/runtime/kubernetes/kubetest"
 )
 
 // deployDir holds the manifests that run Portico in a cluster.
@@ -204,9 +206,30 @@ func TestDeployRBACSuffices(t *testing.T) {
 	if err := r.Allocate(ctx, inst, spec.ConfigPassword, runtime.Allocation{User: runtime.User{Username: "alice"}}); err != nil {
 		t.Fatalf("allocate as the portal's account: %v", err)
 	}
-	if err := r.Stop(ctx, spec.Session); err != nil {
+	// A restarted portal lists and adopts it.
+	again, err := New(Options{Config: cfg, Portal: "rbac", Image: testImage, StartTimeout: 30 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if list, err := again.List(ctx); err != nil || len(list) != 1 {
+		t.Fatalf("list as the portal's account after a restart: %v, %v", list, err)
+	}
+	if adopted, err := again.Start(ctx, spec); err != nil || adopted != inst {
+		t.Fatalf("adopt as the portal's account: %+v, %v", adopted, err)
+	}
+	if err := again.Stop(ctx, spec.Session); err != nil {
 		t.Fatalf("stop as the portal's account: %v", err)
 	}
+	// A start whose pod cannot pull its image fails with the reason and
+	// leaves nothing behind.
+	failing := specOf("rbac", "rbac-w01", "s002")
+	fates.Store(failing.Session, kubetest.Fate{Reason: "ErrImagePull", Message: "not found"})
+	if _, err := r.Start(ctx, failing); err == nil || !strings.Contains(err.Error(), "ErrImagePull") {
+		t.Fatalf("failing start as the portal's account: %v", err)
+	}
+	waitFor(t, "the failed start's namespace to go", 5*time.Second, namespaceEnding(failing.Session))
 	if err := r.SyncEnvironments(ctx, nil); err != nil {
 		t.Fatalf("environment removal as the portal's account: %v", err)
 	}
