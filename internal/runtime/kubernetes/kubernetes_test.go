@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -204,7 +205,10 @@ func TestSessionLifecycle(t *testing.T) {
 	if _, err := core.ConfigMaps(name).Get(ctx, "greeting-s001", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("request object before allocation: %v", err)
 	}
-	alloc := runtime.Allocation{User: runtime.User{Username: "alice"}, Params: []runtime.EnvVar{{Name: "GREETING", Value: "Hi"}}}
+	alloc := runtime.Allocation{
+		User:   runtime.User{Username: "alice", Email: "alice@example.com", FirstName: "Alice", LastName: "Liddell"},
+		Params: []runtime.EnvVar{{Name: "GREETING", Value: "Hi"}},
+	}
 	if err := r.Allocate(ctx, inst, "config-s001", alloc); err != nil {
 		t.Fatal(err)
 	}
@@ -216,9 +220,18 @@ func TestSessionLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The user's details and the parameters, for the host, which mounts
+	// the secret.
 	var got runtime.Allocation
-	if err := json.Unmarshal(req.Data[allocationKey], &got); err != nil || got.User.Username != "alice" || string(req.Data["GREETING"]) != "Hi" {
+	if err := json.Unmarshal(req.Data[allocationKey], &got); err != nil || !reflect.DeepEqual(got, alloc) || string(req.Data["GREETING"]) != "Hi" {
 		t.Errorf("request secret %q: %+v, %v", req.Data, got, err)
+	}
+	mounted := false
+	for _, v := range pod.Spec.Volumes {
+		mounted = mounted || v.Secret != nil && v.Secret.SecretName == name+"-request"
+	}
+	if !mounted {
+		t.Errorf("the host's pod does not mount the request secret: %+v", pod.Spec.Volumes)
 	}
 	// Idempotent.
 	if err := r.Allocate(ctx, inst, "config-s001", alloc); err != nil {
@@ -520,14 +533,18 @@ func TestEnvironments(t *testing.T) {
 	env := runtime.EnvironmentSpec{Name: "envs-w01", Workshop: "lab", Portal: "envs", Objects: []map[string]any{{
 		"apiVersion": "v1", "kind": "ConfigMap",
 		"metadata": map[string]any{"name": "shared"},
-		"data":     map[string]any{"ns": "$(workshop_namespace)"},
+		"data":     map[string]any{"ns": "$(workshop_namespace)", "env": "$(environment_name)", "domain": "$(ingress_domain)"},
 	}}}
 	if err := r.SyncEnvironments(ctx, []runtime.EnvironmentSpec{env}); err != nil {
 		t.Fatal(err)
 	}
 	cm, err := cluster.Client.CoreV1().ConfigMaps("envs-w01").Get(ctx, "shared", metav1.GetOptions{})
-	if err != nil || cm.Data["ns"] != "envs-w01" {
+	if err != nil || cm.Data["ns"] != "envs-w01" || cm.Data["env"] != "envs-w01" || cm.Data["domain"] != "training.example" {
 		t.Fatalf("environment object %+v, %v", cm, err)
+	}
+	ns, err := cluster.Client.CoreV1().Namespaces().Get(ctx, "envs-w01", metav1.GetOptions{})
+	if err != nil || ns.Labels[labelPortal] != "envs" || ns.Labels[labelEnvironment] != "envs-w01" {
+		t.Fatalf("environment namespace %+v, %v", ns, err)
 	}
 	waitFor(t, "the informer to see the namespace", 5*time.Second, func() bool {
 		_, err := r.namespaces.Get("envs-w01")
