@@ -376,6 +376,18 @@ func TestBadObjectFailsStart(t *testing.T) {
 	}
 	waitFor(t, "the namespace to go", 5*time.Second, namespaceEnding(spec.Session))
 
+	// A request object of an unknown kind fails the start of a reserve
+	// too: handed out, it could never get its owner's objects.
+	spec = specOf("bad", "bad-w01", "s004")
+	spec.Cluster.RequestObjects = []map[string]any{
+		{"apiVersion": "example.com/v1", "kind": "Widget", "metadata": map[string]any{"name": "$(GREETING)"}},
+	}
+	_, err = r.Start(ctx, spec)
+	if err == nil || !strings.Contains(err.Error(), "spec.request.objects[0] (Widget $(GREETING)): kind example.com/v1, Kind=Widget is not known to the cluster") {
+		t.Fatalf("start with a request object of an unknown kind: %v", err)
+	}
+	waitFor(t, "the namespace to go", 5*time.Second, namespaceEnding(spec.Session))
+
 	spec = specOf("bad", "bad-w01", "s002")
 	spec.Cluster.SessionObjects = []map[string]any{
 		{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": "x", "namespace": "kube-system"}},

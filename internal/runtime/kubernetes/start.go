@@ -200,6 +200,18 @@ func (r *Runtime) create(ctx context.Context, spec runtime.Spec) error {
 	if err := r.apply(ctx, objs, "spec.session.objects", lbls); err != nil {
 		return err
 	}
+	if spec.Owner == nil {
+		// A reserve's request objects are applied when it is handed
+		// out. A reserve that could never apply them fails to start now,
+		// with the reason, rather than be handed out broken.
+		objs, err := objectsOf(spec.Cluster.RequestObjects, vars, name, "spec.request.objects")
+		if err != nil {
+			return err
+		}
+		if err := r.check(ctx, objs, "spec.request.objects"); err != nil {
+			return err
+		}
+	}
 	// Until the quota controller has computed the usage of a quota (the
 	// budget's, or one of the session objects), the API server refuses
 	// every pod it constrains.
