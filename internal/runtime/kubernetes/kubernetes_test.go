@@ -110,7 +110,8 @@ func TestSessionLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k, v := range map[string]string{labelPortal: "life", labelEnvironment: "life-w01", labelSession: name} {
+	for k, v := range map[string]string{labelPortal: "life", labelEnvironment: "life-w01", labelSession: name,
+		"pod-security.kubernetes.io/enforce": "baseline"} {
 		if ns.Labels[k] != v {
 			t.Errorf("namespace label %s = %q, want %q", k, ns.Labels[k], v)
 		}
@@ -312,6 +313,22 @@ func TestKubeconfig(t *testing.T) {
 	}}
 	if _, err := client.AppsV1().Deployments(a.Session).Create(ctx, deploy, metav1.CreateOptions{}); err != nil {
 		t.Errorf("create a deployment in its own namespace: %v", err)
+	}
+	// Admin of the namespace, not of the node under it: no privileged
+	// pod, no host path.
+	yes := true
+	privileged := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "root"}, Spec: corev1.PodSpec{
+		Containers: []corev1.Container{{Name: "sh", Image: "busybox", SecurityContext: &corev1.SecurityContext{Privileged: &yes}}},
+	}}
+	if _, err := client.CoreV1().Pods(a.Session).Create(ctx, privileged, metav1.CreateOptions{}); !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "PodSecurity") {
+		t.Errorf("create a privileged pod: %v, want forbidden by pod security", err)
+	}
+	hostPath := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "host"}, Spec: corev1.PodSpec{
+		Containers: []corev1.Container{{Name: "sh", Image: "busybox", VolumeMounts: []corev1.VolumeMount{{Name: "root", MountPath: "/host"}}}},
+		Volumes:    []corev1.Volume{{Name: "root", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}}},
+	}}
+	if _, err := client.CoreV1().Pods(a.Session).Create(ctx, hostPath, metav1.CreateOptions{}); !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "PodSecurity") {
+		t.Errorf("create a pod mounting the node's disk: %v, want forbidden by pod security", err)
 	}
 	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "viewers"},
 		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "view"},

@@ -1,6 +1,7 @@
 package kubernetes
 
 import (
+	"maps"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
@@ -74,6 +75,19 @@ func (r *Runtime) sessionLabels(spec runtime.Spec) map[string]string {
 		labelSession:     spec.Session,
 		labelRole:        roleSession,
 	}
+}
+
+// withPodSecurity adds to the labels of a session namespace the pod
+// security it enforces: baseline, which keeps the session's pods off the
+// node under them (no privileged containers, host namespaces, host paths
+// or added capabilities) while images that run as root still work. Admin
+// of its namespace, a session cannot change these labels: its Role has no
+// write on namespaces.
+func withPodSecurity(labels map[string]string) map[string]string {
+	out := maps.Clone(labels)
+	out["pod-security.kubernetes.io/enforce"] = "baseline"
+	out["pod-security.kubernetes.io/enforce-version"] = "latest"
+	return out
 }
 
 func (r *Runtime) environmentLabels(env string) map[string]string {
@@ -193,8 +207,10 @@ func (r *Runtime) hostPod(spec runtime.Spec, labels map[string]string, res corev
 		Spec: corev1.PodSpec{
 			ServiceAccountName: serviceAccountName(spec.Session),
 			EnableServiceLinks: &no,
+			// Within the restricted pod security standard.
 			SecurityContext: &corev1.PodSecurityContext{
 				RunAsUser: &uid, RunAsGroup: &uid, FSGroup: &uid, RunAsNonRoot: &yes,
+				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 			},
 			Containers: []corev1.Container{{
 				Name:            hostContainer,

@@ -104,7 +104,7 @@ func (r *Runtime) create(ctx context.Context, spec runtime.Spec) error {
 	lbls := r.sessionLabels(spec)
 	core := r.client.CoreV1()
 	opts := metav1.CreateOptions{FieldManager: fieldManager}
-	ns := &corev1.Namespace{ObjectMeta: objectMeta(name, "", lbls)}
+	ns := &corev1.Namespace{ObjectMeta: objectMeta(name, "", withPodSecurity(lbls))}
 	if err := exists(core.Namespaces().Create(ctx, ns, opts)); err != nil {
 		return fmt.Errorf("namespace: %w", err)
 	}

@@ -153,6 +153,9 @@ func Start() (_ *Cluster, err error) {
 		"--tls-cert-file="+pki.servingCert, "--tls-private-key-file="+pki.servingKey,
 		"--token-auth-file="+tokens,
 		"--authorization-mode=RBAC",
+		// As in real clusters (kubeadm, the managed ones): what keeps
+		// privileged pods out of a namespace is its pod security.
+		"--allow-privileged=true",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file="+pki.saKey, "--service-account-signing-key-file="+pki.saKey,
 		"--service-cluster-ip-range=10.0.0.0/24",
