@@ -163,7 +163,7 @@ func TestKubernetesKubeconfigThroughPortal(t *testing.T) {
 	const name = "kube-cfg"
 	env := name + "-w01"
 	h := newHostRunner(t, c, name)
-	p := startKubePortalWith(t, c, name, []string{"HTTP_PROXY=" + h.proxy.URL, "http_proxy=" + h.proxy.URL, "NO_PROXY=", "no_proxy="})
+	p := startKubePortalWith(t, c, name, kubeEntry{Capacity: 3, Reserved: 1, Initial: 1}, []string{"HTTP_PROXY=" + h.proxy.URL, "http_proxy=" + h.proxy.URL, "NO_PROXY=", "no_proxy="})
 	robot := p.robot()
 	awaitAvailable(t, robot, env, 1)
 	ctx := context.Background()
@@ -204,8 +204,13 @@ func TestKubernetesKubeconfigThroughPortal(t *testing.T) {
 	if _, err := client.CoreV1().ConfigMaps(sessions[1]).Create(ctx, cm, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("create a config map in another session's namespace: %v, want forbidden", err)
 	}
+	// Nothing at cluster scope, to read or to write.
 	if _, err := client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("list namespaces: %v, want forbidden", err)
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kube-cfg-mine"}}
+	if _, err := client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("create a namespace: %v, want forbidden", err)
 	}
 	// alice's session came from the reserve: its host got its owner by
 	// the portal's POST, through the same path (the test writes no

@@ -2,18 +2,26 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/portico-dev/portico/internal/runtime/kubernetes/kubetest"
 )
@@ -91,9 +99,25 @@ func seen(ns string) int {
 	return kubeSeen[ns]
 }
 
+// kubeEntry sizes the workshop of a test portal on Kubernetes.
+type kubeEntry struct {
+	Capacity, Reserved, Initial int
+	// Stopped leaves the workshop out of the portal: its environment stops.
+	Stopped bool
+}
+
 // kubeDefinitions is a portal named name whose workshop uses the
 // Kubernetes fields: a budget, session objects and request objects.
-func kubeDefinitions(name string) string {
+func kubeDefinitions(name string, e kubeEntry) string {
+	workshops := fmt.Sprintf(`
+    - name: lab-kube
+      capacity: %d
+      reserved: %d
+      initial: %d
+      expires: 60m`, e.Capacity, e.Reserved, e.Initial)
+	if e.Stopped {
+		workshops = " []"
+	}
 	return fmt.Sprintf(`apiVersion: training.educates.dev/v1beta1
 kind: TrainingPortal
 metadata:
@@ -105,11 +129,7 @@ spec:
       robot: {username: %s, password: %s}
     clients:
       robot: {id: %s, secret: %s}
-  workshops:
-    - name: lab-kube
-      capacity: 3
-      reserved: 1
-      expires: 60m
+  workshops:%s
 ---
 apiVersion: training.educates.dev/v1beta1
 kind: Workshop
@@ -139,20 +159,24 @@ spec:
         metadata:
           name: session-info
         data:
+          session: $(session_name)
+          namespace: $(session_namespace)
           account: $(service_account)
           workshop: $(workshop_namespace)
-`, name, adminUser, adminPass, robotUser, robotPass, clientID, clientSecret)
+          environment: $(environment_name)
+          domain: $(ingress_domain)
+`, name, adminUser, adminPass, robotUser, robotPass, clientID, clientSecret, workshops)
 }
 
 // startKubePortal starts a portal on the test cluster.
-func startKubePortal(t *testing.T, c *kubetest.Cluster, name string) *portal {
+func startKubePortal(t *testing.T, c *kubetest.Cluster, name string, e kubeEntry) *portal {
 	t.Helper()
-	return startKubePortalWith(t, c, name, nil)
+	return startKubePortalWith(t, c, name, e, nil)
 }
 
 // startKubePortalWith starts a portal on the test cluster with env added
 // to its environment.
-func startKubePortalWith(t *testing.T, c *kubetest.Cluster, name string, env []string) *portal {
+func startKubePortalWith(t *testing.T, c *kubetest.Cluster, name string, e kubeEntry, env []string) *portal {
 	t.Helper()
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := os.WriteFile(kubeconfig, c.Kubeconfig(), 0o600); err != nil {
@@ -165,21 +189,22 @@ func startKubePortalWith(t *testing.T, c *kubetest.Cluster, name string, env []s
 		dataDir: filepath.Join(dir, "data"),
 		logPath: filepath.Join(dir, "portal.log"),
 		addr:    freeAddr(t),
-		args:    []string{"--runtime", "kubernetes", "--kubeconfig", kubeconfig, "--session-image", "registry.example/portico-session:test"},
-		env:     env,
+		args: []string{"--runtime", "kubernetes", "--kubeconfig", kubeconfig,
+			"--session-image", "registry.example/portico-session:test", "--ingress-domain", "training.example"},
+		env: env,
 	}
 	p.url = "http://" + p.addr
 	if err := os.Mkdir(filepath.Dir(p.config), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	p.writeConfig(kubeDefinitions(name))
+	p.writeConfig(kubeDefinitions(name, e))
 	t.Cleanup(p.cleanup)
 	p.start()
 	p.waitReady()
 	return p
 }
 
-// available waits until the portal's environment has n sessions ready
+// awaitAvailable waits until the portal's environment has n sessions ready
 // for somebody.
 func awaitAvailable(t *testing.T, robot *client, env string, n int) {
 	t.Helper()
@@ -194,94 +219,237 @@ func awaitAvailable(t *testing.T, robot *client, env string, n int) {
 	}
 }
 
-// TestKubernetesSessionLifecycle: acceptance items 1, 3 and 4 of sessions
-// on Kubernetes, through the REST API of the real binary.
+// kubeRequest asks the portal for a session of env for user, with the
+// GREETING request parameter.
+func kubeRequest(t *testing.T, robot *client, env, user, greeting string) allocation {
+	t.Helper()
+	resp, raw := robot.do("POST", "/workshops/environment/"+env+"/request/?index_url=https://hub.test/&user="+user,
+		strings.NewReader(`{"parameters": [{"name": "GREETING", "value": "`+greeting+`"}]}`), "Content-Type", "application/json")
+	var a allocation
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(raw, &a) != nil || a.Name == "" {
+		t.Fatalf("request for %s: %d %s", user, resp.StatusCode, raw)
+	}
+	if a.Namespace != a.Name {
+		t.Errorf("session %s in namespace %q, want its own", a.Name, a.Namespace)
+	}
+	return a
+}
+
+// kubeSession is session name as the catalog shows it.
+func kubeSession(t *testing.T, robot *client, env, name string) (catalogSession, bool) {
+	t.Helper()
+	var cat struct {
+		Environments []environment
+	}
+	robot.mustGet("/workshops/catalog/environments/?sessions=true", &cat)
+	for _, e := range cat.Environments {
+		if e.Name != env || e.Sessions == nil {
+			continue
+		}
+		for _, s := range *e.Sessions {
+			if s.Name == name {
+				return s, true
+			}
+		}
+	}
+	return catalogSession{}, false
+}
+
+// awaitSession waits until the catalog shows session name of env in state,
+// owned by user.
+func awaitSession(t *testing.T, robot *client, env, name, user, state string) {
+	t.Helper()
+	if msg := eventually(settle, func() string {
+		s, ok := kubeSession(t, robot, env, name)
+		if !ok || s.State != state || s.User != user {
+			return fmt.Sprintf("session %s: %+v (listed: %v), want %s of %s", name, s, ok, state, user)
+		}
+		return ""
+	}); msg != "" {
+		t.Fatal(msg)
+	}
+}
+
+// awaitNamespaceGone waits until namespace ns is deleted or being deleted.
+func awaitNamespaceGone(t *testing.T, c *kubetest.Cluster, ns string, timeout time.Duration) {
+	t.Helper()
+	if msg := eventually(timeout, func() string {
+		got, err := c.Client.CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{})
+		if err == nil && got.DeletionTimestamp == nil {
+			return "namespace " + ns + " still there"
+		}
+		if err != nil && !apierrors.IsNotFound(err) {
+			return err.Error()
+		}
+		return ""
+	}); msg != "" {
+		t.Fatal(msg)
+	}
+}
+
+// TestKubernetesSessionLifecycle: acceptance items 1 and 3 through the REST
+// API of the real binary. A session requested through the API gets its
+// namespace, account, Role and binding, budget, pod and service; it is
+// ready when its pod is, and is alice's; terminated, its namespace goes.
+// Session objects come at start, request objects with an owner.
 func TestKubernetesSessionLifecycle(t *testing.T) {
 	c := requireKube(t)
 	ctx := context.Background()
 	core := c.Client.CoreV1()
 	const name = "kube-life"
 	env := name + "-w01"
-	// The reserve refilled after the first allocation cannot pull its
-	// image, until the test lets it.
-	refill := env + "-s002"
-	setFate(refill, &kubetest.Fate{Reason: "ImagePullBackOff", Message: `Back-off pulling image "registry.example/lab-kube:1"`})
-	t.Cleanup(func() { setFate(refill, nil) })
+	first := env + "-s001"
+	// The first session's pod stays starting until the test marks it
+	// ready, as a kubelet would once its container is up.
+	setFate(first, &kubetest.Fate{Reason: "ContainerCreating"})
+	t.Cleanup(func() { setFate(first, nil) })
 
-	p := startKubePortal(t, c, name)
+	// No reserve until the first request: alice's session is made for her.
+	p := startKubePortal(t, c, name, kubeEntry{Capacity: 3, Reserved: 1, Initial: 0})
 	robot := p.robot()
-	// The environment's namespace, then the reserved session's.
 	if msg := eventually(settle, func() string {
-		if _, err := core.Namespaces().Get(ctx, env, metav1.GetOptions{}); err != nil {
+		ns, err := core.Namespaces().Get(ctx, env, metav1.GetOptions{})
+		if err != nil {
 			return "environment namespace: " + err.Error()
+		}
+		if ns.Labels["portico.dev/portal"] != name || ns.Labels["portico.dev/environment"] != env {
+			return fmt.Sprintf("environment namespace labels %v", ns.Labels)
 		}
 		return ""
 	}); msg != "" {
 		t.Fatal(msg)
 	}
-	awaitAvailable(t, robot, env, 1)
-	first := env + "-s001"
-	ns, err := core.Namespaces().Get(ctx, first, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
+
+	a := kubeRequest(t, robot, env, "alice", "Hi")
+	if a.Name != first {
+		t.Fatalf("alice got %s, want %s", a.Name, first)
 	}
-	if ns.Labels["portico.dev/portal"] != name || ns.Labels["portico.dev/environment"] != env || ns.Labels["portico.dev/session"] != first {
-		t.Errorf("namespace labels %v", ns.Labels)
-	}
+	// Everything of the session appears while its pod starts.
 	checks := map[string]func() error{
-		"service account": func() error { _, err := core.ServiceAccounts(first).Get(ctx, first, metav1.GetOptions{}); return err },
-		"role binding": func() error {
-			_, err := c.Client.RbacV1().RoleBindings(first).Get(ctx, "portico-session-admin", metav1.GetOptions{})
+		"namespace": func() error {
+			ns, err := core.Namespaces().Get(ctx, first, metav1.GetOptions{})
+			if err == nil && (ns.Labels["portico.dev/portal"] != name || ns.Labels["portico.dev/environment"] != env ||
+				ns.Labels["portico.dev/session"] != first) {
+				err = fmt.Errorf("labels %v, want portal, environment and session", ns.Labels)
+			}
 			return err
 		},
-		"quota": func() error {
-			_, err := core.ResourceQuotas(first).Get(ctx, "portico-budget", metav1.GetOptions{})
+		"service account": func() error { _, err := core.ServiceAccounts(first).Get(ctx, first, metav1.GetOptions{}); return err },
+		"role": func() error {
+			role, err := c.Client.RbacV1().Roles(first).Get(ctx, "portico-session", metav1.GetOptions{})
+			if err == nil && len(role.Rules) == 0 {
+				err = errors.New("no rules")
+			}
 			return err
+		},
+		"role binding": func() error {
+			rb, err := c.Client.RbacV1().RoleBindings(first).Get(ctx, "portico-session", metav1.GetOptions{})
+			if err == nil && (rb.RoleRef.Kind != "Role" || rb.RoleRef.Name != "portico-session" ||
+				len(rb.Subjects) != 1 || rb.Subjects[0].Name != first || rb.Subjects[0].Namespace != first) {
+				err = fmt.Errorf("binds %+v to %+v, want the session's account to its role", rb.Subjects, rb.RoleRef)
+			}
+			return err
+		},
+		"quotas": func() error {
+			for _, q := range []string{"compute-resources", "compute-resources-timebound", "object-counts"} {
+				if _, err := core.ResourceQuotas(first).Get(ctx, q, metav1.GetOptions{}); err != nil {
+					return err
+				}
+			}
+			return nil
 		},
 		"limit range": func() error {
-			_, err := core.LimitRanges(first).Get(ctx, "portico-limits", metav1.GetOptions{})
+			_, err := core.LimitRanges(first).Get(ctx, "resource-limits", metav1.GetOptions{})
 			return err
 		},
 		"pod": func() error {
 			pod, err := core.Pods(first).Get(ctx, "session-host", metav1.GetOptions{})
-			if err == nil && pod.Spec.Containers[0].Image != "registry.example/lab-kube:1" {
-				err = fmt.Errorf("image %s, want the workshop's", pod.Spec.Containers[0].Image)
+			if err != nil {
+				return err
 			}
-			return err
+			if ctr := pod.Spec.Containers[0]; ctr.Image != "registry.example/lab-kube:1" || ctr.ReadinessProbe == nil {
+				return fmt.Errorf("image %s, readiness probe %v: want the workshop's image, probed", ctr.Image, ctr.ReadinessProbe)
+			}
+			if pod.Spec.ServiceAccountName != first {
+				return fmt.Errorf("runs as %q, want the session's account", pod.Spec.ServiceAccountName)
+			}
+			return nil
 		},
 		"service": func() error { _, err := core.Services(first).Get(ctx, "session-host", metav1.GetOptions{}); return err },
 		"session object": func() error {
 			cm, err := core.ConfigMaps(first).Get(ctx, "session-info", metav1.GetOptions{})
-			if err == nil && (cm.Data["account"] != first || cm.Data["workshop"] != env) {
-				err = fmt.Errorf("data %v", cm.Data)
+			if err != nil {
+				return err
+			}
+			want := map[string]string{"session": first, "namespace": first, "account": first, "workshop": env,
+				"environment": env, "domain": "training.example"}
+			if !maps.Equal(cm.Data, want) {
+				return fmt.Errorf("data %v, want %v", cm.Data, want)
+			}
+			return nil
+		},
+		"request secret": func() error {
+			s, err := core.Secrets(first).Get(ctx, first+"-request", metav1.GetOptions{})
+			if err == nil && (string(s.Data["GREETING"]) != "Hi" || !strings.Contains(string(s.Data["allocation.json"]), `"username":"alice"`)) {
+				err = fmt.Errorf("data %q, want alice and her parameter", s.Data)
+			}
+			return err
+		},
+		// alice's session is hers from its start: its request objects
+		// come with it.
+		"request object": func() error {
+			cm, err := core.ConfigMaps(first).Get(ctx, "greeting", metav1.GetOptions{})
+			if err == nil && cm.Data["text"] != "Hi from "+first {
+				err = fmt.Errorf("text %q, want the parameter substituted", cm.Data["text"])
 			}
 			return err
 		},
 	}
-	for what, check := range checks {
-		if err := check(); err != nil {
-			t.Errorf("%s of %s: %v", what, first, err)
+	if msg := eventually(settle, func() string {
+		var missing []string
+		for _, what := range sortedKeys(checks) {
+			if err := checks[what](); err != nil {
+				missing = append(missing, what+": "+err.Error())
+			}
 		}
+		return strings.Join(missing, "; ")
+	}); msg != "" {
+		t.Fatalf("session %s: %s", first, msg)
 	}
-	if _, err := core.ConfigMaps(first).Get(ctx, "greeting", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-		t.Errorf("request object before allocation: %v", err)
-	}
+	// Not ready while its pod is not.
+	awaitSession(t, robot, env, first, "alice", "STARTING")
 
-	// Allocation of the reserve, with a request parameter.
-	resp, raw := robot.do("POST", "/workshops/environment/"+env+"/request/?index_url=https://hub.test/&user=alice",
-		strings.NewReader(`{"parameters": [{"name": "GREETING", "value": "Hi"}]}`), "Content-Type", "application/json")
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("request: %d %s", resp.StatusCode, raw)
+	// The kubelet's part: the container is up and its probe passes.
+	pod, err := core.Pods(first).Get(ctx, "session-host", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(string(raw), `"name":"`+first+`"`) || !strings.Contains(string(raw), `"namespace":"`+first+`"`) {
-		t.Fatalf("allocation %s, want the reserved session %s in its namespace", raw, first)
+	if err := kubetest.SetPodStatus(ctx, c.Client, pod, kubetest.Fate{Ready: true}); err != nil {
+		t.Fatal(err)
+	}
+	awaitSession(t, robot, env, first, "alice", "WAITING")
+	p.activate(a)
+	awaitSession(t, robot, env, first, "alice", "RUNNING")
+
+	// The reserve made after the first session has its session objects,
+	// and no request objects until somebody has it.
+	awaitAvailable(t, robot, env, 1)
+	second := env + "-s002"
+	if cm, err := core.ConfigMaps(second).Get(ctx, "session-info", metav1.GetOptions{}); err != nil || cm.Data["session"] != second {
+		t.Errorf("session object of the reserve: %v, %v", cm, err)
+	}
+	if _, err := core.ConfigMaps(second).Get(ctx, "greeting", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("request object of the reserve before its allocation: %v", err)
+	}
+	if b := kubeRequest(t, robot, env, "bob", "Hey"); b.Name != second {
+		t.Fatalf("bob got %s, want the reserve %s", b.Name, second)
 	}
 	if msg := eventually(settle, func() string {
-		cm, err := core.ConfigMaps(first).Get(ctx, "greeting", metav1.GetOptions{})
+		cm, err := core.ConfigMaps(second).Get(ctx, "greeting", metav1.GetOptions{})
 		if err != nil {
-			return "request object: " + err.Error()
+			return "request object at allocation: " + err.Error()
 		}
-		if want := "Hi from " + first; cm.Data["text"] != want {
+		if want := "Hey from " + second; cm.Data["text"] != want {
 			return fmt.Sprintf("request object text %q, want %q", cm.Data["text"], want)
 		}
 		return ""
@@ -289,26 +457,11 @@ func TestKubernetesSessionLifecycle(t *testing.T) {
 		t.Fatal(msg)
 	}
 
-	// The refill fails to pull its image: the start fails with the reason,
-	// its namespace is deleted, and it is tried again, backing off.
-	if msg := eventually(2*settle, func() string {
-		if n := seen(refill); n < 2 {
-			return fmt.Sprintf("the refill's pod was made %d times, want a retry", n)
+	// Terminate: the namespace goes, with everything in it.
+	for _, s := range []string{first, second} {
+		if resp, raw := robot.do("GET", "/workshops/session/"+s+"/terminate/", nil); resp.StatusCode != http.StatusOK {
+			t.Fatalf("terminate %s: %d %s", s, resp.StatusCode, raw)
 		}
-		return ""
-	}); msg != "" {
-		t.Fatal(msg)
-	}
-	if !strings.Contains(p.output(), "ImagePullBackOff") {
-		t.Error("the portal's log does not give the reason of the failed start")
-	}
-	setFate(refill, nil)
-	awaitAvailable(t, robot, env, 1)
-
-	// Terminate: the namespace goes.
-	resp, raw = robot.do("GET", "/workshops/session/"+first+"/terminate/", nil)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("terminate: %d %s", resp.StatusCode, raw)
 	}
 	if msg := eventually(2*settle, func() string {
 		if _, err := core.Namespaces().Get(ctx, first, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
@@ -318,54 +471,207 @@ func TestKubernetesSessionLifecycle(t *testing.T) {
 	}); msg != "" {
 		t.Fatal(msg)
 	}
+
+	// The workshop leaves the portal: its environment stops, and its
+	// namespace and that of its reserve are removed.
+	awaitAvailable(t, robot, env, 1)
+	third := env + "-s003"
+	if _, err := core.Namespaces().Get(ctx, third, metav1.GetOptions{}); err != nil {
+		t.Fatalf("namespace of the reserve %s: %v", third, err)
+	}
+	p.writeConfig(kubeDefinitions(name, kubeEntry{Stopped: true}))
+	p.signal(syscall.SIGHUP)
+	awaitNamespaceGone(t, c, third, 2*settle)
+	awaitNamespaceGone(t, c, env, 2*settle)
+}
+
+// startFailures returns the times at which the portal logged a failed
+// start of session, by attempt.
+func startFailures(t *testing.T, log, session string) map[int]time.Time {
+	t.Helper()
+	out := map[int]time.Time{}
+	for _, line := range strings.Split(log, "\n") {
+		if !strings.Contains(line, `msg="session start failed"`) || !strings.Contains(line, "session="+session+" ") {
+			continue
+		}
+		var when time.Time
+		attempt := 0
+		for _, field := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(field, "time="); ok {
+				when, _ = time.Parse(time.RFC3339Nano, v)
+			}
+			if v, ok := strings.CutPrefix(field, "attempt="); ok {
+				attempt, _ = strconv.Atoi(v)
+			}
+		}
+		if attempt > 0 && !when.IsZero() {
+			out[attempt] = when
+		}
+	}
+	return out
+}
+
+// TestKubernetesFailedStart: acceptance item 4. A reserved session whose
+// pod cannot pull its image fails its start with the kubelet's reason, its
+// namespace is deleted, and it is tried again, backing off; it gives up
+// its place to a person who needs it; the reserve is made again.
+func TestKubernetesFailedStart(t *testing.T) {
+	c := requireKube(t)
+	ctx := context.Background()
+	core := c.Client.CoreV1()
+	const name = "kube-fail"
+	env := name + "-w01"
+	refill := env + "-s002"
+	setFate(refill, &kubetest.Fate{Reason: "ImagePullBackOff", Message: `Back-off pulling image "registry.example/lab-kube:1"`})
+	t.Cleanup(func() { setFate(refill, nil) })
+	// Watch the refill's namespace come and go.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := core.Namespaces().Watch(wctx, metav1.ListOptions{FieldSelector: "metadata.name=" + refill})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deletions atomic.Int32
+	go func() {
+		for e := range w.ResultChan() {
+			if e.Type == watch.Deleted {
+				deletions.Add(1)
+			}
+		}
+	}()
+
+	// Two places: alice's session and the reserve that cannot start.
+	p := startKubePortal(t, c, name, kubeEntry{Capacity: 2, Reserved: 1, Initial: 1})
+	robot := p.robot()
+	awaitAvailable(t, robot, env, 1)
+	if a := kubeRequest(t, robot, env, "alice", "Hi"); a.Name != env+"-s001" {
+		t.Fatalf("alice got %s, want the reserve", a.Name)
+	}
+
+	// Three failed starts of the refill, each with the reason, each
+	// leaving nothing in the cluster, each at least its backoff after the
+	// one before. (Here deleting a namespace takes longer than the first
+	// backoffs; the broker's tests show the schedule with a fake clock.)
+	var failures map[int]time.Time
+	if msg := eventually(4*settle, func() string {
+		failures = startFailures(t, p.output(), refill)
+		if len(failures) < 3 {
+			return fmt.Sprintf("%d failed starts of %s logged, want 3", len(failures), refill)
+		}
+		return ""
+	}); msg != "" {
+		t.Fatal(msg)
+	}
+	for _, line := range strings.Split(p.output(), "\n") {
+		if strings.Contains(line, "session="+refill+" ") && strings.Contains(line, `msg="session start failed"`) &&
+			!strings.Contains(line, `ImagePullBackOff: Back-off pulling image \"registry.example/lab-kube:1\"`) {
+			t.Errorf("failed start logged without the kubelet's reason: %s", line)
+		}
+	}
+	for n := 1; n < 3; n++ {
+		backoff := time.Second << (n - 1)
+		if gap := failures[n+1].Sub(failures[n]); gap < backoff {
+			t.Errorf("attempt %d failed %s after attempt %d, want at least the backoff of %s", n+1, gap, n, backoff)
+		}
+	}
+	t.Logf("failed starts of %s: %v; its namespace deleted %d times", refill, failures, deletions.Load())
+	if n := deletions.Load(); n < 2 {
+		t.Errorf("the refill's namespace was deleted %d times, want once per failed start", n)
+	}
+
+	// Both places are taken, one by the failing reserve: bob still gets a
+	// session, a new one, and the failing reserve ends.
+	b := kubeRequest(t, robot, env, "bob", "Yo")
+	if b.Name == refill {
+		t.Fatalf("bob got the reserve that cannot start")
+	}
+	awaitSession(t, robot, env, b.Name, "bob", "WAITING")
+	awaitNamespaceGone(t, c, refill, 2*settle)
+
+	// bob leaves: the reserve is made again, and starts.
+	if resp, raw := robot.do("GET", "/workshops/session/"+b.Name+"/terminate/", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("terminate: %d %s", resp.StatusCode, raw)
+	}
+	awaitAvailable(t, robot, env, 1)
+	if msg := eventually(2*settle, func() string {
+		if _, err := core.Namespaces().Get(ctx, refill, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			return fmt.Sprintf("the ended reserve's namespace is still there (%v)", err)
+		}
+		return ""
+	}); msg != "" {
+		t.Fatal(msg)
+	}
 }
 
 // TestKubernetesRestartAdopts: acceptance item 5. A portal killed with
 // SIGKILL and started again keeps the session namespaces of live sessions
-// as they are, and removes those of sessions it does not have.
+// as they are (an allocated session and a reserve), and removes those of
+// sessions that ended or that it does not have.
 func TestKubernetesRestartAdopts(t *testing.T) {
 	c := requireKube(t)
 	ctx := context.Background()
 	core := c.Client.CoreV1()
 	const name = "kube-adopt"
 	env := name + "-w01"
-	p := startKubePortal(t, c, name)
+	p := startKubePortal(t, c, name, kubeEntry{Capacity: 3, Reserved: 1, Initial: 1})
 	robot := p.robot()
 	awaitAvailable(t, robot, env, 1)
-	reserve := env + "-s001"
-	pod, err := core.Pods(reserve).Get(ctx, "session-host", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
+	alice := kubeRequest(t, robot, env, "alice", "Hi")
+	p.activate(alice)
+	awaitSession(t, robot, env, alice.Name, "alice", "RUNNING")
+	awaitAvailable(t, robot, env, 1)
+	// bob's session ends; its namespace goes.
+	bob := kubeRequest(t, robot, env, "bob", "Yo")
+	if resp, raw := robot.do("GET", "/workshops/session/"+bob.Name+"/terminate/", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("terminate: %d %s", resp.StatusCode, raw)
 	}
-	p.kill9()
-
-	// A session namespace of this portal that no live session owns: what
-	// is left of a session that ended while its namespace was kept.
-	stale := env + "-s099"
-	labels := map[string]string{"app.kubernetes.io/managed-by": "portico", "portico.dev/portal": name,
-		"portico.dev/environment": env, "portico.dev/session": stale, "portico.dev/role": "session"}
-	if _, err := core.Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: stale, Labels: labels}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	p.restart()
 	if msg := eventually(2*settle, func() string {
-		ns, err := core.Namespaces().Get(ctx, stale, metav1.GetOptions{})
-		if err == nil && ns.DeletionTimestamp == nil {
-			return "the namespace of a session the portal does not have is kept"
+		if _, err := core.Namespaces().Get(ctx, bob.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			return "namespace of bob's ended session still there"
 		}
 		return ""
 	}); msg != "" {
 		t.Fatal(msg)
 	}
+	awaitAvailable(t, robot, env, 1)
+	reserve := env + "-s003"
+	uids := map[string]types.UID{}
+	for _, s := range []string{alice.Name, reserve} {
+		pod, err := core.Pods(s).Get(ctx, "session-host", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		uids[s] = pod.UID
+	}
+	p.kill9()
+
+	// While the portal is down, namespaces of this portal appear that no
+	// live session owns: bob's ended session's (as a portal that died
+	// before its deletion reached the cluster would leave it), and one of
+	// a session the portal never had.
+	stale := []string{bob.Name, env + "-s099"}
+	for _, s := range stale {
+		labels := map[string]string{"app.kubernetes.io/managed-by": "portico", "portico.dev/portal": name,
+			"portico.dev/environment": env, "portico.dev/session": s, "portico.dev/role": "session"}
+		if _, err := core.Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s, Labels: labels}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.restart()
+	for _, s := range stale {
+		awaitNamespaceGone(t, c, s, 2*settle)
+	}
 	robot = p.robot()
 	awaitAvailable(t, robot, env, 1)
-	again, err := core.Pods(reserve).Get(ctx, "session-host", metav1.GetOptions{})
-	if err != nil || again.UID != pod.UID {
-		t.Fatalf("pod of the reserved session after the restart: %v (uid %s, was %s)", err, again.UID, pod.UID)
+	awaitSession(t, robot, env, alice.Name, "alice", "RUNNING")
+	for s, uid := range uids {
+		pod, err := core.Pods(s).Get(ctx, "session-host", metav1.GetOptions{})
+		if err != nil || pod.UID != uid {
+			t.Fatalf("pod of %s after the restart: %v (uid %v, was %s)", s, err, pod.GetUID(), uid)
+		}
 	}
-	// It is the one handed out, not a replacement.
-	resp, raw := robot.do("GET", "/workshops/environment/"+env+"/request/?index_url=https://hub.test/&user=bob", nil)
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(raw), `"name":"`+reserve+`"`) {
-		t.Fatalf("request after restart: %d %s, want the adopted %s", resp.StatusCode, raw, reserve)
+	// The reserve is the one handed out, not a replacement.
+	if got := kubeRequest(t, robot, env, "carol", "Hi"); got.Name != reserve {
+		t.Fatalf("carol got %s, want the adopted %s", got.Name, reserve)
 	}
 }

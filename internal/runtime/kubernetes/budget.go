@@ -5,24 +5,55 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/portico-dev/portico/internal/runtime"
 )
 
-// budget is the compute a session's own workloads may use in its
-// namespace: Educates' named budgets, by the same names and sizes.
+// budget is what a session's own workloads may use in its namespace:
+// Educates' named budgets (spec.session.namespaces.budget), by the same
+// names and with the same values, so that a workshop sized for Educates
+// fits here as it did there.
 type budget struct {
-	cpu, memory, storage string
+	// cpu and memory bound the limits of all pods together (long-running
+	// and time-bound ones each), and of any one pod or container.
+	cpu, memory string
+	// defaultCPU and defaultMemory are the limits of a container that
+	// states none.
+	defaultCPU, defaultMemory string
+	// claim is the largest persistent volume claim.
+	claim string
+	// How many claims, replication controllers, secrets and services the
+	// namespace may hold.
+	claims, controllers, secrets, services int64
 }
 
 var budgets = map[string]budget{
-	"small":     {"1000m", "1Gi", "5Gi"},
-	"medium":    {"2000m", "2Gi", "5Gi"},
-	"large":     {"4000m", "4Gi", "10Gi"},
-	"x-large":   {"8000m", "8Gi", "20Gi"},
-	"xx-large":  {"12000m", "12Gi", "20Gi"},
-	"xxx-large": {"16000m", "16Gi", "20Gi"},
+	"small":     {"1", "1Gi", "250m", "256Mi", "1Gi", 3, 10, 20, 5},
+	"medium":    {"2", "2Gi", "500m", "512Mi", "5Gi", 6, 15, 25, 10},
+	"large":     {"4", "4Gi", "500m", "1Gi", "10Gi", 12, 25, 35, 20},
+	"x-large":   {"8", "8Gi", "500m", "2Gi", "20Gi", 18, 35, 45, 30},
+	"xx-large":  {"8", "12Gi", "500m", "2Gi", "20Gi", 24, 45, 55, 40},
+	"xxx-large": {"8", "16Gi", "500m", "2Gi", "20Gi", 30, 55, 65, 50},
 }
+
+// Names of the budget's objects, as Educates names them: workshop
+// instructions that show them (`kubectl describe quota compute-resources`)
+// work unchanged.
+const (
+	limitRangeName     = "resource-limits"
+	computeQuotaName   = "compute-resources"
+	timeboundQuotaName = "compute-resources-timebound"
+	countsQuotaName    = "object-counts"
+	budgetAnnotation   = "resource-budget"
+)
+
+// What the session's own objects count against the object quota beside the
+// budget: the token, config and request secrets, and the host's service.
+const (
+	ownSecrets  = 3
+	ownServices = 1
+)
 
 // Default resources of the session host's container in a namespace with a
 // quota, where every container must state them, when the workshop's
@@ -54,11 +85,17 @@ func hostResources(l runtime.Limits, quota bool) corev1.ResourceRequirements {
 	return corev1.ResourceRequirements{Requests: list, Limits: list.DeepCopy()}
 }
 
-// quotaOf is the ResourceQuota of a session namespace: the budget for the
-// attendee's own workloads plus what the session host, which lives in the
-// same namespace, takes. nil for no budget or "custom" (the workshop
-// brings its own in session.objects).
-func quotaOf(name string, host corev1.ResourceRequirements) (*corev1.ResourceQuota, *corev1.LimitRange, error) {
+// budgetOf is the ResourceQuotas and LimitRange of a session namespace with
+// the named budget, as Educates makes them: a compute quota for
+// long-running pods, one for time-bound pods, and object counts. The
+// session host lives in the same namespace (in Educates it runs in the
+// environment's), so what it takes is added: its compute to the quota of
+// long-running pods, its secrets and service to the counts. nil for no
+// budget or "custom" (the workshop brings its own in session.objects).
+//
+// Beyond Educates, a session may have no LoadBalancer or NodePort service:
+// either would expose it outside the cluster, to anybody.
+func budgetOf(name string, host corev1.ResourceRequirements) ([]*corev1.ResourceQuota, *corev1.LimitRange, error) {
 	if name == "" || name == "custom" {
 		return nil, nil, nil
 	}
@@ -66,32 +103,54 @@ func quotaOf(name string, host corev1.ResourceRequirements) (*corev1.ResourceQuo
 	if !ok {
 		return nil, nil, fmt.Errorf("unknown budget %q", name)
 	}
-	cpu, memory, storage := resource.MustParse(b.cpu), resource.MustParse(b.memory), resource.MustParse(b.storage)
-	totalCPU, totalMemory := cpu.DeepCopy(), memory.DeepCopy()
-	totalCPU.Add(host.Limits[corev1.ResourceCPU])
-	totalMemory.Add(host.Limits[corev1.ResourceMemory])
-	quota := &corev1.ResourceQuota{Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{
-		corev1.ResourceLimitsCPU:       totalCPU,
-		corev1.ResourceLimitsMemory:    totalMemory,
-		corev1.ResourceRequestsCPU:     totalCPU,
-		corev1.ResourceRequestsMemory:  totalMemory,
-		corev1.ResourceRequestsStorage: storage,
-		// Counts as Educates sets them: a session cannot expose itself
-		// outside the cluster or hoard volumes.
-		corev1.ResourcePersistentVolumeClaims: resource.MustParse("3"),
-		corev1.ResourceServicesLoadBalancers:  resource.MustParse("0"),
-		corev1.ResourceServicesNodePorts:      resource.MustParse("0"),
-		corev1.ResourceReplicationControllers: resource.MustParse("10"),
-	}}}
-	// Containers that say nothing get small defaults, so that a plain
-	// `kubectl run` works under the quota; none may exceed the budget.
-	limits := &corev1.LimitRange{Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{
+	cpu, memory := resource.MustParse(b.cpu), resource.MustParse(b.memory)
+	hostCPU, hostMemory := host.Limits[corev1.ResourceCPU], host.Limits[corev1.ResourceMemory]
+	withHostCPU, withHostMemory := cpu.DeepCopy(), memory.DeepCopy()
+	withHostCPU.Add(hostCPU)
+	withHostMemory.Add(hostMemory)
+	meta := func(n string) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: n, Annotations: map[string]string{budgetAnnotation: name}}
+	}
+	count := func(n int64) resource.Quantity { return *resource.NewQuantity(n, resource.DecimalSI) }
+	quotas := []*corev1.ResourceQuota{
+		{ObjectMeta: meta(computeQuotaName), Spec: corev1.ResourceQuotaSpec{
+			Hard: corev1.ResourceList{
+				corev1.ResourceLimitsCPU:    withHostCPU,
+				corev1.ResourceLimitsMemory: withHostMemory,
+			},
+			Scopes: []corev1.ResourceQuotaScope{corev1.ResourceQuotaScopeNotTerminating},
+		}},
+		{ObjectMeta: meta(timeboundQuotaName), Spec: corev1.ResourceQuotaSpec{
+			Hard: corev1.ResourceList{
+				corev1.ResourceLimitsCPU:    cpu,
+				corev1.ResourceLimitsMemory: memory,
+			},
+			Scopes: []corev1.ResourceQuotaScope{corev1.ResourceQuotaScopeTerminating},
+		}},
+		{ObjectMeta: meta(countsQuotaName), Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{
+			corev1.ResourcePersistentVolumeClaims: count(b.claims),
+			corev1.ResourceReplicationControllers: count(b.controllers),
+			corev1.ResourceSecrets:                count(b.secrets + ownSecrets),
+			corev1.ResourceServices:               count(b.services + ownServices),
+			corev1.ResourceServicesLoadBalancers:  count(0),
+			corev1.ResourceServicesNodePorts:      count(0),
+		}}},
+	}
+	// No pod or container may exceed the budget, except the session host
+	// when its session.resources are larger.
+	minimum := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1m"), corev1.ResourceMemory: resource.MustParse("1Mi")}
+	maximum := corev1.ResourceList{corev1.ResourceCPU: maxQ(cpu, hostCPU), corev1.ResourceMemory: maxQ(memory, hostMemory)}
+	limits := &corev1.LimitRange{ObjectMeta: meta(limitRangeName), Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{
+		{Type: corev1.LimitTypePod, Min: minimum, Max: maximum},
 		{
 			Type: corev1.LimitTypeContainer,
-			Max:  corev1.ResourceList{corev1.ResourceCPU: maxQ(cpu, host.Limits[corev1.ResourceCPU]), corev1.ResourceMemory: maxQ(memory, host.Limits[corev1.ResourceMemory])},
+			Min:  minimum.DeepCopy(),
+			Max:  maximum.DeepCopy(),
+			// Containers that say nothing get these, so that a plain
+			// `kubectl run` works under the quota.
 			Default: corev1.ResourceList{
-				corev1.ResourceCPU:    resource.MustParse("500m"),
-				corev1.ResourceMemory: resource.MustParse("512Mi"),
+				corev1.ResourceCPU:    resource.MustParse(b.defaultCPU),
+				corev1.ResourceMemory: resource.MustParse(b.defaultMemory),
 			},
 			DefaultRequest: corev1.ResourceList{
 				corev1.ResourceCPU:    resource.MustParse("50m"),
@@ -100,10 +159,11 @@ func quotaOf(name string, host corev1.ResourceRequirements) (*corev1.ResourceQuo
 		},
 		{
 			Type: corev1.LimitTypePersistentVolumeClaim,
-			Max:  corev1.ResourceList{corev1.ResourceStorage: storage},
+			Min:  corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
+			Max:  corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(b.claim)},
 		},
 	}}}
-	return quota, limits, nil
+	return quotas, limits, nil
 }
 
 func maxQ(a, b resource.Quantity) resource.Quantity {

@@ -8,16 +8,19 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	runtimeconv "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	k8s "k8s.io/client-go/kubernetes"
@@ -25,6 +28,7 @@ import (
 	"k8s.io/client-go/restmapper"
 
 	"github.com/portico-dev/portico/internal/runtime"
+	"github.com/portico-dev/portico/internal/runtime/kubernetes/kubetest"
 )
 
 // deployDir holds the manifests that run Portico in a cluster.
@@ -60,6 +64,7 @@ func TestDeployManifests(t *testing.T) {
 	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapperWithContext(memory.NewMemCacheClientWithContext(cluster.Client.Discovery()))
 	kinds := map[string]int{}
+	objects := map[string][]*unstructured.Unstructured{}
 	for _, file := range kustomization.Resources {
 		readYAML(t, filepath.Join(deployDir, file), func(doc map[string]any) {
 			b, err := json.Marshal(doc)
@@ -76,6 +81,7 @@ func TestDeployManifests(t *testing.T) {
 				t.Fatalf("%s: %s %s: %v", file, gvk, u.GetName(), err)
 			}
 			kinds[gvk.Kind]++
+			objects[gvk.Kind] = append(objects[gvk.Kind], u.DeepCopy())
 			if gvk.Kind == "Namespace" {
 				return // created above
 			}
@@ -103,6 +109,35 @@ func TestDeployManifests(t *testing.T) {
 	for _, f := range []string{"Dockerfile", "Dockerfile.session"} {
 		if _, err := os.Stat(filepath.Join(deployDir, f)); err != nil {
 			t.Error(err)
+		}
+	}
+
+	// The portal runs as several replicas on the kubernetes runtime, as
+	// the account that the ClusterRole is bound to.
+	for _, d := range objects["Deployment"] {
+		var dep appsv1.Deployment
+		if err := runtimeconv.DefaultUnstructuredConverter.FromUnstructured(d.Object, &dep); err != nil {
+			t.Fatal(err)
+		}
+		if dep.Spec.Replicas == nil || *dep.Spec.Replicas < 2 {
+			t.Errorf("deployment %s: replicas %v, want several", dep.Name, dep.Spec.Replicas)
+		}
+		if args := strings.Join(dep.Spec.Template.Spec.Containers[0].Args, " "); !strings.Contains(args, "--runtime=kubernetes") {
+			t.Errorf("deployment %s: args %q lack --runtime=kubernetes", dep.Name, args)
+		}
+		bound := false
+		for _, b := range objects["ClusterRoleBinding"] {
+			var crb rbacv1.ClusterRoleBinding
+			if err := runtimeconv.DefaultUnstructuredConverter.FromUnstructured(b.Object, &crb); err != nil {
+				t.Fatal(err)
+			}
+			for _, sub := range crb.Subjects {
+				bound = bound || sub.Kind == rbacv1.ServiceAccountKind && sub.Name == dep.Spec.Template.Spec.ServiceAccountName &&
+					sub.Namespace == kustomization.Namespace && crb.RoleRef.Kind == "ClusterRole" && crb.RoleRef.Name == "portico"
+			}
+		}
+		if !bound {
+			t.Errorf("deployment %s runs as %q, which no ClusterRoleBinding binds to the portico ClusterRole", dep.Name, dep.Spec.Template.Spec.ServiceAccountName)
 		}
 	}
 }
@@ -204,9 +239,30 @@ func TestDeployRBACSuffices(t *testing.T) {
 	if err := r.Allocate(ctx, inst, spec.ConfigPassword, runtime.Allocation{User: runtime.User{Username: "alice"}}); err != nil {
 		t.Fatalf("allocate as the portal's account: %v", err)
 	}
-	if err := r.Stop(ctx, spec.Session); err != nil {
+	// A restarted portal lists and adopts it.
+	again, err := New(Options{Config: cfg, Portal: "rbac", Image: testImage, StartTimeout: 30 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if list, err := again.List(ctx); err != nil || len(list) != 1 {
+		t.Fatalf("list as the portal's account after a restart: %v, %v", list, err)
+	}
+	if adopted, err := again.Start(ctx, spec); err != nil || adopted != inst {
+		t.Fatalf("adopt as the portal's account: %+v, %v", adopted, err)
+	}
+	if err := again.Stop(ctx, spec.Session); err != nil {
 		t.Fatalf("stop as the portal's account: %v", err)
 	}
+	// A start whose pod cannot pull its image fails with the reason and
+	// leaves nothing behind.
+	failing := specOf("rbac", "rbac-w01", "s002")
+	fates.Store(failing.Session, kubetest.Fate{Reason: "ErrImagePull", Message: "not found"})
+	if _, err := r.Start(ctx, failing); err == nil || !strings.Contains(err.Error(), "ErrImagePull") {
+		t.Fatalf("failing start as the portal's account: %v", err)
+	}
+	waitFor(t, "the failed start's namespace to go", 5*time.Second, namespaceEnding(failing.Session))
 	if err := r.SyncEnvironments(ctx, nil); err != nil {
 		t.Fatalf("environment removal as the portal's account: %v", err)
 	}

@@ -1,7 +1,7 @@
 // Package kubernetes is the session runtime for a Kubernetes cluster, the
 // way Educates runs every session: each session gets a namespace named
 // after it (labelled with the portal, environment and session), a
-// ServiceAccount bound to the cluster's admin role in that namespace only,
+// ServiceAccount with a Role of admin rights in that namespace only,
 // a ResourceQuota and LimitRange from the workshop's budget, its session
 // host as a pod behind a service, and the workshop's session objects; its
 // request objects follow at allocation. Each workshop environment gets a
@@ -67,8 +67,9 @@ type Options struct {
 	Image string
 	// PullPolicy of session host images; IfNotPresent when empty.
 	PullPolicy corev1.PullPolicy
-	// SessionRole is the ClusterRole bound to each session's account in
-	// its namespace; "admin" when empty.
+	// SessionRole is the ClusterRole whose rules each session's Role, in
+	// its namespace, takes (less any that would change its quota, limits
+	// or namespace); "admin" when empty.
 	SessionRole string
 	// APIServer is the URL sessions reach the API server at, for their
 	// kubeconfig; Config.Host when empty (right for a portal in the

@@ -8,11 +8,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8s "k8s.io/client-go/kubernetes"
@@ -106,7 +110,8 @@ func TestSessionLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k, v := range map[string]string{labelPortal: "life", labelEnvironment: "life-w01", labelSession: name} {
+	for k, v := range map[string]string{labelPortal: "life", labelEnvironment: "life-w01", labelSession: name,
+		"pod-security.kubernetes.io/enforce": "baseline"} {
 		if ns.Labels[k] != v {
 			t.Errorf("namespace label %s = %q, want %q", k, ns.Labels[k], v)
 		}
@@ -114,22 +119,49 @@ func TestSessionLifecycle(t *testing.T) {
 	if _, err := core.ServiceAccounts(name).Get(ctx, name, metav1.GetOptions{}); err != nil {
 		t.Errorf("service account: %v", err)
 	}
-	rb, err := cluster.Client.RbacV1().RoleBindings(name).Get(ctx, roleBinding, metav1.GetOptions{})
-	if err != nil || rb.RoleRef.Name != "admin" || rb.Subjects[0].Name != name || rb.Subjects[0].Namespace != name {
-		t.Errorf("role binding %+v, %v: want the account bound to admin", rb, err)
+	// The account's rights are a Role of the namespace, bound to it there:
+	// the cluster's admin rules, which change neither quota nor limits.
+	role, err := cluster.Client.RbacV1().Roles(name).Get(ctx, "portico-session", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("role: %v", err)
 	}
-	quota, err := core.ResourceQuotas(name).Get(ctx, quotaName, metav1.GetOptions{})
+	admin, err := cluster.Client.RbacV1().ClusterRoles().Get(ctx, "admin", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// small (1 CPU, 1Gi) plus the session host's default 500m, 512Mi.
+	if len(role.Rules) < len(admin.Rules) || role.Labels[labelSession] != name {
+		t.Errorf("role has %d rules (admin %d), labels %v", len(role.Rules), len(admin.Rules), role.Labels)
+	}
+	for _, rule := range role.Rules {
+		for _, res := range rule.Resources {
+			if (res == "resourcequotas" || res == "limitranges" || res == "namespaces") && !slices.Equal(rule.Verbs, []string{"get", "list", "watch"}) {
+				t.Errorf("role rule %v lets the session change its %s", rule, res)
+			}
+		}
+	}
+	rb, err := cluster.Client.RbacV1().RoleBindings(name).Get(ctx, "portico-session", metav1.GetOptions{})
+	if err != nil || rb.RoleRef != (rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "portico-session"}) ||
+		len(rb.Subjects) != 1 || rb.Subjects[0].Kind != rbacv1.ServiceAccountKind || rb.Subjects[0].Name != name || rb.Subjects[0].Namespace != name {
+		t.Errorf("role binding %+v, %v: want the account bound to the role", rb, err)
+	}
+	// The small budget as Educates makes it, the host's compute (its
+	// default 500m, 512Mi) beside it.
+	quota, err := core.ResourceQuotas(name).Get(ctx, "compute-resources", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if got := quota.Spec.Hard[corev1.ResourceLimitsMemory]; got.String() != "1536Mi" {
 		t.Errorf("quota limits.memory = %s, want 1536Mi", got.String())
 	}
 	if got := quota.Spec.Hard[corev1.ResourceLimitsCPU]; got.String() != "1500m" {
 		t.Errorf("quota limits.cpu = %s, want 1500m", got.String())
 	}
-	if _, err := core.LimitRanges(name).Get(ctx, limitRangeName, metav1.GetOptions{}); err != nil {
+	for _, q := range []string{"compute-resources-timebound", "object-counts"} {
+		if _, err := core.ResourceQuotas(name).Get(ctx, q, metav1.GetOptions{}); err != nil {
+			t.Errorf("resource quota %s: %v", q, err)
+		}
+	}
+	if _, err := core.LimitRanges(name).Get(ctx, "resource-limits", metav1.GetOptions{}); err != nil {
 		t.Errorf("limit range: %v", err)
 	}
 	pod, err := core.Pods(name).Get(ctx, hostName, metav1.GetOptions{})
@@ -174,7 +206,10 @@ func TestSessionLifecycle(t *testing.T) {
 	if _, err := core.ConfigMaps(name).Get(ctx, "greeting-s001", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("request object before allocation: %v", err)
 	}
-	alloc := runtime.Allocation{User: runtime.User{Username: "alice"}, Params: []runtime.EnvVar{{Name: "GREETING", Value: "Hi"}}}
+	alloc := runtime.Allocation{
+		User:   runtime.User{Username: "alice", Email: "alice@example.com", FirstName: "Alice", LastName: "Liddell"},
+		Params: []runtime.EnvVar{{Name: "GREETING", Value: "Hi"}},
+	}
 	if err := r.Allocate(ctx, inst, "config-s001", alloc); err != nil {
 		t.Fatal(err)
 	}
@@ -186,9 +221,18 @@ func TestSessionLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The user's details and the parameters, for the host, which mounts
+	// the secret.
 	var got runtime.Allocation
-	if err := json.Unmarshal(req.Data[allocationKey], &got); err != nil || got.User.Username != "alice" || string(req.Data["GREETING"]) != "Hi" {
+	if err := json.Unmarshal(req.Data[allocationKey], &got); err != nil || !reflect.DeepEqual(got, alloc) || string(req.Data["GREETING"]) != "Hi" {
 		t.Errorf("request secret %q: %+v, %v", req.Data, got, err)
+	}
+	mounted := false
+	for _, v := range pod.Spec.Volumes {
+		mounted = mounted || v.Secret != nil && v.Secret.SecretName == name+"-request"
+	}
+	if !mounted {
+		t.Errorf("the host's pod does not mount the request secret: %+v", pod.Spec.Volumes)
 	}
 	// Idempotent.
 	if err := r.Allocate(ctx, inst, "config-s001", alloc); err != nil {
@@ -249,8 +293,51 @@ func TestKubeconfig(t *testing.T) {
 	if _, err := client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("list namespaces: %v, want forbidden", err)
 	}
+	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kcfg-mine"}}, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("create a namespace: %v, want forbidden", err)
+	}
 	if _, err := client.CoreV1().ResourceQuotas(a.Session).Create(ctx, &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "more"}}, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
-		t.Errorf("create a quota: %v, want forbidden (admin cannot change its own budget)", err)
+		t.Errorf("create a quota: %v, want forbidden (a session cannot change its own budget)", err)
+	}
+	if _, err := client.CoreV1().LimitRanges(a.Session).Create(ctx, &corev1.LimitRange{ObjectMeta: metav1.ObjectMeta{Name: "more"}}, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("create a limit range: %v, want forbidden", err)
+	}
+	// Admin, not only edit: it manages workloads and the rights of its
+	// namespace.
+	deploy := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: appsv1.DeploymentSpec{
+		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+		Template: corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx"}}},
+		},
+	}}
+	if _, err := client.AppsV1().Deployments(a.Session).Create(ctx, deploy, metav1.CreateOptions{}); err != nil {
+		t.Errorf("create a deployment in its own namespace: %v", err)
+	}
+	// Admin of the namespace, not of the node under it: no privileged
+	// pod, no host path.
+	yes := true
+	privileged := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "root"}, Spec: corev1.PodSpec{
+		Containers: []corev1.Container{{Name: "sh", Image: "busybox", SecurityContext: &corev1.SecurityContext{Privileged: &yes}}},
+	}}
+	if _, err := client.CoreV1().Pods(a.Session).Create(ctx, privileged, metav1.CreateOptions{}); !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "PodSecurity") {
+		t.Errorf("create a privileged pod: %v, want forbidden by pod security", err)
+	}
+	hostPath := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "host"}, Spec: corev1.PodSpec{
+		Containers: []corev1.Container{{Name: "sh", Image: "busybox", VolumeMounts: []corev1.VolumeMount{{Name: "root", MountPath: "/host"}}}},
+		Volumes:    []corev1.Volume{{Name: "root", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}}},
+	}}
+	if _, err := client.CoreV1().Pods(a.Session).Create(ctx, hostPath, metav1.CreateOptions{}); !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "PodSecurity") {
+		t.Errorf("create a pod mounting the node's disk: %v, want forbidden by pod security", err)
+	}
+	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "viewers"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "view"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "default", Namespace: a.Session}}}
+	if _, err := client.RbacV1().RoleBindings(a.Session).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+		t.Errorf("bind view in its own namespace: %v", err)
+	}
+	if _, err := client.RbacV1().RoleBindings(b.Session).Create(ctx, rb, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("bind view in another session's namespace: %v, want forbidden", err)
 	}
 }
 
@@ -303,6 +390,18 @@ func TestBadObjectFailsStart(t *testing.T) {
 	_, err := r.Start(ctx, spec)
 	if err == nil || !strings.Contains(err.Error(), "spec.session.objects[1] (Widget w): kind example.com/v1, Kind=Widget is not known to the cluster") {
 		t.Fatalf("start: %v, want the unknown kind named", err)
+	}
+	waitFor(t, "the namespace to go", 5*time.Second, namespaceEnding(spec.Session))
+
+	// A request object of an unknown kind fails the start of a reserve
+	// too: handed out, it could never get its owner's objects.
+	spec = specOf("bad", "bad-w01", "s004")
+	spec.Cluster.RequestObjects = []map[string]any{
+		{"apiVersion": "example.com/v1", "kind": "Widget", "metadata": map[string]any{"name": "$(GREETING)"}},
+	}
+	_, err = r.Start(ctx, spec)
+	if err == nil || !strings.Contains(err.Error(), "spec.request.objects[0] (Widget $(GREETING)): kind example.com/v1, Kind=Widget is not known to the cluster") {
+		t.Fatalf("start with a request object of an unknown kind: %v", err)
 	}
 	waitFor(t, "the namespace to go", 5*time.Second, namespaceEnding(spec.Session))
 
@@ -463,14 +562,18 @@ func TestEnvironments(t *testing.T) {
 	env := runtime.EnvironmentSpec{Name: "envs-w01", Workshop: "lab", Portal: "envs", Objects: []map[string]any{{
 		"apiVersion": "v1", "kind": "ConfigMap",
 		"metadata": map[string]any{"name": "shared"},
-		"data":     map[string]any{"ns": "$(workshop_namespace)"},
+		"data":     map[string]any{"ns": "$(workshop_namespace)", "env": "$(environment_name)", "domain": "$(ingress_domain)"},
 	}}}
 	if err := r.SyncEnvironments(ctx, []runtime.EnvironmentSpec{env}); err != nil {
 		t.Fatal(err)
 	}
 	cm, err := cluster.Client.CoreV1().ConfigMaps("envs-w01").Get(ctx, "shared", metav1.GetOptions{})
-	if err != nil || cm.Data["ns"] != "envs-w01" {
+	if err != nil || cm.Data["ns"] != "envs-w01" || cm.Data["env"] != "envs-w01" || cm.Data["domain"] != "training.example" {
 		t.Fatalf("environment object %+v, %v", cm, err)
+	}
+	ns, err := cluster.Client.CoreV1().Namespaces().Get(ctx, "envs-w01", metav1.GetOptions{})
+	if err != nil || ns.Labels[labelPortal] != "envs" || ns.Labels[labelEnvironment] != "envs-w01" {
+		t.Fatalf("environment namespace %+v, %v", ns, err)
 	}
 	waitFor(t, "the informer to see the namespace", 5*time.Second, func() bool {
 		_, err := r.namespaces.Get("envs-w01")

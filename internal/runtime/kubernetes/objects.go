@@ -80,16 +80,9 @@ func objectsOf(list []map[string]any, vars map[string]string, ns, path string) (
 func (r *Runtime) apply(ctx context.Context, objs []*unstructured.Unstructured, path string, labels map[string]string) error {
 	for i, u := range objs {
 		at := fmt.Sprintf("%s[%d] (%s %s)", path, i, u.GetKind(), u.GetName())
-		gvk := u.GroupVersionKind()
-		mapping, err := r.mapper.RESTMappingWithContext(ctx, gvk.GroupKind(), gvk.Version)
-		if meta.IsNoMatchError(err) {
-			return fmt.Errorf("%s: kind %s is not known to the cluster", at, gvk.GroupVersion().WithKind(gvk.Kind))
-		}
+		mapping, err := r.mapping(ctx, u, at)
 		if err != nil {
-			return fmt.Errorf("%s: %w", at, err)
-		}
-		if mapping.Scope.Name() != meta.RESTScopeNameNamespace {
-			return fmt.Errorf("%s: cluster-scoped objects are not supported: only namespaced ones are removed with their namespace", at)
+			return err
 		}
 		merged := u.GetLabels()
 		if merged == nil {
@@ -106,4 +99,32 @@ func (r *Runtime) apply(ctx context.Context, objs []*unstructured.Unstructured, 
 		}
 	}
 	return nil
+}
+
+// check fails as apply would for a kind the cluster does not know or a
+// cluster-scoped one, without applying anything.
+func (r *Runtime) check(ctx context.Context, objs []*unstructured.Unstructured, path string) error {
+	for i, u := range objs {
+		if _, err := r.mapping(ctx, u, fmt.Sprintf("%s[%d] (%s %s)", path, i, u.GetKind(), u.GetName())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mapping is how the cluster serves objects of u's kind; at names u in
+// errors.
+func (r *Runtime) mapping(ctx context.Context, u *unstructured.Unstructured, at string) (*meta.RESTMapping, error) {
+	gvk := u.GroupVersionKind()
+	mapping, err := r.mapper.RESTMappingWithContext(ctx, gvk.GroupKind(), gvk.Version)
+	if meta.IsNoMatchError(err) {
+		return nil, fmt.Errorf("%s: kind %s is not known to the cluster", at, gvk.GroupVersion().WithKind(gvk.Kind))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", at, err)
+	}
+	if mapping.Scope.Name() != meta.RESTScopeNameNamespace {
+		return nil, fmt.Errorf("%s: cluster-scoped objects are not supported: only namespaced ones are removed with their namespace", at)
+	}
+	return mapping, nil
 }

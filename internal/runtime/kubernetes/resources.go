@@ -1,6 +1,9 @@
 package kubernetes
 
 import (
+	"maps"
+	"slices"
+
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -34,17 +37,17 @@ const (
 // session's name, so nothing inside needs to repeat it, except the request
 // Secret, named as in Educates.
 const (
-	hostName       = "session-host" // pod and service
-	hostContainer  = "session"
-	hostPort       = 10080
-	configSecret   = "portico-session"
-	tokenSecret    = "portico-token"
-	roleBinding    = "portico-session-admin"
-	quotaName      = "portico-budget"
-	limitRangeName = "portico-limits"
-	homeDir        = "/home/session"
-	seedDir        = "/var/run/portico/session"
-	requestDir     = "/var/run/portico/request"
+	hostName      = "session-host" // pod and service
+	hostContainer = "session"
+	hostPort      = 10080
+	configSecret  = "portico-session"
+	tokenSecret   = "portico-token"
+	// sessionRoleName names the Role of the session's account and its
+	// RoleBinding.
+	sessionRoleName = "portico-session"
+	homeDir         = "/home/session"
+	seedDir         = "/var/run/portico/session"
+	requestDir      = "/var/run/portico/request"
 	// allocationKey is the key of the request Secret holding the
 	// allocation as the session host reads it; the parameters are keys
 	// of their own beside it, as in Educates.
@@ -74,6 +77,19 @@ func (r *Runtime) sessionLabels(spec runtime.Spec) map[string]string {
 	}
 }
 
+// withPodSecurity adds to the labels of a session namespace the pod
+// security it enforces: baseline, which keeps the session's pods off the
+// node under them (no privileged containers, host namespaces, host paths
+// or added capabilities) while images that run as root still work. Admin
+// of its namespace, a session cannot change these labels: its Role has no
+// write on namespaces.
+func withPodSecurity(labels map[string]string) map[string]string {
+	out := maps.Clone(labels)
+	out["pod-security.kubernetes.io/enforce"] = "baseline"
+	out["pod-security.kubernetes.io/enforce-version"] = "latest"
+	return out
+}
+
 func (r *Runtime) environmentLabels(env string) map[string]string {
 	return map[string]string{
 		labelManagedBy:   managedBy,
@@ -87,15 +103,86 @@ func objectMeta(name, ns string, labels map[string]string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels}
 }
 
-// adminBinding gives the session's account the cluster's admin role
-// within its namespace only: everything there but changing its quota,
-// limits and the namespace itself.
-func (r *Runtime) adminBinding(ns string, labels map[string]string) *rbacv1.RoleBinding {
+// sessionRoleOf is the Role of the session's account in its namespace:
+// the rules of the cluster role named by Options.SessionRole (the
+// cluster's admin role, with whatever custom resources it aggregates), as
+// sessionRules keeps them. dropped names the rules left out.
+func sessionRoleOf(ns string, labels map[string]string, from *rbacv1.ClusterRole) (role *rbacv1.Role, dropped []string) {
+	rules, dropped := sessionRules(from.Rules)
+	return &rbacv1.Role{ObjectMeta: objectMeta(sessionRoleName, ns, labels), Rules: rules}, dropped
+}
+
+// sessionBinding binds the session's account to its Role, in its namespace
+// only.
+func sessionBinding(ns string, labels map[string]string) *rbacv1.RoleBinding {
 	return &rbacv1.RoleBinding{
-		ObjectMeta: objectMeta(roleBinding, ns, labels),
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: r.sessionRole},
+		ObjectMeta: objectMeta(sessionRoleName, ns, labels),
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: sessionRoleName},
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: serviceAccountName(ns), Namespace: ns}},
 	}
+}
+
+// readOnly are the resources of the core group a session may read but
+// never change: its budget, and its namespace itself.
+var readOnly = map[string]bool{
+	"resourcequotas": true, "resourcequotas/status": true, "limitranges": true,
+	"namespaces": true, "namespaces/status": true, "namespaces/finalize": true,
+}
+
+var readVerbs = []string{"get", "list", "watch"}
+
+// sessionRules are the rules of a cluster role as a session's Role may hold
+// them. The built-in admin role already leaves quotas, limits and the
+// namespace alone; a cluster may have extended it by aggregation, and the
+// budget must hold whatever it grants. So writes of the readOnly resources
+// become reads, a write of every core resource ("*") is dropped (a rule
+// cannot say "all but"), and non-resource URLs, which a Role cannot hold,
+// are dropped.
+func sessionRules(from []rbacv1.PolicyRule) (rules []rbacv1.PolicyRule, dropped []string) {
+	for _, rule := range from {
+		core := slices.Contains(rule.APIGroups, "") || slices.Contains(rule.APIGroups, "*")
+		writes := slices.ContainsFunc(rule.Verbs, func(v string) bool { return !slices.Contains(readVerbs, v) })
+		switch {
+		case len(rule.NonResourceURLs) > 0:
+			dropped = append(dropped, rule.String())
+			continue
+		case !core || !writes:
+			rules = append(rules, rule)
+			continue
+		case slices.Contains(rule.Resources, "*"):
+			dropped = append(dropped, rule.String())
+			continue
+		}
+		var keep, guarded []string
+		for _, res := range rule.Resources {
+			if readOnly[res] {
+				guarded = append(guarded, res)
+			} else {
+				keep = append(keep, res)
+			}
+		}
+		if len(guarded) == 0 {
+			rules = append(rules, rule)
+			continue
+		}
+		if len(keep) > 0 {
+			r := *rule.DeepCopy()
+			r.Resources = keep
+			rules = append(rules, r)
+		}
+		var reads []string
+		for _, v := range readVerbs {
+			if slices.Contains(rule.Verbs, v) || slices.Contains(rule.Verbs, rbacv1.VerbAll) {
+				reads = append(reads, v)
+			}
+		}
+		if len(reads) > 0 {
+			r := *rule.DeepCopy()
+			r.Resources, r.Verbs = guarded, reads
+			rules = append(rules, r)
+		}
+	}
+	return rules, dropped
 }
 
 // tokenSecretOf asks the token controller for a long-lived token of the
@@ -120,8 +207,10 @@ func (r *Runtime) hostPod(spec runtime.Spec, labels map[string]string, res corev
 		Spec: corev1.PodSpec{
 			ServiceAccountName: serviceAccountName(spec.Session),
 			EnableServiceLinks: &no,
+			// Within the restricted pod security standard.
 			SecurityContext: &corev1.PodSecurityContext{
 				RunAsUser: &uid, RunAsGroup: &uid, FSGroup: &uid, RunAsNonRoot: &yes,
+				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 			},
 			Containers: []corev1.Container{{
 				Name:            hostContainer,

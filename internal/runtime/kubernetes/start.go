@@ -104,7 +104,7 @@ func (r *Runtime) create(ctx context.Context, spec runtime.Spec) error {
 	lbls := r.sessionLabels(spec)
 	core := r.client.CoreV1()
 	opts := metav1.CreateOptions{FieldManager: fieldManager}
-	ns := &corev1.Namespace{ObjectMeta: objectMeta(name, "", lbls)}
+	ns := &corev1.Namespace{ObjectMeta: objectMeta(name, "", withPodSecurity(lbls))}
 	if err := exists(core.Namespaces().Create(ctx, ns, opts)); err != nil {
 		return fmt.Errorf("namespace: %w", err)
 	}
@@ -112,26 +112,44 @@ func (r *Runtime) create(ctx context.Context, spec runtime.Spec) error {
 	if err := exists(core.ServiceAccounts(name).Create(ctx, sa, opts)); err != nil {
 		return fmt.Errorf("service account: %w", err)
 	}
-	if err := exists(r.client.RbacV1().RoleBindings(name).Create(ctx, r.adminBinding(name, lbls), opts)); err != nil {
+	from, err := r.client.RbacV1().ClusterRoles().Get(ctx, r.sessionRole, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("role: the rules of cluster role %s: %w", r.sessionRole, err)
+	}
+	role, dropped := sessionRoleOf(name, lbls, from)
+	if len(dropped) > 0 {
+		r.log.Warn("rules of the cluster role left out of the session's role", "role", r.sessionRole, "session", name, "rules", dropped)
+	}
+	if err := exists(r.client.RbacV1().Roles(name).Create(ctx, role, opts)); err != nil {
+		return fmt.Errorf("role: %w", err)
+	}
+	if err := exists(r.client.RbacV1().RoleBindings(name).Create(ctx, sessionBinding(name, lbls), opts)); err != nil {
 		return fmt.Errorf("role binding: %w", err)
 	}
 	if err := exists(core.Secrets(name).Create(ctx, tokenSecretOf(name, lbls), opts)); err != nil {
 		return fmt.Errorf("token secret: %w", err)
 	}
 	res := hostResources(spec.Limits, spec.Cluster.Budget != "" && spec.Cluster.Budget != "custom")
-	quota, limits, err := quotaOf(spec.Cluster.Budget, res)
+	quotas, limits, err := budgetOf(spec.Cluster.Budget, res)
 	if err != nil {
 		return err
 	}
-	if quota != nil {
-		quota.ObjectMeta = objectMeta(quotaName, name, lbls)
-		limits.ObjectMeta = objectMeta(limitRangeName, name, lbls)
+	if limits != nil {
+		limits.Namespace, limits.Labels = name, lbls
 		if err := exists(core.LimitRanges(name).Create(ctx, limits, opts)); err != nil {
 			return fmt.Errorf("limit range: %w", err)
 		}
-		if err := exists(core.ResourceQuotas(name).Create(ctx, quota, opts)); err != nil {
-			return fmt.Errorf("resource quota: %w", err)
+	}
+	for _, q := range quotas {
+		q.Namespace, q.Labels = name, lbls
+		if err := exists(core.ResourceQuotas(name).Create(ctx, q, opts)); err != nil {
+			return fmt.Errorf("resource quota %s: %w", q.Name, err)
 		}
+	}
+	// The API server refuses what a quota constrains (the secrets and
+	// service below) until the quota controller has computed its usage.
+	if err := r.awaitQuotas(ctx, name); err != nil {
+		return err
 	}
 
 	vars := r.dataVars(spec)
@@ -181,6 +199,18 @@ func (r *Runtime) create(ctx context.Context, spec runtime.Spec) error {
 	}
 	if err := r.apply(ctx, objs, "spec.session.objects", lbls); err != nil {
 		return err
+	}
+	if spec.Owner == nil {
+		// A reserve's request objects are applied when it is handed
+		// out. A reserve that could never apply them fails to start now,
+		// with the reason, rather than be handed out broken.
+		objs, err := objectsOf(spec.Cluster.RequestObjects, vars, name, "spec.request.objects")
+		if err != nil {
+			return err
+		}
+		if err := r.check(ctx, objs, "spec.request.objects"); err != nil {
+			return err
+		}
 	}
 	// Until the quota controller has computed the usage of a quota (the
 	// budget's, or one of the session objects), the API server refuses

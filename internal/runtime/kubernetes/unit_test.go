@@ -1,11 +1,15 @@
 package kubernetes
 
 import (
+	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/portico-dev/portico/internal/runtime"
 )
@@ -55,30 +59,115 @@ func TestObjectsOf(t *testing.T) {
 	}
 }
 
-func TestQuota(t *testing.T) {
-	if q, l, err := quotaOf("", hostResources(runtime.Limits{}, false)); q != nil || l != nil || err != nil {
+// educatesBudgets are Educates' named namespace budgets
+// (session-manager/handlers/namespace_budgets.py): the compute quota, the
+// limits a container gets when it states none, the largest volume claim,
+// and the object counts.
+var educatesBudgets = map[string]struct {
+	cpu, memory, defaultCPU, defaultMemory, claim string
+	claims, controllers, secrets, services        string
+}{
+	"small":     {"1", "1Gi", "250m", "256Mi", "1Gi", "3", "10", "20", "5"},
+	"medium":    {"2", "2Gi", "500m", "512Mi", "5Gi", "6", "15", "25", "10"},
+	"large":     {"4", "4Gi", "500m", "1Gi", "10Gi", "12", "25", "35", "20"},
+	"x-large":   {"8", "8Gi", "500m", "2Gi", "20Gi", "18", "35", "45", "30"},
+	"xx-large":  {"8", "12Gi", "500m", "2Gi", "20Gi", "24", "45", "55", "40"},
+	"xxx-large": {"8", "16Gi", "500m", "2Gi", "20Gi", "30", "55", "65", "50"},
+}
+
+// TestBudgets: each named budget makes Educates' LimitRange and three
+// ResourceQuotas, by Educates' names and with its values, plus what the
+// session host takes in the namespace: its compute in the quota of
+// long-running pods, its secrets and service in the object counts.
+func TestBudgets(t *testing.T) {
+	if q, l, err := budgetOf("", hostResources(runtime.Limits{}, false)); q != nil || l != nil || err != nil {
 		t.Errorf("no budget: %v %v %v", q, l, err)
 	}
-	if q, _, err := quotaOf("custom", corev1.ResourceRequirements{}); q != nil || err != nil {
-		t.Errorf("custom: %v %v", q, err)
+	if q, l, err := budgetOf("custom", corev1.ResourceRequirements{}); q != nil || l != nil || err != nil {
+		t.Errorf("custom: %v %v %v", q, l, err)
 	}
-	if _, _, err := quotaOf("huge", corev1.ResourceRequirements{}); err == nil {
+	if _, _, err := budgetOf("huge", corev1.ResourceRequirements{}); err == nil {
 		t.Error("unknown budget accepted")
 	}
-	host := hostResources(runtime.Limits{Memory: 2 << 30, CPUMilli: 250}, true)
-	q, l, err := quotaOf("medium", host)
+	if len(budgets) != len(educatesBudgets) {
+		t.Errorf("%d budgets, Educates has %d", len(budgets), len(educatesBudgets))
+	}
+	eq := func(what string, got resource.Quantity, want string) {
+		t.Helper()
+		if got.Cmp(resource.MustParse(want)) != 0 {
+			t.Errorf("%s = %s, want %s", what, got.String(), want)
+		}
+	}
+	host := hostResources(runtime.Limits{}, true) // the defaults: 500m, 512Mi
+	for name, want := range educatesBudgets {
+		quotas, limits, err := budgetOf(name, host)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		byName := map[string]*corev1.ResourceQuota{}
+		for _, q := range quotas {
+			byName[q.Name] = q
+		}
+		compute, timebound, counts := byName["compute-resources"], byName["compute-resources-timebound"], byName["object-counts"]
+		if len(quotas) != 3 || compute == nil || timebound == nil || counts == nil {
+			t.Fatalf("%s: quotas %v, want compute-resources, compute-resources-timebound, object-counts", name, quotas)
+		}
+		if !slices.Equal(compute.Spec.Scopes, []corev1.ResourceQuotaScope{corev1.ResourceQuotaScopeNotTerminating}) ||
+			!slices.Equal(timebound.Spec.Scopes, []corev1.ResourceQuotaScope{corev1.ResourceQuotaScopeTerminating}) {
+			t.Errorf("%s: scopes %v and %v", name, compute.Spec.Scopes, timebound.Spec.Scopes)
+		}
+		cpu, memory := resource.MustParse(want.cpu), resource.MustParse(want.memory)
+		cpu.Add(resource.MustParse("500m"))
+		memory.Add(resource.MustParse("512Mi"))
+		eq(name+" compute limits.cpu (budget + host)", compute.Spec.Hard[corev1.ResourceLimitsCPU], cpu.String())
+		eq(name+" compute limits.memory (budget + host)", compute.Spec.Hard[corev1.ResourceLimitsMemory], memory.String())
+		eq(name+" timebound limits.cpu", timebound.Spec.Hard[corev1.ResourceLimitsCPU], want.cpu)
+		eq(name+" timebound limits.memory", timebound.Spec.Hard[corev1.ResourceLimitsMemory], want.memory)
+		eq(name+" persistentvolumeclaims", counts.Spec.Hard[corev1.ResourcePersistentVolumeClaims], want.claims)
+		eq(name+" replicationcontrollers", counts.Spec.Hard[corev1.ResourceReplicationControllers], want.controllers)
+		secrets, services := resource.MustParse(want.secrets), resource.MustParse(want.services)
+		secrets.Add(resource.MustParse("3"))  // token, config, request
+		services.Add(resource.MustParse("1")) // session-host
+		eq(name+" secrets (budget + the session's own)", counts.Spec.Hard[corev1.ResourceSecrets], secrets.String())
+		eq(name+" services (budget + the session host's)", counts.Spec.Hard[corev1.ResourceServices], services.String())
+		eq(name+" services.loadbalancers", counts.Spec.Hard[corev1.ResourceServicesLoadBalancers], "0")
+		eq(name+" services.nodeports", counts.Spec.Hard[corev1.ResourceServicesNodePorts], "0")
+
+		if limits.Name != "resource-limits" || len(limits.Spec.Limits) != 3 {
+			t.Fatalf("%s: limit range %s with %d items", name, limits.Name, len(limits.Spec.Limits))
+		}
+		items := map[corev1.LimitType]corev1.LimitRangeItem{}
+		for _, it := range limits.Spec.Limits {
+			items[it.Type] = it
+		}
+		for _, typ := range []corev1.LimitType{corev1.LimitTypePod, corev1.LimitTypeContainer} {
+			it := items[typ]
+			eq(fmt.Sprintf("%s %s min cpu", name, typ), it.Min[corev1.ResourceCPU], "1m")
+			eq(fmt.Sprintf("%s %s min memory", name, typ), it.Min[corev1.ResourceMemory], "1Mi")
+			eq(fmt.Sprintf("%s %s max cpu", name, typ), it.Max[corev1.ResourceCPU], want.cpu)
+			eq(fmt.Sprintf("%s %s max memory", name, typ), it.Max[corev1.ResourceMemory], want.memory)
+		}
+		c := items[corev1.LimitTypeContainer]
+		eq(name+" container default cpu", c.Default[corev1.ResourceCPU], want.defaultCPU)
+		eq(name+" container default memory", c.Default[corev1.ResourceMemory], want.defaultMemory)
+		eq(name+" container default request cpu", c.DefaultRequest[corev1.ResourceCPU], "50m")
+		eq(name+" container default request memory", c.DefaultRequest[corev1.ResourceMemory], "128Mi")
+		pvc := items[corev1.LimitTypePersistentVolumeClaim]
+		eq(name+" claim min", pvc.Min[corev1.ResourceStorage], "1Gi")
+		eq(name+" claim max", pvc.Max[corev1.ResourceStorage], want.claim)
+	}
+
+	// spec.session.resources of the host beyond the budget: one pod may
+	// be that large, and the quota holds it beside the budget.
+	host = hostResources(runtime.Limits{Memory: 2 << 30, CPUMilli: 250}, true)
+	quotas, limits, err := budgetOf("small", host)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := q.Spec.Hard[corev1.ResourceLimitsMemory]; got.String() != "4Gi" {
-		t.Errorf("limits.memory %s, want medium's 2Gi + the host's 2Gi", got.String())
-	}
-	if got := q.Spec.Hard[corev1.ResourceLimitsCPU]; got.String() != "2250m" {
-		t.Errorf("limits.cpu %s, want 2250m", got.String())
-	}
-	if got := l.Spec.Limits[0].Max[corev1.ResourceMemory]; got.String() != "2Gi" {
-		t.Errorf("container max memory %s", got.String())
-	}
+	eq("compute limits.memory", quotas[0].Spec.Hard[corev1.ResourceLimitsMemory], "3Gi")
+	eq("compute limits.cpu", quotas[0].Spec.Hard[corev1.ResourceLimitsCPU], "1250m")
+	eq("pod max memory", limits.Spec.Limits[0].Max[corev1.ResourceMemory], "2Gi")
+	eq("container max memory", limits.Spec.Limits[1].Max[corev1.ResourceMemory], "2Gi")
 	if r := hostResources(runtime.Limits{}, false); len(r.Limits) != 0 {
 		t.Errorf("host resources without quota or limits: %v", r)
 	}
@@ -101,5 +190,40 @@ func TestPodFailure(t *testing.T) {
 		if got := podFailure(tc.pod); got != tc.want {
 			t.Errorf("podFailure = %q, want %q", got, tc.want)
 		}
+	}
+}
+
+// TestSessionRules: the session's Role has the rules of the cluster's admin
+// role, except what a Role cannot hold or what would let the session change
+// its budget or its namespace.
+func TestSessionRules(t *testing.T) {
+	admin := []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"pods", "pods/exec"}, Verbs: []string{"create", "delete"}},
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"*"}},
+		// view's part of admin: reading the budget stays.
+		{APIGroups: []string{""}, Resources: []string{"resourcequotas", "limitranges", "namespaces"}, Verbs: []string{"get", "list", "watch"}},
+		// A cluster's admin extended by aggregation to write them.
+		{APIGroups: []string{""}, Resources: []string{"configmaps", "resourcequotas"}, Verbs: []string{"get", "update"}},
+		{APIGroups: []string{"*"}, Resources: []string{"limitranges", "namespaces/finalize"}, Verbs: []string{"*"}},
+		{APIGroups: []string{""}, Resources: []string{"*"}, Verbs: []string{"patch"}},
+		{NonResourceURLs: []string{"/healthz"}, Verbs: []string{"get"}},
+		// Another group's resources of the same names are not the budget.
+		{APIGroups: []string{"example.com"}, Resources: []string{"limitranges"}, Verbs: []string{"create"}},
+	}
+	got, dropped := sessionRules(admin)
+	want := []rbacv1.PolicyRule{
+		admin[0],
+		admin[1],
+		admin[2],
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "update"}},
+		{APIGroups: []string{""}, Resources: []string{"resourcequotas"}, Verbs: []string{"get"}},
+		{APIGroups: []string{"*"}, Resources: []string{"limitranges", "namespaces/finalize"}, Verbs: []string{"get", "list", "watch"}},
+		admin[7],
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("rules\n%v\nwant\n%v", got, want)
+	}
+	if len(dropped) != 2 {
+		t.Errorf("dropped %q, want the wildcard write and the non-resource rule", dropped)
 	}
 }

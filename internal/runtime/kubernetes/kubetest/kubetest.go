@@ -8,7 +8,7 @@
 // The controller manager runs the controllers the portal relies on in a
 // real cluster: namespace deletion, service accounts and their token
 // secrets, resource quota status, garbage collection, and the aggregation
-// of the built-in admin role that sessions are bound to.
+// of the built-in admin role whose rules the sessions' Roles take.
 package kubetest
 
 import (
@@ -153,6 +153,9 @@ func Start() (_ *Cluster, err error) {
 		"--tls-cert-file="+pki.servingCert, "--tls-private-key-file="+pki.servingKey,
 		"--token-auth-file="+tokens,
 		"--authorization-mode=RBAC",
+		// As in real clusters (kubeadm, the managed ones): what keeps
+		// privileged pods out of a namespace is its pod security.
+		"--allow-privileged=true",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file="+pki.saKey, "--service-account-signing-key-file="+pki.saKey,
 		"--service-cluster-ip-range=10.0.0.0/24",
@@ -191,7 +194,7 @@ func Start() (_ *Cluster, err error) {
 		return nil, err
 	}
 	// Until the aggregation controller has filled in the built-in admin
-	// role, it grants nothing (and anybody may bind it).
+	// role, it has no rules, and a session's Role made from it none.
 	if err := c.awaitAdminRole(60 * time.Second); err != nil {
 		return nil, err
 	}
