@@ -154,6 +154,9 @@ func (p *Pages) registerForm(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/accounts/register/closed/", http.StatusFound)
 		return
 	}
+	if p.gated(w, r, store.User{}) {
+		return
+	}
 	p.render(w, r, http.StatusOK, "register.html", "Sign up", registerData{MinPassword: auth.MinPassword})
 }
 
@@ -162,6 +165,9 @@ func (p *Pages) registerForm(w http.ResponseWriter, r *http.Request) {
 func (p *Pages) register(w http.ResponseWriter, r *http.Request) {
 	if !p.registrationOpen() {
 		http.Redirect(w, r, "/accounts/register/closed/", http.StatusFound)
+		return
+	}
+	if p.gated(w, r, store.User{}) {
 		return
 	}
 	in := auth.Signup{Username: strings.TrimSpace(r.PostForm.Get("username")), Email: strings.TrimSpace(r.PostForm.Get("email")),
@@ -203,6 +209,7 @@ func (p *Pages) createAnonymous(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/workshops/catalog/", http.StatusFound)
 	case !p.anonymousMode():
 		http.Redirect(w, r, "/accounts/login/", http.StatusFound)
+	case p.gated(w, r, store.User{}):
 	default:
 		if p.loginAnonymous(w, r, secret.UUID()) {
 			http.Redirect(w, r, "/workshops/catalog/", http.StatusFound)
@@ -232,6 +239,24 @@ func (p *Pages) accessAllowed(r *http.Request) bool {
 	}
 	c, err := r.Cookie(accessCookie)
 	return err == nil && hmac.Equal([]byte(c.Value), []byte(p.accessProof()))
+}
+
+// gated sends a browser that has not given the event's access code to
+// the access page, which leads back to the page it asked for; it reports
+// whether it did. Educates asked for the code on / and the catalog only
+// (spec §3.4, §14.2 #14), so that anyone could sign up or start a workshop
+// by going to those pages directly: Portico asks on every page that gives
+// a person an account or a session. Staff need no code.
+func (p *Pages) gated(w http.ResponseWriter, r *http.Request, u store.User) bool {
+	if u.Staff() || p.accessAllowed(r) {
+		return false
+	}
+	back, status := r.URL.RequestURI(), http.StatusFound
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		back, status = r.URL.Path, http.StatusSeeOther // the form again, not its answer
+	}
+	http.Redirect(w, r, "/workshops/access/?redirect_url="+url.QueryEscape(back), status)
+	return true
 }
 
 // accessProof is the cookie value that shows the code was given: a MAC

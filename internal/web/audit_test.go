@@ -2,10 +2,12 @@ package web_test
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/portico-dev/portico/internal/config"
+	"github.com/portico-dev/portico/internal/portaltest"
 )
 
 // Tests of the gaps an audit of the pages against issue 4 and the spec
@@ -54,5 +56,91 @@ func TestNoListingOfStaticFiles(t *testing.T) {
 	}
 	if resp, _ := p.Client().Raw("GET", "/static/portal.css", nil); resp.StatusCode != http.StatusOK {
 		t.Errorf("the stylesheet: %d", resp.StatusCode)
+	}
+}
+
+// The event access code kept only / and the catalog closed (spec §14.2
+// #14): anyone could sign up, make an anonymous account or start a
+// workshop by going to those pages directly, and so use the event's
+// capacity without the code. Every page that gives a person an account or
+// a session asks for the code first; staff, the login page, activation
+// URLs and session pages do not.
+func TestAccessCodeGatesAccountsAndSessions(t *testing.T) {
+	p := startWith(t, config.Entry{}, func(p *config.Portal) { p.Password = "open-sesame" })
+	gate := func(path string) string { return "/workshops/access/?redirect_url=" + url.QueryEscape(path) }
+
+	c := p.Client()
+	for _, path := range []string{"/accounts/register/", "/workshops/environment/portal-w01/?index_url=https%3A%2F%2Fhub.example%2F"} {
+		status, loc, _ := get(t, c, path)
+		wantRedirect(t, path+" without the code", status, loc, gate(path))
+	}
+	status, loc, _ := post(t, p, c, "/accounts/register/", url.Values{"username": {"mallory"},
+		"email": {"m@example.com"}, "password1": {"correct horse"}, "password2": {"correct horse"}})
+	wantRedirect(t, "sign-up without the code", status, loc, gate("/accounts/register/"))
+	if status, _, _ := post(t, p, p.Client(), "/accounts/login/", url.Values{"username": {"mallory"}, "password": {"correct horse"}}); status != http.StatusUnauthorized {
+		t.Errorf("mallory's account exists: login %d", status)
+	}
+	if status, _, body := get(t, c, "/accounts/login/"); status != 200 || !strings.Contains(body, `id="login"`) {
+		t.Errorf("the login page: %d", status)
+	}
+
+	// Someone with an account, in a browser that was not given the code.
+	alice := p.Client()
+	get(t, alice, "/workshops/access/?password=open-sesame&redirect_url=%2F")
+	bobs := p.Client()
+	get(t, bobs, "/workshops/access/?password=open-sesame&redirect_url=%2F")
+	status, loc, _ = post(t, p, bobs, "/accounts/register/", url.Values{"username": {"bob"},
+		"email": {"bob@example.com"}, "password1": {"correct horse"}, "password2": {"correct horse"}})
+	wantRedirect(t, "sign-up with the code", status, loc, "/workshops/catalog/")
+	elsewhere := login(t, p, "bob", "correct horse")
+	status, loc, _ = get(t, elsewhere, "/workshops/environment/portal-w01/")
+	wantRedirect(t, "a start without the code", status, loc, gate("/workshops/environment/portal-w01/"))
+	status, loc, _ = get(t, alice, "/workshops/environment/portal-w01/")
+	wantRedirect(t, "a start with the code, not logged in", status, loc, "/accounts/login/?next=%2Fworkshops%2Fenvironment%2Fportal-w01%2F")
+
+	// Staff need no code.
+	admin := login(t, p, portaltest.AdminUser, portaltest.AdminPassword)
+	status, loc, _ = get(t, admin, "/workshops/environment/portal-w01/")
+	if status != http.StatusFound || !strings.HasPrefix(loc, "/workshops/session/") {
+		t.Errorf("staff start: %d to %q", status, loc)
+	}
+
+	// A robot's activation URL and the session page it leads to are not
+	// gated: the front end that handed it out decided.
+	name, activation := request(t, p, "carol", "https://hub.example/")
+	carol := p.Client()
+	status, loc, _ = get(t, carol, activation)
+	wantRedirect(t, "activation without the code", status, loc, "/workshops/session/"+name+"/")
+	if status, _, _ := get(t, carol, "/workshops/session/"+name+"/"); status != 200 {
+		t.Errorf("session page without the code: %d", status)
+	}
+
+	// After the code, the page the visitor wanted.
+	status, loc, _ = get(t, c, "/workshops/access/?password=open-sesame&redirect_url="+url.QueryEscape("/accounts/register/"))
+	wantRedirect(t, "the code", status, loc, "/accounts/register/")
+	if status, _, body := get(t, c, "/accounts/register/"); status != 200 || !strings.Contains(body, `id="register"`) {
+		t.Errorf("sign-up with the code: %d", status)
+	}
+}
+
+// In anonymous mode, the account made on the spot and the start link of
+// a front end also wait for the code, and the start link goes on after it.
+func TestAccessCodeGatesAnonymousAccounts(t *testing.T) {
+	p := startWith(t, config.Entry{}, func(p *config.Portal) {
+		p.Password, p.Registration.Type = "open-sesame", "anonymous"
+	})
+	c := p.Client()
+	link := "/workshops/environment/portal-w01/create/?index_url=https%3A%2F%2Fhub.example%2F"
+	for _, path := range []string{"/accounts/create/", link} {
+		status, loc, _ := get(t, c, path)
+		wantRedirect(t, path+" without the code", status, loc, "/workshops/access/?redirect_url="+url.QueryEscape(path))
+	}
+	status, loc, _ := get(t, c, "/workshops/access/?password=open-sesame&redirect_url="+url.QueryEscape(link))
+	wantRedirect(t, "the code", status, loc, link)
+	status, loc, _ = get(t, c, link)
+	wantRedirect(t, "the start link after the code", status, loc, "/workshops/environment/portal-w01/?index_url=https%3A%2F%2Fhub.example%2F")
+	status, loc, _ = get(t, c, loc)
+	if status != http.StatusFound || !strings.HasPrefix(loc, "/workshops/session/") {
+		t.Errorf("anonymous start after the code: %d to %q", status, loc)
 	}
 }

@@ -99,8 +99,18 @@ func (p *Pages) catalog(w http.ResponseWriter, r *http.Request) {
 // environment is /workshops/environment/<name>/ (spec §7.5): a session
 // for the logged-in person, or back where they came from with the reason.
 func (p *Pages) environment(w http.ResponseWriter, r *http.Request) {
-	u, ok := p.requireLogin(w, r, "/accounts/login/")
-	if !ok {
+	// The access code first, as on the index: the login page it would
+	// otherwise lead to is no use to someone who has yet to sign up.
+	u, loggedIn, err := p.viewer(r)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	if p.gated(w, r, u) {
+		return
+	}
+	if !loggedIn {
+		p.requireLogin(w, r, "/accounts/login/")
 		return
 	}
 	// The index_url is trusted as Educates trusts it: front ends link
@@ -147,6 +157,7 @@ func (p *Pages) createForEnvironment(w http.ResponseWriter, r *http.Request) {
 	case !p.anonymousMode():
 		// Unlike Educates, the target survives the login.
 		http.Redirect(w, r, "/accounts/login/?next="+url.QueryEscape(target), http.StatusFound)
+	case p.gated(w, r, store.User{}):
 	default:
 		if p.loginAnonymous(w, r, "anon@educates:"+secret.UUID()) {
 			http.Redirect(w, r, target, http.StatusFound)

@@ -74,9 +74,14 @@ func login(t *testing.T, p *portaltest.Portal, username, password string) *porta
 	return c
 }
 
+// signUp registers username in a new browser, which gives the event's
+// access code first when the portal has one.
 func signUp(t testing.TB, p *portaltest.Portal, username string) *portaltest.Client {
 	t.Helper()
 	c := p.Client()
+	if code := p.Broker.Portal().Password; code != "" {
+		get(t, c, "/workshops/access/?redirect_url=%2F&password="+url.QueryEscape(code))
+	}
 	status, loc, body := post(t, p, c, "/accounts/register/", url.Values{"username": {username},
 		"email": {username + "@example.com"}, "password1": {"correct horse"}, "password2": {"correct horse"}})
 	if status != 302 || loc != "/workshops/catalog/" {
