@@ -87,6 +87,15 @@ type loginData struct {
 	Register              bool
 }
 
+// SignUp is the link to the sign-up form, which leads where the login
+// would have.
+func (d loginData) SignUp() string {
+	if d.Next == "" {
+		return "/accounts/register/"
+	}
+	return "/accounts/register/?next=" + url.QueryEscape(d.Next)
+}
+
 func (p *Pages) loginForm(w http.ResponseWriter, r *http.Request) {
 	p.render(w, r, http.StatusOK, "login.html", "Log in",
 		loginData{Next: localPath(r.URL.Query().Get("next"), ""), Register: p.registrationOpen()})
@@ -147,6 +156,9 @@ type registerData struct {
 	Username, Email string
 	Errors          auth.Invalid
 	MinPassword     int
+	// Next is where the person goes once signed up: a page of the portal
+	// that sent them to log in, else the catalog.
+	Next string
 }
 
 func (p *Pages) registerForm(w http.ResponseWriter, r *http.Request) {
@@ -157,11 +169,13 @@ func (p *Pages) registerForm(w http.ResponseWriter, r *http.Request) {
 	if p.gated(w, r, store.User{}) {
 		return
 	}
-	p.render(w, r, http.StatusOK, "register.html", "Sign up", registerData{MinPassword: auth.MinPassword})
+	p.render(w, r, http.StatusOK, "register.html", "Sign up", registerData{MinPassword: auth.MinPassword,
+		Next: localPath(r.URL.Query().Get("next"), "")})
 }
 
 // register is the one-step registration of spec §3.2: on success the
-// person is logged in and sent to the catalog.
+// person is logged in and sent to the catalog, or, unlike Educates, to
+// the page that asked them to log in.
 func (p *Pages) register(w http.ResponseWriter, r *http.Request) {
 	if !p.registrationOpen() {
 		http.Redirect(w, r, "/accounts/register/closed/", http.StatusFound)
@@ -172,7 +186,8 @@ func (p *Pages) register(w http.ResponseWriter, r *http.Request) {
 	}
 	in := auth.Signup{Username: strings.TrimSpace(r.PostForm.Get("username")), Email: strings.TrimSpace(r.PostForm.Get("email")),
 		Password: r.PostForm.Get("password1"), Confirm: r.PostForm.Get("password2")}
-	data := registerData{Username: in.Username, Email: in.Email, MinPassword: auth.MinPassword}
+	data := registerData{Username: in.Username, Email: in.Email, MinPassword: auth.MinPassword,
+		Next: localPath(r.PostForm.Get("next"), "")}
 	if !p.signups.Allow(ratelimit.ClientIP(r)) {
 		w.Header().Set("Retry-After", "10")
 		data.Errors = auth.Invalid{"form": tooMany}
@@ -184,7 +199,7 @@ func (p *Pages) register(w http.ResponseWriter, r *http.Request) {
 		p.render(w, r, http.StatusBadRequest, "register.html", "Sign up", data)
 		return
 	}
-	p.loggedIn(w, r, u, err, "/workshops/catalog/")
+	p.loggedIn(w, r, u, err, localPath(data.Next, "/workshops/catalog/"))
 }
 
 func (p *Pages) registerClosed(w http.ResponseWriter, r *http.Request) {

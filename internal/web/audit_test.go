@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
@@ -143,4 +144,40 @@ func TestAccessCodeGatesAnonymousAccounts(t *testing.T) {
 	if status != http.StatusFound || !strings.HasPrefix(loc, "/workshops/session/") {
 		t.Errorf("anonymous start after the code: %d to %q", status, loc)
 	}
+}
+
+// Someone sent to a workshop by a link who has no account yet signs up
+// from the login page: the sign-up leads on to the workshop, not to the
+// catalog, where they would have to find it again.
+func TestSignUpKeepsWhereTheLoginLeads(t *testing.T) {
+	p := startWith(t, config.Entry{}, nil)
+	c := p.Client()
+	start := "/workshops/environment/portal-w01/?index_url=" + url.QueryEscape("https://hub.example/")
+	status, loc, _ := get(t, c, start)
+	wantRedirect(t, "start without an account", status, loc, "/accounts/login/?next="+url.QueryEscape(start))
+	_, _, body := get(t, c, loc)
+	signUpLink := `href="/accounts/register/?next=` + template.HTMLEscapeString(url.QueryEscape(start)) + `"`
+	if !strings.Contains(body, signUpLink) {
+		t.Fatalf("the login page does not link to the sign-up with next: want %s in\n%s", signUpLink, body)
+	}
+	_, _, body = get(t, c, "/accounts/register/?next="+url.QueryEscape(start))
+	if field := `name="next" value="` + template.HTMLEscapeString(start) + `"`; !strings.Contains(body, field) {
+		t.Fatalf("the sign-up form does not carry next: want %s in\n%s", field, body)
+	}
+	form := url.Values{"username": {"dora"}, "email": {"dora@example.com"}, "password1": {"correct horse"},
+		"password2": {"correct horse"}, "next": {start}}
+	status, loc, _ = post(t, p, c, "/accounts/register/", form)
+	wantRedirect(t, "sign-up with next", status, loc, start)
+
+	// A sign-up with errors keeps next; a foreign next leads to the catalog.
+	form.Set("username", "dora")
+	form.Del("csrf_token") // of another browser
+	if _, _, body := post(t, p, p.Client(), "/accounts/register/", form); !strings.Contains(body, `name="next" value="`+template.HTMLEscapeString(start)+`"`) {
+		t.Errorf("the sign-up form with errors lost next")
+	}
+	form.Set("username", "eve")
+	form.Set("next", "//evil.example/")
+	form.Del("csrf_token")
+	status, loc, _ = post(t, p, p.Client(), "/accounts/register/", form)
+	wantRedirect(t, "sign-up with a foreign next", status, loc, "/workshops/catalog/")
 }
