@@ -181,3 +181,63 @@ func TestSignUpKeepsWhereTheLoginLeads(t *testing.T) {
 	status, loc, _ = post(t, p, p.Client(), "/accounts/register/", form)
 	wantRedirect(t, "sign-up with a foreign next", status, loc, "/workshops/catalog/")
 }
+
+// The catalog's availability said "Available" when the portal maximum was
+// reached (Educates ignored it, spec §7.1) and when the person could have
+// no further session: the start then only led back with
+// session-unavailable. The card says so before the click.
+func TestCatalogAvailabilityCountsEveryLimit(t *testing.T) {
+	state := func(t *testing.T, c *portaltest.Client, env string) string {
+		t.Helper()
+		_, _, body := get(t, c, "/workshops/catalog/")
+		_, card, ok := strings.Cut(body, `data-environment="`+env+`"`)
+		_, rest, ok2 := strings.Cut(card, `data-state="`)
+		value, _, ok3 := strings.Cut(rest, `"`)
+		if !ok || !ok2 || !ok3 {
+			t.Fatalf("no card of %s with a data-state in\n%s", env, body)
+		}
+		return value
+	}
+
+	t.Run("portal maximum", func(t *testing.T) {
+		p := startWith(t, config.Entry{Capacity: 3, Reserved: 0, Initial: 0}, func(p *config.Portal) { p.Sessions.Maximum = 1 })
+		alice, bob := signUp(t, p, "alice"), signUp(t, p, "bob")
+		if got := state(t, bob, "portal-w01"); got != "available" {
+			t.Fatalf("before any session: %s", got)
+		}
+		get(t, alice, "/workshops/environment/portal-w01/")
+		if got := state(t, bob, "portal-w01"); got != "full" {
+			t.Errorf("with the portal maximum of sessions in use: %s, want full", got)
+		}
+		status, loc, _ := get(t, bob, "/workshops/environment/portal-w01/")
+		wantRedirect(t, "a start at the portal maximum", status, loc, "/workshops/catalog/?notification=session-unavailable")
+		if got := state(t, alice, "portal-w01"); got != "session" {
+			t.Errorf("alice's card: %s", got)
+		}
+	})
+
+	t.Run("sessions per person", func(t *testing.T) {
+		p := startWith(t, config.Entry{Capacity: 3, Reserved: 0, Initial: 0}, func(p *config.Portal) {
+			second := p.Entries[0]
+			second.Alias, second.Position = "lab-again", 2
+			p.Entries = append(p.Entries, second)
+			p.Sessions.Registered = 1
+		})
+		alice := signUp(t, p, "alice")
+		get(t, alice, "/workshops/environment/portal-w01/")
+		if got := state(t, alice, "portal-w02"); got != "limit" {
+			t.Errorf("alice, at her limit of one session, sees the other workshop %s, want limit", got)
+		}
+		status, loc, _ := get(t, alice, "/workshops/environment/portal-w02/")
+		wantRedirect(t, "a start past the limit", status, loc, "/workshops/catalog/?notification=session-unavailable")
+		if _, _, body := get(t, alice, "/workshops/catalog/"); !strings.Contains(body, "one session at a time") {
+			t.Errorf("the card does not say why: %s", body)
+		}
+		// Staff have no limit.
+		admin := login(t, p, portaltest.AdminUser, portaltest.AdminPassword)
+		get(t, admin, "/workshops/environment/portal-w01/")
+		if got := state(t, admin, "portal-w02"); got != "available" {
+			t.Errorf("staff with a session see %s", got)
+		}
+	})
+}

@@ -26,9 +26,12 @@ var notifications = map[string]struct{ Level, Text string }{
 type card struct {
 	Environment string
 	Workshop    config.Workshop
-	State       string // "session", "available" or "full"
-	Session     string // the viewer's session there, if any
-	Starting    bool
+	// State is "session" (the viewer has one there), "available", "full"
+	// (the workshop's capacity or the portal maximum is taken) or "limit"
+	// (the viewer has as many sessions as a person may).
+	State   string
+	Session string // the viewer's session there, if any
+	Limit   int    // of sessions per person, when State is "limit"
 }
 
 type catalogData struct {
@@ -58,7 +61,7 @@ func (p *Pages) catalog(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Starting environments are listed too: a request starts them.
-	_, envs, err := p.broker.Catalog(r.Context(), broker.CatalogQuery{
+	pv, envs, err := p.broker.Catalog(r.Context(), broker.CatalogQuery{
 		States: []store.EnvState{store.EnvStarting, store.EnvRunning}})
 	if err != nil {
 		p.fail(w, r, err)
@@ -76,14 +79,21 @@ func (p *Pages) catalog(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	slices.SortFunc(envs, func(a, b broker.EnvironmentView) int { return a.Environment.Position - b.Environment.Position })
+	// Unlike Educates, whose light ignored them, the portal maximum and
+	// the sessions a person may have count: a start would only come back
+	// with session-unavailable.
+	limit := p.sessionLimit(u)
+	portalFull := pv.Maximum > 0 && pv.Allocated >= pv.Maximum
 	var data catalogData
 	for _, v := range envs {
 		c := card{Environment: v.Environment.Name, Workshop: v.Environment.Workshop, State: "full",
-			Session: held[v.Environment.ID], Starting: v.Environment.State == store.EnvStarting}
+			Session: held[v.Environment.ID]}
 		switch {
 		case c.Session != "":
 			c.State = "session"
-		case v.Environment.Capacity-v.Allocated > 0:
+		case loggedIn && limit > 0 && len(held) >= limit:
+			c.State, c.Limit = "limit", limit
+		case v.Environment.Capacity-v.Allocated > 0 && !portalFull:
 			c.State = "available"
 		}
 		data.Cards = append(data.Cards, c)
@@ -94,6 +104,19 @@ func (p *Pages) catalog(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p.render(w, r, http.StatusOK, "catalog.html", "Workshops", data)
+}
+
+// sessionLimit is how many sessions u may have at once; 0 for no limit
+// (spec §4.1: sessions.registered and sessions.anonymous; staff have none).
+func (p *Pages) sessionLimit(u store.User) int {
+	limits := p.broker.Portal().Sessions
+	switch u.Role {
+	case store.RoleAdmin:
+		return 0
+	case store.RoleAnonymous:
+		return limits.Anonymous
+	}
+	return limits.Registered
 }
 
 // environment is /workshops/environment/<name>/ (spec §7.5): a session
