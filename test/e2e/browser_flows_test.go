@@ -226,7 +226,19 @@ func TestBrowserAdminExtendTerminate(t *testing.T) {
 		navs := attendee.navigationsSince("/workshops/session/" + session + "/")
 		t.Fatalf("attendee: want the dashboard's countdown to say \"Session ended\" after the admin terminated the session: %s; the tab went on to %q", msg, navs)
 	}
+	// The session page says so over the dashboard, with the way back.
+	attendee.waitUntil(dashboardPoll, "the session page to say the session ended", `(() => {
+		const panel = document.querySelector("#ended");
+		if (!panel || !panel.getClientRects().length) return "no #ended shown";
+		if (!/ended/i.test(panel.textContent)) return "#ended says " + panel.textContent.trim();
+		const back = panel.querySelector("a.button");
+		if (!back) return "no a.button in #ended";
+		return document.activeElement === back ? "" : "the focus is on " + (document.activeElement && document.activeElement.outerHTML.slice(0, 80));
+	})()`)
 	attendee.screenshot("session-ended")
+	attendee.click("#ended a.button")
+	attendee.waitPath("/workshops/catalog/")
+	attendee.banner("session-deleted")
 }
 
 // TestBrowserCapacity is issue 4's acceptance 1d: when the workshop's

@@ -37,16 +37,29 @@
       if (!document.hidden) seen = true;
     });
 
+    var ended = document.getElementById('ended');
+    var keepAlive = null;
     var poll = function () {
       var hidden = !seen;
       seen = !document.hidden;
       return fetch('/sessions/' + encodeURIComponent(session) + '/session/poll?hidden=' + hidden, {
         credentials: 'same-origin', cache: 'no-store'
       }).then(function (r) {
-        if ((r.status === 404 || r.status === 410) && !ready) {
-          // Ended before it was shown: the server knows where to send the
-          // person. Once shown, the dashboard says it ended.
-          go('/workshops/session/' + encodeURIComponent(session) + '/');
+        if (r.status === 404 || r.status === 410) {
+          if (!ready) {
+            // Ended before it was shown: the server knows where to send
+            // the person.
+            go('/workshops/session/' + encodeURIComponent(session) + '/');
+            return null;
+          }
+          // Ended under the person's eyes (expired, or ended by an
+          // organiser): say so over the dashboard, with the way back,
+          // which the server knows (index URL or catalog).
+          if (keepAlive !== null) window.clearInterval(keepAlive);
+          if (ended.hidden) {
+            ended.hidden = false;
+            ended.querySelector('a').focus();
+          }
           return null;
         }
         return r.ok;
@@ -66,7 +79,7 @@
         if (ok === null) return; // leaving the page
         if (ok) {
           show();
-          window.setInterval(poll, 15000);
+          keepAlive = window.setInterval(poll, 15000);
           return;
         }
         var elapsed = (Date.now() - startedAt) / 1000;
@@ -83,7 +96,7 @@
 
     if (ready) {
       poll();
-      window.setInterval(poll, 15000);
+      keepAlive = window.setInterval(poll, 15000);
     } else {
       wait();
     }
