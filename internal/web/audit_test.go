@@ -241,3 +241,28 @@ func TestCatalogAvailabilityCountsEveryLimit(t *testing.T) {
 		}
 	})
 }
+
+// In anonymous mode nobody has a password: a start link of the catalog
+// (/workshops/environment/<name>/) opened by a visitor without an account
+// (a link passed on, a login that lapsed) led to a login form they could
+// not use. It goes through the anonymous start link instead, index_url
+// and all.
+func TestAnonymousModeStartsWithoutALogin(t *testing.T) {
+	p := startWith(t, config.Entry{}, func(p *config.Portal) { p.Registration.Type = "anonymous" })
+	c := p.Client()
+	status, loc, _ := get(t, c, "/workshops/environment/portal-w01/?index_url="+url.QueryEscape("https://hub.example/"))
+	wantRedirect(t, "a start without an account", status, loc, "/workshops/environment/portal-w01/create/?index_url=https%3A%2F%2Fhub.example%2F")
+	status, loc, _ = get(t, c, loc)
+	wantRedirect(t, "the anonymous start link", status, loc, "/workshops/environment/portal-w01/?index_url=https%3A%2F%2Fhub.example%2F")
+	name := start(t, c, "?index_url="+url.QueryEscape("https://hub.example/"))
+	if s := p.Session(name); !strings.HasPrefix(s.OwnerName, "anon@educates:") || s.IndexURL != "https://hub.example/" {
+		t.Errorf("session %+v", s)
+	}
+	status, loc, _ = get(t, p.Client(), "/workshops/environment/portal-w01/")
+	wantRedirect(t, "without index_url", status, loc, "/workshops/environment/portal-w01/create/?index_url=")
+
+	// Not in anonymous mode: the login, as before.
+	private := startWith(t, config.Entry{}, nil)
+	status, loc, _ = get(t, private.Client(), "/workshops/environment/portal-w01/")
+	wantRedirect(t, "a start without a login", status, loc, "/accounts/login/?next=%2Fworkshops%2Fenvironment%2Fportal-w01%2F")
+}

@@ -129,10 +129,16 @@ func (p *Pages) environment(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, err)
 		return
 	}
-	if p.gated(w, r, u) {
+	switch {
+	case p.gated(w, r, u):
 		return
-	}
-	if !loggedIn {
+	case !loggedIn && p.anonymousMode():
+		// Unlike Educates, which asked for a login nobody in anonymous
+		// mode can give: an account on the spot, as the start link makes.
+		http.Redirect(w, r, "/workshops/environment/"+url.PathEscape(r.PathValue("name"))+"/create/?index_url="+
+			url.QueryEscape(strings.TrimSpace(r.URL.Query().Get("index_url"))), http.StatusFound)
+		return
+	case !loggedIn:
 		p.requireLogin(w, r, "/accounts/login/")
 		return
 	}
