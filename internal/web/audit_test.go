@@ -1,14 +1,18 @@
 package web_test
 
 import (
+	"errors"
 	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portico-dev/portico/internal/config"
 	"github.com/portico-dev/portico/internal/portaltest"
+	"github.com/portico-dev/portico/internal/runtime/runtimetest"
+	"github.com/portico-dev/portico/internal/store"
 )
 
 // Tests of the gaps an audit of the pages against issue 4 and the spec
@@ -265,4 +269,38 @@ func TestAnonymousModeStartsWithoutALogin(t *testing.T) {
 	private := startWith(t, config.Entry{}, nil)
 	status, loc, _ = get(t, private.Client(), "/workshops/environment/portal-w01/")
 	wantRedirect(t, "a start without a login", status, loc, "/accounts/login/?next=%2Fworkshops%2Fenvironment%2Fportal-w01%2F")
+}
+
+// A session whose host never starts is given up after a few tries (unlike
+// Educates, where it stayed STARTING). Its page then sent the person to
+// the catalog with session-deleted, "Your workshop session has ended",
+// about a session they never had: it says the session did not start.
+func TestSessionThatNeverStartedIsNotSaidToHaveEnded(t *testing.T) {
+	p := startWith(t, config.Entry{Capacity: 2, Reserved: 0, Initial: 0}, nil)
+	p.Runtime.(*runtimetest.Runtime).FailStart("portal-w01-s001", errors.New("image pull failed"))
+	alice := signUp(t, p, "alice")
+	name := start(t, alice, "?index_url="+url.QueryEscape("https://hub.example/"))
+	for range 10 {
+		if p.Session(name).State == store.Stopped {
+			break
+		}
+		p.Clock.Advance(10 * time.Second)
+		p.Settle()
+	}
+	if s := p.Session(name); s.State != store.Stopped {
+		t.Fatalf("the session that cannot start is %s", s.State)
+	}
+	for _, path := range []string{"/workshops/session/" + name + "/", "/workshops/session/" + name + "/delete/"} {
+		status, loc, _ := get(t, alice, path)
+		wantRedirect(t, path, status, loc, "https://hub.example/?notification=startup-timeout")
+	}
+
+	// A session that ran and ended is still session-deleted.
+	bob := signUp(t, p, "bob")
+	ran := start(t, bob, "")
+	p.Settle()
+	get(t, bob, "/workshops/session/"+ran+"/delete/")
+	p.Settle()
+	status, loc, _ := get(t, bob, "/workshops/session/"+ran+"/")
+	wantRedirect(t, "a session that ran", status, loc, "/workshops/catalog/?notification=session-deleted")
 }

@@ -20,7 +20,7 @@ var notifications = map[string]struct{ Level, Text string }{
 	"session-unavailable": {"warning", "No session is available for that workshop right now. Try again in a little while."},
 	"session-invalid":     {"danger", "That workshop session does not exist or is not yours."},
 	"workshop-invalid":    {"danger", "That workshop does not exist."},
-	"startup-timeout":     {"danger", "The workshop session did not start in time. Try starting it again."},
+	"startup-timeout":     {"danger", "The workshop session did not start. Try starting it again."},
 }
 
 type card struct {
