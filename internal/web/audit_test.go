@@ -304,3 +304,51 @@ func TestSessionThatNeverStartedIsNotSaidToHaveEnded(t *testing.T) {
 	status, loc, _ := get(t, bob, "/workshops/session/"+ran+"/")
 	wantRedirect(t, "a session that ran", status, loc, "/workshops/catalog/?notification=session-deleted")
 }
+
+// Every form of the administration refuses a request without the CSRF
+// token of the staff member's browser, and nothing changes.
+func TestCSRFOnEveryFormOfStaff(t *testing.T) {
+	p := startWith(t, config.Entry{}, func(p *config.Portal) { p.Robot.Password, p.RobotClient.Secret = "", "" })
+	alice := signUp(t, p, "alice")
+	name := start(t, alice, "")
+	admin := login(t, p, portaltest.AdminUser, portaltest.AdminPassword)
+	before := p.Session(name)
+	for _, path := range []string{"/admin/sessions/" + name + "/extend/", "/admin/sessions/" + name + "/expire/",
+		"/admin/sessions/" + name + "/terminate/", "/admin/environments/portal-w01/refresh/", "/admin/robot/",
+		"/accounts/logout/"} {
+		for what, form := range map[string]string{"no token": "minutes=10", "a wrong token": "minutes=10&csrf_token=" + strings.Repeat("x", 43)} {
+			resp, raw := admin.Raw("POST", path, strings.NewReader(form), "Content-Type", "application/x-www-form-urlencoded")
+			if reason := errorReason(t, resp, raw, http.StatusForbidden); !strings.Contains(reason, "CSRF") {
+				t.Errorf("POST %s with %s: %q", path, what, reason)
+			}
+		}
+	}
+	if after := p.Session(name); after.State != before.State || !after.Expires.Equal(before.Expires) {
+		t.Errorf("the session changed: %s until %v, was %s until %v", after.State, after.Expires, before.State, before.Expires)
+	}
+	if envs := p.Environments(); len(envs) != 1 || envs[0].State != store.EnvRunning {
+		t.Errorf("environments after refused refreshes: %+v", envs)
+	}
+	if status, _, _ := get(t, admin, "/admin/"); status != http.StatusOK {
+		t.Errorf("the admin was logged out: %d", status)
+	}
+}
+
+// Anonymous accounts have names like anon@educates:<uuid>: the top bar
+// says Guest, which reads at a glance.
+func TestAnonymousAccountsAreGuests(t *testing.T) {
+	p := startWith(t, config.Entry{}, func(p *config.Portal) { p.Registration.Type = "anonymous" })
+	c := p.Client()
+	get(t, c, "/accounts/create/")
+	_, _, body := get(t, c, "/workshops/catalog/")
+	if !strings.Contains(body, `<span class="who" title="Logged in as a guest">Guest</span>`) {
+		t.Errorf("the top bar of an anonymous account: %s", body)
+	}
+	// A user a front end named keeps the name.
+	_, activation := request(t, p, "frank", "https://hub.example/")
+	frank := p.Client()
+	get(t, frank, activation)
+	if _, _, body := get(t, frank, "/workshops/catalog/"); !strings.Contains(body, `<span class="who" title="Logged in as frank">frank</span>`) {
+		t.Errorf("the top bar of frank: %s", body)
+	}
+}

@@ -36,6 +36,7 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"clock":     func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
 	"remaining": remaining,
 	"imageURL":  imageURL,
+	"guest":     guest,
 }).ParseFS(templates, "templates/*.html"))
 
 // Pages serves the portal's pages.
@@ -296,6 +297,30 @@ func remaining(t time.Time, now time.Time) string {
 		return fmt.Sprintf("%d:%02d:%02d", h, m, s)
 	}
 	return fmt.Sprintf("%d:%02d", m, s)
+}
+
+// guest reports whether u is an account made up on the spot, whose name
+// (a UUID, or anon@educates:<UUID>) says nothing to a person. Anonymous
+// users a front end named through the REST API keep their names.
+func guest(u *store.User) bool {
+	if u == nil || u.Role != store.RoleAnonymous {
+		return false
+	}
+	id := strings.TrimPrefix(u.Username, "anon@educates:")
+	if len(id) != 36 {
+		return false
+	}
+	for i, r := range id {
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if r != '-' {
+				return false
+			}
+		case !strings.ContainsRune("0123456789abcdef", r):
+			return false
+		}
+	}
+	return true
 }
 
 // imageURL lets a workshop logo through when it is an image the page may
