@@ -37,6 +37,9 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"remaining": remaining,
 	"imageURL":  imageURL,
 	"guest":     guest,
+	"copyable": func(id, label, value string) struct{ ID, Label, Value string } {
+		return struct{ ID, Label, Value string }{id, label, value}
+	},
 }).ParseFS(templates, "templates/*.html"))
 
 // Pages serves the portal's pages.

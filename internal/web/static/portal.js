@@ -120,6 +120,28 @@
     window.setInterval(refresh, 3000);
   }
 
+  // ---- Copy buttons (the robot credentials): the value goes to the
+  // clipboard; where the page may not write it, it is selected for Ctrl+C.
+  Array.prototype.forEach.call(document.querySelectorAll('button[data-copy]'), function (b) {
+    var value = document.getElementById(b.getAttribute('data-copy'));
+    var done = function (text) {
+      b.textContent = text;
+      window.setTimeout(function () { b.textContent = 'Copy'; }, 5000);
+    };
+    var select = function () {
+      var range = document.createRange();
+      range.selectNodeContents(value);
+      var sel = window.getSelection();
+      sel.removeAllRanges();
+      sel.addRange(range);
+      done('Selected');
+    };
+    b.addEventListener('click', function () {
+      if (!navigator.clipboard) { select(); return; }
+      navigator.clipboard.writeText(value.textContent.trim()).then(function () { done('Copied'); }, select);
+    });
+  });
+
   // ---- Countdowns of the admin sessions list.
   var pad = function (n) { return n < 10 ? '0' + n : String(n); };
   var tick = function () {
