@@ -352,3 +352,26 @@ func TestAnonymousAccountsAreGuests(t *testing.T) {
 		t.Errorf("the top bar of frank: %s", body)
 	}
 }
+
+// An organiser's refresh replaces an environment while people use it:
+// their sessions go on in the old one, which leaves the catalog. Their
+// card then said Available and Start workshop, which made them a second
+// session and hid the one they had; it says they have a session and
+// leads back to it.
+func TestCatalogKeepsASessionAcrossARefresh(t *testing.T) {
+	p := startWith(t, config.Entry{}, nil)
+	alice := signUp(t, p, "alice")
+	name := start(t, alice, "")
+	admin := login(t, p, portaltest.AdminUser, portaltest.AdminPassword)
+	status, loc, _ := post(t, p, admin, "/admin/environments/portal-w01/refresh/", url.Values{})
+	wantRedirect(t, "refresh", status, loc, "/admin/environments/")
+	p.Settle()
+	if s := p.Session(name); s.State != store.Running {
+		t.Fatalf("alice's session after the refresh: %s", s.State)
+	}
+	_, _, body := get(t, alice, "/workshops/catalog/")
+	if strings.Count(body, `<article class="workshop"`) != 1 || !strings.Contains(body, `data-state="session"`) ||
+		!strings.Contains(body, `href="/workshops/session/`+name+`/"`) {
+		t.Errorf("alice's catalog after the refresh:\n%s", body)
+	}
+}

@@ -67,7 +67,10 @@ func (p *Pages) catalog(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, err)
 		return
 	}
-	held := map[int64]string{}
+	// The viewer's sessions, by environment, and by workshop for those in
+	// an environment a refresh replaced: they go on there, out of the
+	// catalog, and their card must lead back to them, not to a second one.
+	held, heldByKey := map[int64]string{}, map[string]string{}
 	if loggedIn {
 		own, err := p.broker.OwnSessions(r.Context(), u)
 		if err != nil {
@@ -76,6 +79,9 @@ func (p *Pages) catalog(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, v := range own {
 			held[v.Session.EnvID] = v.Session.Name
+			if v.Environment != nil {
+				heldByKey[v.Environment.Key] = v.Session.Name
+			}
 		}
 	}
 	slices.SortFunc(envs, func(a, b broker.EnvironmentView) int { return a.Environment.Position - b.Environment.Position })
@@ -88,6 +94,9 @@ func (p *Pages) catalog(w http.ResponseWriter, r *http.Request) {
 	for _, v := range envs {
 		c := card{Environment: v.Environment.Name, Workshop: v.Environment.Workshop, State: "full",
 			Session: held[v.Environment.ID]}
+		if c.Session == "" {
+			c.Session = heldByKey[v.Environment.Key]
+		}
 		switch {
 		case c.Session != "":
 			c.State = "session"
