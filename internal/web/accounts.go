@@ -87,6 +87,15 @@ type loginData struct {
 	Register              bool
 }
 
+// SignUp is the link to the sign-up form, which leads where the login
+// would have.
+func (d loginData) SignUp() string {
+	if d.Next == "" {
+		return "/accounts/register/"
+	}
+	return "/accounts/register/?next=" + url.QueryEscape(d.Next)
+}
+
 func (p *Pages) loginForm(w http.ResponseWriter, r *http.Request) {
 	p.render(w, r, http.StatusOK, "login.html", "Log in",
 		loginData{Next: localPath(r.URL.Query().Get("next"), ""), Register: p.registrationOpen()})
@@ -147,6 +156,9 @@ type registerData struct {
 	Username, Email string
 	Errors          auth.Invalid
 	MinPassword     int
+	// Next is where the person goes once signed up: a page of the portal
+	// that sent them to log in, else the catalog.
+	Next string
 }
 
 func (p *Pages) registerForm(w http.ResponseWriter, r *http.Request) {
@@ -154,19 +166,28 @@ func (p *Pages) registerForm(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/accounts/register/closed/", http.StatusFound)
 		return
 	}
-	p.render(w, r, http.StatusOK, "register.html", "Sign up", registerData{MinPassword: auth.MinPassword})
+	if p.gated(w, r, store.User{}) {
+		return
+	}
+	p.render(w, r, http.StatusOK, "register.html", "Sign up", registerData{MinPassword: auth.MinPassword,
+		Next: localPath(r.URL.Query().Get("next"), "")})
 }
 
 // register is the one-step registration of spec §3.2: on success the
-// person is logged in and sent to the catalog.
+// person is logged in and sent to the catalog, or, unlike Educates, to
+// the page that asked them to log in.
 func (p *Pages) register(w http.ResponseWriter, r *http.Request) {
 	if !p.registrationOpen() {
 		http.Redirect(w, r, "/accounts/register/closed/", http.StatusFound)
 		return
 	}
+	if p.gated(w, r, store.User{}) {
+		return
+	}
 	in := auth.Signup{Username: strings.TrimSpace(r.PostForm.Get("username")), Email: strings.TrimSpace(r.PostForm.Get("email")),
 		Password: r.PostForm.Get("password1"), Confirm: r.PostForm.Get("password2")}
-	data := registerData{Username: in.Username, Email: in.Email, MinPassword: auth.MinPassword}
+	data := registerData{Username: in.Username, Email: in.Email, MinPassword: auth.MinPassword,
+		Next: localPath(r.PostForm.Get("next"), "")}
 	if !p.signups.Allow(ratelimit.ClientIP(r)) {
 		w.Header().Set("Retry-After", "10")
 		data.Errors = auth.Invalid{"form": tooMany}
@@ -178,7 +199,7 @@ func (p *Pages) register(w http.ResponseWriter, r *http.Request) {
 		p.render(w, r, http.StatusBadRequest, "register.html", "Sign up", data)
 		return
 	}
-	p.loggedIn(w, r, u, err, "/workshops/catalog/")
+	p.loggedIn(w, r, u, err, localPath(data.Next, "/workshops/catalog/"))
 }
 
 func (p *Pages) registerClosed(w http.ResponseWriter, r *http.Request) {
@@ -203,6 +224,7 @@ func (p *Pages) createAnonymous(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/workshops/catalog/", http.StatusFound)
 	case !p.anonymousMode():
 		http.Redirect(w, r, "/accounts/login/", http.StatusFound)
+	case p.gated(w, r, store.User{}):
 	default:
 		if p.loginAnonymous(w, r, secret.UUID()) {
 			http.Redirect(w, r, "/workshops/catalog/", http.StatusFound)
@@ -232,6 +254,24 @@ func (p *Pages) accessAllowed(r *http.Request) bool {
 	}
 	c, err := r.Cookie(accessCookie)
 	return err == nil && hmac.Equal([]byte(c.Value), []byte(p.accessProof()))
+}
+
+// gated sends a browser that has not given the event's access code to
+// the access page, which leads back to the page it asked for; it reports
+// whether it did. Educates asked for the code on / and the catalog only
+// (spec §3.4, §14.2 #14), so that anyone could sign up or start a workshop
+// by going to those pages directly: Portico asks on every page that gives
+// a person an account or a session. Staff need no code.
+func (p *Pages) gated(w http.ResponseWriter, r *http.Request, u store.User) bool {
+	if u.Staff() || p.accessAllowed(r) {
+		return false
+	}
+	back, status := r.URL.RequestURI(), http.StatusFound
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		back, status = r.URL.Path, http.StatusSeeOther // the form again, not its answer
+	}
+	http.Redirect(w, r, "/workshops/access/?redirect_url="+url.QueryEscape(back), status)
+	return true
 }
 
 // accessProof is the cookie value that shows the code was given: a MAC

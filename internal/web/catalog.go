@@ -20,15 +20,18 @@ var notifications = map[string]struct{ Level, Text string }{
 	"session-unavailable": {"warning", "No session is available for that workshop right now. Try again in a little while."},
 	"session-invalid":     {"danger", "That workshop session does not exist or is not yours."},
 	"workshop-invalid":    {"danger", "That workshop does not exist."},
-	"startup-timeout":     {"danger", "The workshop session did not start in time. Try starting it again."},
+	"startup-timeout":     {"danger", "The workshop session did not start. Try starting it again."},
 }
 
 type card struct {
 	Environment string
 	Workshop    config.Workshop
-	State       string // "session", "available" or "full"
-	Session     string // the viewer's session there, if any
-	Starting    bool
+	// State is "session" (the viewer has one there), "available", "full"
+	// (the workshop's capacity or the portal maximum is taken) or "limit"
+	// (the viewer has as many sessions as a person may).
+	State   string
+	Session string // the viewer's session there, if any
+	Limit   int    // of sessions per person, when State is "limit"
 }
 
 type catalogData struct {
@@ -58,13 +61,16 @@ func (p *Pages) catalog(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Starting environments are listed too: a request starts them.
-	_, envs, err := p.broker.Catalog(r.Context(), broker.CatalogQuery{
+	pv, envs, err := p.broker.Catalog(r.Context(), broker.CatalogQuery{
 		States: []store.EnvState{store.EnvStarting, store.EnvRunning}})
 	if err != nil {
 		p.fail(w, r, err)
 		return
 	}
-	held := map[int64]string{}
+	// The viewer's sessions, by environment, and by workshop for those in
+	// an environment a refresh replaced: they go on there, out of the
+	// catalog, and their card must lead back to them, not to a second one.
+	held, heldByKey := map[int64]string{}, map[string]string{}
 	if loggedIn {
 		own, err := p.broker.OwnSessions(r.Context(), u)
 		if err != nil {
@@ -73,17 +79,30 @@ func (p *Pages) catalog(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, v := range own {
 			held[v.Session.EnvID] = v.Session.Name
+			if v.Environment != nil {
+				heldByKey[v.Environment.Key] = v.Session.Name
+			}
 		}
 	}
 	slices.SortFunc(envs, func(a, b broker.EnvironmentView) int { return a.Environment.Position - b.Environment.Position })
+	// Unlike Educates, whose light ignored them, the portal maximum and
+	// the sessions a person may have count: a start would only come back
+	// with session-unavailable.
+	limit := p.sessionLimit(u)
+	portalFull := pv.Maximum > 0 && pv.Allocated >= pv.Maximum
 	var data catalogData
 	for _, v := range envs {
 		c := card{Environment: v.Environment.Name, Workshop: v.Environment.Workshop, State: "full",
-			Session: held[v.Environment.ID], Starting: v.Environment.State == store.EnvStarting}
+			Session: held[v.Environment.ID]}
+		if c.Session == "" {
+			c.Session = heldByKey[v.Environment.Key]
+		}
 		switch {
 		case c.Session != "":
 			c.State = "session"
-		case v.Environment.Capacity-v.Allocated > 0:
+		case loggedIn && limit > 0 && len(held) >= limit:
+			c.State, c.Limit = "limit", limit
+		case v.Environment.Capacity-v.Allocated > 0 && !portalFull:
 			c.State = "available"
 		}
 		data.Cards = append(data.Cards, c)
@@ -96,11 +115,40 @@ func (p *Pages) catalog(w http.ResponseWriter, r *http.Request) {
 	p.render(w, r, http.StatusOK, "catalog.html", "Workshops", data)
 }
 
+// sessionLimit is how many sessions u may have at once; 0 for no limit
+// (spec §4.1: sessions.registered and sessions.anonymous; staff have none).
+func (p *Pages) sessionLimit(u store.User) int {
+	limits := p.broker.Portal().Sessions
+	switch u.Role {
+	case store.RoleAdmin:
+		return 0
+	case store.RoleAnonymous:
+		return limits.Anonymous
+	}
+	return limits.Registered
+}
+
 // environment is /workshops/environment/<name>/ (spec §7.5): a session
 // for the logged-in person, or back where they came from with the reason.
 func (p *Pages) environment(w http.ResponseWriter, r *http.Request) {
-	u, ok := p.requireLogin(w, r, "/accounts/login/")
-	if !ok {
+	// The access code first, as on the index: the login page it would
+	// otherwise lead to is no use to someone who has yet to sign up.
+	u, loggedIn, err := p.viewer(r)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	switch {
+	case p.gated(w, r, u):
+		return
+	case !loggedIn && p.anonymousMode():
+		// Unlike Educates, which asked for a login nobody in anonymous
+		// mode can give: an account on the spot, as the start link makes.
+		http.Redirect(w, r, "/workshops/environment/"+url.PathEscape(r.PathValue("name"))+"/create/?index_url="+
+			url.QueryEscape(strings.TrimSpace(r.URL.Query().Get("index_url"))), http.StatusFound)
+		return
+	case !loggedIn:
+		p.requireLogin(w, r, "/accounts/login/")
 		return
 	}
 	// The index_url is trusted as Educates trusts it: front ends link
@@ -147,6 +195,7 @@ func (p *Pages) createForEnvironment(w http.ResponseWriter, r *http.Request) {
 	case !p.anonymousMode():
 		// Unlike Educates, the target survives the login.
 		http.Redirect(w, r, "/accounts/login/?next="+url.QueryEscape(target), http.StatusFound)
+	case p.gated(w, r, store.User{}):
 	default:
 		if p.loginAnonymous(w, r, "anon@educates:"+secret.UUID()) {
 			http.Redirect(w, r, target, http.StatusFound)

@@ -74,9 +74,14 @@ func login(t *testing.T, p *portaltest.Portal, username, password string) *porta
 	return c
 }
 
+// signUp registers username in a new browser, which gives the event's
+// access code first when the portal has one.
 func signUp(t testing.TB, p *portaltest.Portal, username string) *portaltest.Client {
 	t.Helper()
 	c := p.Client()
+	if code := p.Broker.Portal().Password; code != "" {
+		get(t, c, "/workshops/access/?redirect_url=%2F&password="+url.QueryEscape(code))
+	}
 	status, loc, body := post(t, p, c, "/accounts/register/", url.Values{"username": {username},
 		"email": {username + "@example.com"}, "password1": {"correct horse"}, "password2": {"correct horse"}})
 	if status != 302 || loc != "/workshops/catalog/" {
@@ -494,10 +499,26 @@ func TestRobotRotation(t *testing.T) {
 	}
 }
 
-// No page answers 5xx, whatever the path, query or form.
+// No page answers 5xx, whatever the path, query, form or method, in a
+// private portal and in an anonymous one behind an access code.
 func TestMalformedInputNever5xx(t *testing.T) {
-	p := startWith(t, config.Entry{}, nil)
-	alice := signUp(t, p, "alice")
+	t.Run("private", func(t *testing.T) { malformedInputNever5xx(t, nil) })
+	t.Run("anonymous behind a code", func(t *testing.T) {
+		malformedInputNever5xx(t, func(p *config.Portal) {
+			p.Registration.Type, p.Password, p.Index, p.CatalogVisibility = "anonymous", "code", "https://event.example/", "public"
+		})
+	})
+}
+
+func malformedInputNever5xx(t *testing.T, adjust func(*config.Portal)) {
+	p := startWith(t, config.Entry{}, adjust)
+	alice := p.Client()
+	if p.Broker.Portal().Registration.Type == "anonymous" {
+		get(t, alice, "/workshops/access/?redirect_url=%2F&password=code")
+		get(t, alice, "/accounts/create/")
+	} else {
+		alice = signUp(t, p, "alice")
+	}
 	admin := login(t, p, portaltest.AdminUser, portaltest.AdminPassword)
 	token := csrf(t, p, admin)
 	paths := []string{"/", "/accounts/login/", "/accounts/register/", "/accounts/create/", "/workshops/access/",
@@ -519,9 +540,11 @@ func TestMalformedInputNever5xx(t *testing.T) {
 				}
 			}
 			for _, b := range bodies {
-				resp, raw := c.Raw("POST", path, strings.NewReader(b), "Content-Type", "application/x-www-form-urlencoded")
-				if resp.StatusCode >= 500 {
-					t.Errorf("POST %s %q: %d %.200s", path, b, resp.StatusCode, raw)
+				for _, method := range []string{"POST", "PUT", "DELETE", "OPTIONS"} {
+					resp, raw := c.Raw(method, path, strings.NewReader(b), "Content-Type", "application/x-www-form-urlencoded")
+					if resp.StatusCode >= 500 {
+						t.Errorf("%s %s %q: %d %.200s", method, path, b, resp.StatusCode, raw)
+					}
 				}
 			}
 		}

@@ -22,7 +22,7 @@ func (p *Pages) activate(w http.ResponseWriter, r *http.Request) {
 	}
 	s, owner, err := p.broker.Activate(r.Context(), r.PathValue("name"), q.Get("token"))
 	if errors.Is(err, broker.ErrEnded) {
-		http.Redirect(w, r, withNotification(p.indexFor(s, owner), "session-deleted"), http.StatusFound)
+		http.Redirect(w, r, withNotification(p.indexFor(s, owner), endedNotification(s)), http.StatusFound)
 		return
 	}
 	if err == nil {
@@ -56,7 +56,7 @@ func (p *Pages) ownSession(w http.ResponseWriter, r *http.Request) (store.User, 
 	// Unlike Educates, which said session-invalid unless the session had
 	// an index URL, the owner of an ended session is told it ended.
 	if ended, ok := p.broker.Ended(r.Context(), u, r.PathValue("name")); ok {
-		http.Redirect(w, r, withNotification(p.indexFor(ended, u), "session-deleted"), http.StatusFound)
+		http.Redirect(w, r, withNotification(p.indexFor(ended, u), endedNotification(ended)), http.StatusFound)
 		return u, v, false
 	}
 	http.Redirect(w, r, withNotification(p.fallback(u), "session-invalid"), http.StatusFound)
@@ -129,6 +129,17 @@ func (p *Pages) endSession(w http.ResponseWriter, r *http.Request, notification 
 		notification = "session-deleted"
 	}
 	http.Redirect(w, r, withNotification(p.indexFor(v.Session, u), notification), http.StatusFound)
+}
+
+// endedNotification is what the owner of an ended session is told:
+// session-deleted, or startup-timeout when it never started (the portal
+// gave up on its host after a few tries: Educates left such a session
+// STARTING for ever, and only the page's overdue timer ended it).
+func endedNotification(s store.Session) string {
+	if s.Failure != "" && s.Attempts > 0 {
+		return "startup-timeout"
+	}
+	return "session-deleted"
 }
 
 // indexFor is where a person goes after a session: its index URL (which

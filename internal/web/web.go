@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,6 +36,10 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"clock":     func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
 	"remaining": remaining,
 	"imageURL":  imageURL,
+	"guest":     guest,
+	"copyable": func(id, label, value string) struct{ ID, Label, Value string } {
+		return struct{ ID, Label, Value string }{id, label, value}
+	},
 }).ParseFS(templates, "templates/*.html"))
 
 // Pages serves the portal's pages.
@@ -58,26 +63,25 @@ func Register(mux *http.ServeMux, b *broker.Broker, a *auth.Service, clock ratel
 		signups: ratelimit.New(clock, 200, 5),
 		origin:  http.NewCrossOriginProtection(), clock: clock}
 	get := map[string]http.HandlerFunc{
-		"/":                                           p.index,
-		"/accounts/login/":                            p.loginForm,
-		"/accounts/logout/":                           p.logoutForm,
-		"/accounts/register/":                         p.registerForm,
-		"/accounts/register/closed/":                  p.registerClosed,
-		"/accounts/register/complete/":                p.registerComplete,
-		"/accounts/create/":                           p.createAnonymous,
-		"/workshops/access/":                          p.accessForm,
-		"/workshops/catalog/":                         p.catalog,
-		"/workshops/environment/{name}/":              p.environment,
-		"/workshops/environment/{name}/create/":       p.createForEnvironment,
-		"/workshops/session/{name}/":                  p.session,
-		"/workshops/session/{name}/activate/":         p.activate,
-		"/workshops/session/{name}/delete/":           p.deleteLink,
-		"/admin/":                                     p.staff(p.adminOverview),
-		"/admin/environments/":                        p.staff(p.adminEnvironments),
-		"/admin/sessions/":                            p.staff(p.adminSessions),
-		"/admin/users/":                               p.staff(p.adminUsers),
-		"/admin/robot/":                               p.staff(p.adminRobot),
-		"/static/workshops/theme/training-portal.css": p.theme,
+		"/":                                     p.index,
+		"/accounts/login/":                      p.loginForm,
+		"/accounts/logout/":                     p.logoutForm,
+		"/accounts/register/":                   p.registerForm,
+		"/accounts/register/closed/":            p.registerClosed,
+		"/accounts/register/complete/":          p.registerComplete,
+		"/accounts/create/":                     p.createAnonymous,
+		"/workshops/access/":                    p.accessForm,
+		"/workshops/catalog/":                   p.catalog,
+		"/workshops/environment/{name}/":        p.environment,
+		"/workshops/environment/{name}/create/": p.createForEnvironment,
+		"/workshops/session/{name}/":            p.session,
+		"/workshops/session/{name}/activate/":   p.activate,
+		"/workshops/session/{name}/delete/":     p.deleteLink,
+		"/admin/":                               p.staff(p.adminOverview),
+		"/admin/environments/":                  p.staff(p.adminEnvironments),
+		"/admin/sessions/":                      p.staff(p.adminSessions),
+		"/admin/users/":                         p.staff(p.adminUsers),
+		"/admin/robot/":                         p.staff(p.adminRobot),
 	}
 	post := map[string]http.HandlerFunc{
 		"/accounts/login/":                    p.login,
@@ -89,29 +93,63 @@ func Register(mux *http.ServeMux, b *broker.Broker, a *auth.Service, clock ratel
 		"/admin/sessions/{name}/{action}/":    p.staff(p.adminSessionAction),
 		"/admin/robot/":                       p.staff(p.adminRobotRotate),
 	}
+	allow := map[string][]string{}
 	for path, h := range get {
 		handle(mux, "GET", path, p.headers(h))
+		allow[path] = append(allow[path], "GET", "HEAD")
 	}
 	for path, h := range post {
 		handle(mux, "POST", path, p.headers(p.form(h)))
+		allow[path] = append(allow[path], "POST")
 	}
-	mux.Handle("GET /static/", cached(http.FileServerFS(static)))
+	// Other methods: 405 with the methods the page takes, as Django's
+	// require_http_methods answered, rather than the REST API's 404.
+	for path, methods := range allow {
+		slices.Sort(methods)
+		handle(mux, "", path, p.headers(p.notAllowed(strings.Join(methods, ", "))))
+	}
+	handle(mux, "GET", "/static/workshops/theme/training-portal.css", p.headers(p.theme))
+	mux.Handle("GET /static/", cached(files(http.FileServerFS(static))))
 	mux.HandleFunc("/sessions/{name}/{rest...}", p.proxy)
 }
 
+// notAllowed answers a method a page does not take.
+func (p *Pages) notAllowed(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		p.fail(w, r, httpapi.Errorf(http.StatusMethodNotAllowed, "Method %s not allowed", r.Method))
+	}
+}
+
 // handle registers path with and without its trailing slash, as Django's
-// APPEND_SLASH made both work for Educates' front ends.
+// APPEND_SLASH made both work for Educates' front ends; method "" is any
+// method.
 func handle(mux *http.ServeMux, method, path string, h http.HandlerFunc) {
+	if method != "" {
+		method += " "
+	}
 	switch {
 	case path == "/":
-		mux.HandleFunc(method+" /{$}", h)
+		mux.HandleFunc(method+"/{$}", h)
 		return
 	case !strings.HasSuffix(path, "/"):
-		mux.HandleFunc(method+" "+path, h)
+		mux.HandleFunc(method+path, h)
 		return
 	}
-	mux.HandleFunc(method+" "+path+"{$}", h)
-	mux.HandleFunc(method+" "+strings.TrimSuffix(path, "/"), h)
+	mux.HandleFunc(method+path+"{$}", h)
+	mux.HandleFunc(method+strings.TrimSuffix(path, "/"), h)
+}
+
+// files serves the embedded static files one by one: a directory is not
+// listed.
+func files(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // cached lets browsers keep the static files for a while: they change
@@ -262,6 +300,30 @@ func remaining(t time.Time, now time.Time) string {
 		return fmt.Sprintf("%d:%02d:%02d", h, m, s)
 	}
 	return fmt.Sprintf("%d:%02d", m, s)
+}
+
+// guest reports whether u is an account made up on the spot, whose name
+// (a UUID, or anon@educates:<UUID>) says nothing to a person. Anonymous
+// users a front end named through the REST API keep their names.
+func guest(u *store.User) bool {
+	if u == nil || u.Role != store.RoleAnonymous {
+		return false
+	}
+	id := strings.TrimPrefix(u.Username, "anon@educates:")
+	if len(id) != 36 {
+		return false
+	}
+	for i, r := range id {
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if r != '-' {
+				return false
+			}
+		case !strings.ContainsRune("0123456789abcdef", r):
+			return false
+		}
+	}
+	return true
 }
 
 // imageURL lets a workshop logo through when it is an image the page may

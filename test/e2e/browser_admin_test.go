@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 )
 
@@ -337,4 +338,78 @@ func TestBrowserKeyboard(t *testing.T) {
 		t.Errorf("Tab never reached the start link; stops: %q", stops)
 	}
 	t.Logf("tab stops of the catalog: %q", stops)
+}
+
+// TestBrowserRobotCredentialsCopy: the robot credentials page, which an
+// organiser opens to set up a front end, has a Copy button for each value
+// that puts it on the clipboard, from the mouse and from the keyboard.
+func TestBrowserRobotCredentialsCopy(t *testing.T) {
+	requireChromium(t)
+	p := startPortal(t, definitions(entry{Capacity: 1, Reserved: 0}))
+	admin := newChromium(t).person("admin", p)
+	// The test reads the clipboard back, which a page may do only when
+	// allowed.
+	for _, perm := range []string{"clipboard-read", "clipboard-write"} {
+		ctx, cancel := context.WithTimeout(admin.ctx, browserStep)
+		_, err := chromedp.CallBrowser(ctx, browser.SetPermission, browser.SetPermissionParams{
+			Permission: &browser.PermissionDescriptor{Name: perm}, Setting: browser.PermissionSettingGranted,
+			Origin: p.url, BrowserContextID: chromedp.FromContext(admin.ctx).BrowserContextID})
+		cancel()
+		if err != nil {
+			t.Fatalf("allow %s: %v", perm, err)
+		}
+	}
+	admin.open("/admin/robot/")
+	admin.waitPath("/accounts/login/")
+	admin.loginHere(adminUser, adminPass)
+	admin.waitPath("/admin/robot/")
+
+	clipboard := func() string {
+		ctx, cancel := context.WithTimeout(admin.ctx, 5*time.Second)
+		defer cancel()
+		text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`navigator.clipboard.readText()`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			return "(" + err.Error() + ")"
+		}
+		return text
+	}
+	wantClipboard := func(what, want string) {
+		t.Helper()
+		if msg := eventually(browserStep, func() string {
+			if got := clipboard(); got != want {
+				return "the clipboard has " + got
+			}
+			return ""
+		}); msg != "" {
+			t.Errorf("%s: %s", what, msg)
+		}
+	}
+	for id, want := range map[string]string{"url": p.url, "username": robotUser, "client-id": clientID,
+		"password": robotPass, "client-secret": clientSecret} {
+		value, button := "code#robot-"+id, `button.copy-button[data-copy="robot-`+id+`"]`
+		if got, err := evalJS[string](admin, `document.querySelector(`+jsString(value)+`).textContent.trim()`); err != nil || got != want {
+			t.Fatalf("%s shows %q (%v), want %q", value, got, err, want)
+		}
+		admin.click(button)
+		admin.waitUntil(browserStep, "the button to say it copied", `(() => {
+			const b = document.querySelector(`+jsString(button)+`);
+			return b.textContent.trim() === "Copied" ? "" : "the button says " + b.textContent.trim();
+		})()`)
+		wantClipboard("Copy of the "+id, want)
+	}
+	admin.screenshot("admin-robot")
+
+	// From the keyboard: focus the username's button, press Enter.
+	ctx, cancel := context.WithTimeout(admin.ctx, 5*time.Second)
+	_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`navigator.clipboard.writeText("").then(() => true)`, chromedp.EvalAwaitPromise))
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantClipboard("the clipboard emptied", "")
+	if _, err := evalJS[bool](admin, `document.querySelector('button.copy-button[data-copy="robot-username"]').focus() || true`); err != nil {
+		t.Fatal(err)
+	}
+	admin.press("\r")
+	wantClipboard("Enter on the username's Copy", robotUser)
 }

@@ -37,16 +37,29 @@
       if (!document.hidden) seen = true;
     });
 
+    var ended = document.getElementById('ended');
+    var keepAlive = null;
     var poll = function () {
       var hidden = !seen;
       seen = !document.hidden;
       return fetch('/sessions/' + encodeURIComponent(session) + '/session/poll?hidden=' + hidden, {
         credentials: 'same-origin', cache: 'no-store'
       }).then(function (r) {
-        if ((r.status === 404 || r.status === 410) && !ready) {
-          // Ended before it was shown: the server knows where to send the
-          // person. Once shown, the dashboard says it ended.
-          go('/workshops/session/' + encodeURIComponent(session) + '/');
+        if (r.status === 404 || r.status === 410) {
+          if (!ready) {
+            // Ended before it was shown: the server knows where to send
+            // the person.
+            go('/workshops/session/' + encodeURIComponent(session) + '/');
+            return null;
+          }
+          // Ended under the person's eyes (expired, or ended by an
+          // organiser): say so over the dashboard, with the way back,
+          // which the server knows (index URL or catalog).
+          if (keepAlive !== null) window.clearInterval(keepAlive);
+          if (ended.hidden) {
+            ended.hidden = false;
+            ended.querySelector('a').focus();
+          }
           return null;
         }
         return r.ok;
@@ -66,7 +79,7 @@
         if (ok === null) return; // leaving the page
         if (ok) {
           show();
-          window.setInterval(poll, 15000);
+          keepAlive = window.setInterval(poll, 15000);
           return;
         }
         var elapsed = (Date.now() - startedAt) / 1000;
@@ -83,7 +96,7 @@
 
     if (ready) {
       poll();
-      window.setInterval(poll, 15000);
+      keepAlive = window.setInterval(poll, 15000);
     } else {
       wait();
     }
@@ -106,6 +119,28 @@
     };
     window.setInterval(refresh, 3000);
   }
+
+  // ---- Copy buttons (the robot credentials): the value goes to the
+  // clipboard; where the page may not write it, it is selected for Ctrl+C.
+  Array.prototype.forEach.call(document.querySelectorAll('button[data-copy]'), function (b) {
+    var value = document.getElementById(b.getAttribute('data-copy'));
+    var done = function (text) {
+      b.textContent = text;
+      window.setTimeout(function () { b.textContent = 'Copy'; }, 5000);
+    };
+    var select = function () {
+      var range = document.createRange();
+      range.selectNodeContents(value);
+      var sel = window.getSelection();
+      sel.removeAllRanges();
+      sel.addRange(range);
+      done('Selected');
+    };
+    b.addEventListener('click', function () {
+      if (!navigator.clipboard) { select(); return; }
+      navigator.clipboard.writeText(value.textContent.trim()).then(function () { done('Copied'); }, select);
+    });
+  });
 
   // ---- Countdowns of the admin sessions list.
   var pad = function (n) { return n < 10 ? '0' + n : String(n); };
