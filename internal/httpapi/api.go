@@ -81,24 +81,25 @@ func (a *API) route(path string, h handler, methods ...string) {
 	a.mux.HandleFunc(strings.TrimSuffix(path, "/"), hf)
 }
 
-// corsPreflight answers a preflight as Educates' django-cors-headers did,
-// allowing its default request headers. Never X-Portico-Browser: that
-// header proves a call comes from the portal's own pages (see caller).
 // recoverPanic answers a handler's panic, a bug, with the API's JSON 500
 // and logs it with its stack, rather than letting net/http cut the
-// connection without an answer.
+// connection without an answer. http.ErrAbortHandler is net/http's own
+// way to cut a connection: it goes on.
 func (a *API) recoverPanic(w http.ResponseWriter, r *http.Request) {
 	v := recover()
-	if v == nil || v == http.ErrAbortHandler {
-		if v != nil {
-			panic(v)
-		}
+	if v == nil {
 		return
+	}
+	if v == http.ErrAbortHandler {
+		panic(v)
 	}
 	a.log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
 	writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "Internal error"})
 }
 
+// corsPreflight answers a preflight as Educates' django-cors-headers did,
+// allowing its default request headers. Never X-Portico-Browser: that
+// header proves a call comes from the portal's own pages (see caller).
 func corsPreflight(w http.ResponseWriter, methods []string) {
 	w.Header().Set("Access-Control-Allow-Methods", strings.Join(append(methods, http.MethodOptions), ", "))
 	w.Header().Set("Access-Control-Allow-Headers", "Accept, Authorization, Content-Type, User-Agent, X-CSRFToken, X-Requested-With")
