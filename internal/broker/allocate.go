@@ -238,18 +238,24 @@ func expiry(env *store.Environment, now time.Time) time.Time {
 	return now.Add(env.Expires)
 }
 
+// SessionLimit is how many sessions user may hold at once: 0 for no limit
+// (staff have none).
+func (b *Broker) SessionLimit(user store.User) int {
+	limits := b.Portal().Sessions
+	switch user.Role {
+	case store.RoleAdmin:
+		return 0
+	case store.RoleAnonymous:
+		return limits.Anonymous
+	}
+	return limits.Registered
+}
+
 // checkUserLimit applies portal.sessions.registered and .anonymous. Sessions
 // already stopping do not count (Educates counted them, briefly refusing a
 // user who had just ended a session).
 func (b *Broker) checkUserLimit(tx store.Tx, user store.User) error {
-	limits := b.Portal().Sessions
-	limit := limits.Registered
-	switch user.Role {
-	case store.RoleAdmin:
-		return nil
-	case store.RoleAnonymous:
-		limit = limits.Anonymous
-	}
+	limit := b.SessionLimit(user)
 	if limit <= 0 {
 		return nil
 	}

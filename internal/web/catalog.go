@@ -88,7 +88,7 @@ func (p *Pages) catalog(w http.ResponseWriter, r *http.Request) {
 	// Unlike Educates, whose light ignored them, the portal maximum and
 	// the sessions a person may have count: a start would only come back
 	// with session-unavailable.
-	limit := p.sessionLimit(u)
+	limit := p.broker.SessionLimit(u)
 	portalFull := pv.Maximum > 0 && pv.Allocated >= pv.Maximum
 	var data catalogData
 	for _, v := range envs {
@@ -113,19 +113,6 @@ func (p *Pages) catalog(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p.render(w, r, http.StatusOK, "catalog.html", "Workshops", data)
-}
-
-// sessionLimit is how many sessions u may have at once; 0 for no limit
-// (spec §4.1: sessions.registered and sessions.anonymous; staff have none).
-func (p *Pages) sessionLimit(u store.User) int {
-	limits := p.broker.Portal().Sessions
-	switch u.Role {
-	case store.RoleAdmin:
-		return 0
-	case store.RoleAnonymous:
-		return limits.Anonymous
-	}
-	return limits.Registered
 }
 
 // environment is /workshops/environment/<name>/ (spec §7.5): a session
