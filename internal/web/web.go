@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -306,25 +307,10 @@ func remaining(t time.Time, now time.Time) string {
 // (a UUID, or anon@educates:<UUID>) says nothing to a person. Anonymous
 // users a front end named through the REST API keep their names.
 func guest(u *store.User) bool {
-	if u == nil || u.Role != store.RoleAnonymous {
-		return false
-	}
-	id := strings.TrimPrefix(u.Username, "anon@educates:")
-	if len(id) != 36 {
-		return false
-	}
-	for i, r := range id {
-		switch {
-		case i == 8 || i == 13 || i == 18 || i == 23:
-			if r != '-' {
-				return false
-			}
-		case !strings.ContainsRune("0123456789abcdef", r):
-			return false
-		}
-	}
-	return true
+	return u != nil && u.Role == store.RoleAnonymous && generatedName.MatchString(u.Username)
 }
+
+var generatedName = regexp.MustCompile(`^(anon@educates:)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 
 // imageURL lets a workshop logo through when it is an image the page may
 // show: a data: URL of an image, or an https URL.
