@@ -31,7 +31,7 @@ func (c Client) Allocate(ctx context.Context, addr, secret string, a runtime.All
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+allocatePath, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, runtime.HostURL(addr).JoinPath(allocatePath).String(), bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -43,7 +43,7 @@ func (c Client) Allocate(ctx context.Context, addr, secret string, a runtime.All
 
 // Activity asks the host at addr how recently it was used.
 func (c Client) Activity(ctx context.Context, addr string) (runtime.Activity, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/session/activity", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, runtime.HostURL(addr).JoinPath("/session/activity").String(), nil)
 	if err != nil {
 		return runtime.Activity{}, err
 	}
@@ -60,7 +60,7 @@ func (c Client) Activity(ctx context.Context, addr string) (runtime.Activity, er
 
 // Healthy checks that the host at addr serves: its readiness probe.
 func (c Client) Healthy(ctx context.Context, addr string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/healthz", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, runtime.HostURL(addr).JoinPath("/healthz").String(), nil)
 	if err != nil {
 		return err
 	}

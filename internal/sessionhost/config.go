@@ -63,6 +63,9 @@ type Config struct {
 	// ServicesPassword is the services_password variable; generated and
 	// kept in the home when empty.
 	ServicesPassword string `json:"services_password,omitempty"`
+	// WorkshopUser, when set, is who the workshop's programs run as, apart
+	// from the host; nil runs them as the host.
+	WorkshopUser *WorkshopUser `json:"workshop_user,omitempty"`
 }
 
 // EnvVar is one variable of the session shell environment.

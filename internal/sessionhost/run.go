@@ -21,10 +21,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/portico-dev/portico/internal/atomicfile"
+	"github.com/portico-dev/portico/internal/runtime"
 )
 
 // Options configures Run.
@@ -53,7 +55,7 @@ type Options struct {
 func Main(args []string) error {
 	fs := flag.NewFlagSet("sessionhost", flag.ContinueOnError)
 	home := fs.String("home", "", "session home directory (default: the working directory)")
-	listen := fs.String("listen", "127.0.0.1:0", "address to serve HTTP on")
+	listen := fs.String("listen", "127.0.0.1:0", "address to serve HTTP on: host:port, or unix:PATH for a Unix socket")
 	seedDir := fs.String("seed", "", "directory of files to copy into a new home (session.json, kubeconfig)")
 	allocation := fs.String("allocation-file", "", "file holding the session's allocation once it has an owner")
 	if err := fs.Parse(args); err != nil {
@@ -98,6 +100,11 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	if cfg.WorkshopUser != nil {
+		if err := refuseInspection(); err != nil {
+			return fmt.Errorf("make the host non-dumpable: %w", err)
+		}
+	}
 	log = log.With("session", cfg.Session)
 	if cfg.Owner == nil {
 		// Allocated before a restart of the host.
@@ -124,23 +131,24 @@ func Run(ctx context.Context, opts Options) error {
 	h.log = log
 	defer h.close()
 
-	err = once(home, filesDoneFile, func() error { return unpackWorkshopFiles(ctx, cfg, home) })
+	err = once(home, filesDoneFile, func() error {
+		if err := unpackWorkshopFiles(ctx, cfg, home); err != nil {
+			return err
+		}
+		return cfg.WorkshopUser.handOver(home)
+	})
 	if err != nil {
 		return err
 	}
 	env, _ := h.values()
 	err = once(home, setupDoneFile, func() error {
-		return runSetupScripts(ctx, home, environ(env, inheritedEnv()...), out)
+		return runSetupScripts(ctx, home, environ(env, inheritedEnv()...), cfg.WorkshopUser, out)
 	})
 	if err != nil {
 		return err
 	}
 
-	listen := opts.Listen
-	if listen == "" {
-		listen = "127.0.0.1:0"
-	}
-	ln, err := net.Listen("tcp", listen)
+	ln, addr, err := listen(opts.Listen)
 	if err != nil {
 		return err
 	}
@@ -157,7 +165,6 @@ func Run(ctx context.Context, opts Options) error {
 
 	// The listener queues connections already, so the address is usable as
 	// soon as it is published.
-	addr := ln.Addr().String()
 	if err := atomicfile.Write(filepath.Join(home, AddressFile), []byte(addr), 0o600); err != nil {
 		srv.Close()
 		return fmt.Errorf("publish address: %w", err)
@@ -178,4 +185,26 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	log.Info("session host stopped")
 	return nil
+}
+
+// listen opens the host's listener on spec: host:port (127.0.0.1:0 when
+// empty), or unix: and a socket path, which is made afresh (a socket left
+// by a previous run of the host refuses a new bind). It returns the
+// address to publish, as runtime.HostURL reads it.
+func listen(spec string) (net.Listener, string, error) {
+	if path, ok := strings.CutPrefix(spec, "unix:"); ok {
+		ln, err := runtime.ListenUnix(path)
+		if err != nil {
+			return nil, "", err
+		}
+		return ln, runtime.UnixAddress(path), nil
+	}
+	if spec == "" {
+		spec = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", spec)
+	if err != nil {
+		return nil, "", err
+	}
+	return ln, ln.Addr().String(), nil
 }

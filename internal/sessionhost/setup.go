@@ -28,7 +28,7 @@ const SetupTimeout = 5 * time.Minute
 // runSetupScripts runs the setup scripts of home with env, copying their
 // output to out. The first script that fails ends the setup with an error
 // that names it; its output is in out.
-func runSetupScripts(ctx context.Context, home string, env []string, out io.Writer) error {
+func runSetupScripts(ctx context.Context, home string, env []string, user *WorkshopUser, out io.Writer) error {
 	dir := filepath.Join(home, SetupDir)
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -47,7 +47,7 @@ func runSetupScripts(ctx context.Context, home string, env []string, out io.Writ
 	for _, name := range scripts {
 		rel := SetupDir + "/" + name
 		fmt.Fprintf(out, "setup: running %s\n", rel)
-		if err := runScript(ctx, home, filepath.Join(dir, name), env, out); err != nil {
+		if err := runScript(ctx, home, filepath.Join(dir, name), env, user, out); err != nil {
 			return fmt.Errorf("setup script %s failed: %w (its output is above)", rel, err)
 		}
 	}
@@ -56,7 +56,7 @@ func runSetupScripts(ctx context.Context, home string, env []string, out io.Writ
 
 // runScript runs one script: directly when it is executable, so that its
 // #! line chooses the interpreter, else with bash (or sh).
-func runScript(ctx context.Context, home, script string, env []string, out io.Writer) error {
+func runScript(ctx context.Context, home, script string, env []string, user *WorkshopUser, out io.Writer) error {
 	ctx, cancel := context.WithTimeoutCause(ctx, SetupTimeout, fmt.Errorf("timed out after %s", SetupTimeout))
 	defer cancel()
 	var cmd *exec.Cmd
@@ -75,7 +75,10 @@ func runScript(ctx context.Context, home, script string, env []string, out io.Wr
 	// Daemons the script leaves behind may hold out open: do not wait for
 	// them longer than this once the script itself is done.
 	cmd.WaitDelay = 2 * time.Second
-	err := cmd.Run()
+	if err := user.start(cmd, cmd.Start); err != nil {
+		return err
+	}
+	err := cmd.Wait()
 	if errors.Is(err, exec.ErrWaitDelay) {
 		return nil
 	}

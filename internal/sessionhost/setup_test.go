@@ -22,7 +22,7 @@ func TestSetupScripts(t *testing.T) {
 	os.Chmod(filepath.Join(home, "workshop/setup.d/01-first.sh"), 0o755)
 	var out bytes.Buffer
 	env := environ(map[string]string{"HOME": home, "PATH": os.Getenv("PATH"), "GREETING": "hi"})
-	if err := runSetupScripts(t.Context(), home, env, &out); err != nil {
+	if err := runSetupScripts(t.Context(), home, env, nil, &out); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	checkFiles(t, home, map[string]string{"order": "first\nsecond\ngreeting=hi\n"})
@@ -32,7 +32,7 @@ func TestSetupScripts(t *testing.T) {
 
 	writeFiles(t, home, map[string]string{"workshop/setup.d/04-fail.sh": "echo about to fail >&2\nexit 3\n", "workshop/setup.d/05-never.sh": "touch \"$HOME/never\"\n"})
 	out.Reset()
-	err := runSetupScripts(t.Context(), home, env, &out)
+	err := runSetupScripts(t.Context(), home, env, nil, &out)
 	if err == nil || !strings.Contains(err.Error(), "workshop/setup.d/04-fail.sh") || !strings.Contains(err.Error(), "exit status 3") {
 		t.Fatalf("failing script: %v", err)
 	}
@@ -44,7 +44,7 @@ func TestSetupScripts(t *testing.T) {
 	}
 
 	// No setup.d: nothing to do.
-	if err := runSetupScripts(t.Context(), t.TempDir(), env, &out); err != nil {
+	if err := runSetupScripts(t.Context(), t.TempDir(), env, nil, &out); err != nil {
 		t.Error(err)
 	}
 }

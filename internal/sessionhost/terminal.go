@@ -114,7 +114,7 @@ func (ts *terminals) start(id string) (*terminal, error) {
 	cmd := exec.Command(shell, args...)
 	cmd.Dir = h.home
 	cmd.Env = environ(env, append([]string{"TERM=xterm-256color", "COLORTERM=truecolor"}, inheritedEnv()...)...)
-	f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
+	f, err := startInPTY(cmd, h.cfg.WorkshopUser)
 	if err != nil {
 		return nil, fmt.Errorf("start shell: %w", err)
 	}
@@ -426,4 +426,35 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n]
+}
+
+// startInPTY starts cmd as u on a new PTY, of which it is the session
+// leader, and returns the PTY's controller. The terminal belongs to u, so
+// that the shell's programs can open /dev/tty (pagers, password prompts).
+func startInPTY(cmd *exec.Cmd, u *WorkshopUser) (*os.File, error) {
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer tty.Close() // the shell has its copies
+	if err := pty.Setsize(ptmx, &pty.Winsize{Rows: 24, Cols: 80}); err != nil {
+		ptmx.Close()
+		return nil, err
+	}
+	if u != nil {
+		if err := tty.Chown(u.UID, u.GID); err != nil {
+			ptmx.Close()
+			return nil, err
+		}
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setsid, cmd.SysProcAttr.Setctty = true, true
+	if err := u.start(cmd, cmd.Start); err != nil {
+		ptmx.Close()
+		return nil, err
+	}
+	return ptmx, nil
 }

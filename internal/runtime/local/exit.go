@@ -17,8 +17,6 @@ type host struct {
 	pid int
 	// init is the sandbox's pid 1, 0 unsandboxed or until known.
 	init int
-	// addr is the published address, once hostListens confirmed it.
-	addr string
 	// cgroups are the session's, nil without.
 	cgroups *sessionCgroups
 	bias    oomBias // used by oomBiasLoop only

@@ -19,9 +19,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +32,7 @@ import (
 
 	"github.com/portico-dev/portico/internal/runtime"
 	"github.com/portico-dev/portico/internal/sessionhost"
+	"github.com/portico-dev/portico/internal/untrusted"
 )
 
 // Files of a session home written by the runtime, next to the host's own.
@@ -49,6 +48,8 @@ import (
 const (
 	pidFile = sessionhost.StateDir + "/pid"
 	logFile = sessionhost.StateDir + "/host.log"
+	// hostSocket is where the host serves the portal.
+	hostSocket = sessionhost.StateDir + "/host.sock"
 )
 
 const (
@@ -83,9 +84,13 @@ type Options struct {
 	// script to use all of sessionhost.SetupTimeout.
 	StartTimeout time.Duration
 	// Hide lists absolute paths, beside the directory holding Dir (the
-	// portal's data dir), that sessions must not see when sandboxed:
-	// directories look empty, files empty.
+	// portal's data dir), that sessions must not see when sandboxed, even
+	// where the sandbox shows what holds them (the portal's definitions in
+	// /etc): directories look empty, files empty.
 	Hide []string
+	// ReadOnly lists absolute paths that sandboxed sessions see read-only,
+	// beside the system directories and /etc (tools installed in /opt).
+	ReadOnly []string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -101,11 +106,18 @@ type Runtime struct {
 
 	// bwrap is the path of bubblewrap; sessions run unsandboxed without it.
 	bwrap string
-	// hide are the paths sessions must not see.
-	hide []string
-	// exposeCommand is set when the host's executable is in a place the
-	// sandbox hides, such as /tmp: it is bound there alone.
-	exposeCommand bool
+	// hide are the paths sessions must not see; readOnly those they see
+	// read-only beside the system's.
+	hide, readOnly []string
+	// userns is set when sessions get identities of their own (see
+	// identity.go): the sandbox runs, and the portal may map ids.
+	userns bool
+	// slirp is the path of slirp4netns, which gives sandboxed sessions
+	// outbound network access; "" without it: they have none.
+	slirp string
+	// seccomp returns a file holding the seccomp filter of sandboxed
+	// sessions, for bwrap to read; nil for none.
+	seccomp func() (*os.File, error)
 	// beforeSpawn, when set, runs in Start just before the host is
 	// spawned: tests stall a start there, as a portal that freezes would.
 	beforeSpawn func()
@@ -177,6 +189,10 @@ func New(opts Options) (*Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("local runtime: %w", err)
 	}
+	readOnly, err := absolutePaths(opts.ReadOnly)
+	if err != nil {
+		return nil, fmt.Errorf("local runtime: read-only path: %w", err)
+	}
 	r := &Runtime{
 		dir:          dir,
 		command:      command,
@@ -184,16 +200,12 @@ func New(opts Options) (*Runtime, error) {
 		startTimeout: opts.StartTimeout,
 		log:          opts.Logger,
 		hide:         hide,
+		readOnly:     readOnly,
 		exits:        exitQueue{ch: make(chan string)},
 		sessions:     make(map[string]*entry),
 		hosts:        make(map[string]*host),
 		client: &http.Client{
-			Transport: &http.Transport{
-				Proxy:               nil, // session hosts are reached directly, whatever HTTP_PROXY says
-				DialContext:         (&net.Dialer{Timeout: probeTimeout}).DialContext,
-				MaxIdleConnsPerHost: 1,
-				IdleConnTimeout:     30 * time.Second,
-			},
+			Transport:     runtime.HostTransport(0),
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 	}
@@ -203,16 +215,36 @@ func New(opts Options) (*Runtime, error) {
 	if r.log == nil {
 		r.log = slog.Default()
 	}
-	r.exposeCommand = slices.ContainsFunc(append([]string{"/tmp"}, hide...), func(h string) bool { return within(path, h) })
 	if r.bwrap, err = exec.LookPath("bwrap"); err != nil {
+		if os.Geteuid() == 0 {
+			return nil, errors.New("local runtime: bubblewrap not found, and sessions never run as root unsandboxed: apt-get install bubblewrap")
+		}
 		r.bwrap = ""
-		r.log.Warn("bubblewrap not found: sessions run unsandboxed (apt-get install bubblewrap)")
-	} else if out, err := exec.Command(r.bwrap, "--unshare-pid", "--unshare-ipc", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "true").CombinedOutput(); err != nil {
+		r.log.Warn("bubblewrap not found: sessions run unsandboxed, as the portal's user, with the portal's network and files (apt-get install bubblewrap)")
+	} else if out, err := exec.Command(r.bwrap, "--unshare-pid", "--unshare-ipc", "--unshare-net", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "true").CombinedOutput(); err != nil {
 		// Sessions would fail to start: say why now.
 		r.log.Error("bubblewrap cannot make a sandbox here: sessions will fail to start", "bwrap", r.bwrap, "err", err, "output", strings.TrimSpace(string(out)))
 	}
+	if r.bwrap != "" {
+		r.userns = os.Geteuid() == 0
+		if !r.userns {
+			r.log.Warn("the portal is not root: sessions run as the portal's user, and their programs can signal and trace their session host")
+		}
+		if prog, err := seccompProgram(); err != nil {
+			r.log.Warn("sessions run without a seccomp filter", "err", err)
+		} else {
+			r.seccomp = func() (*os.File, error) { return seccompFile(prog) }
+		}
+		if r.slirp, err = exec.LookPath("slirp4netns"); err != nil {
+			r.slirp = ""
+			r.log.Warn("slirp4netns not found: sessions have no network beyond their own (apt-get install slirp4netns)")
+		}
+	}
 	if r.prlimit, err = exec.LookPath("prlimit"); err != nil {
 		r.prlimit = ""
+	}
+	if r.userns {
+		r.releaseStaleIDs()
 	}
 	r.cgroups = detectCgroups()
 	r.cgroupMounts = r.cgroups.mounts
@@ -320,11 +352,39 @@ func (r *Runtime) spawn(spec runtime.Spec) (pid int, h *host, exited <-chan stru
 	if err := os.Mkdir(home, 0o700); err != nil {
 		return 0, nil, nil, err
 	}
-	if err := os.Mkdir(filepath.Join(home, sessionhost.StateDir), 0o700); err != nil {
+	state := filepath.Join(home, sessionhost.StateDir)
+	if err := os.Mkdir(state, 0o700); err != nil {
 		return 0, nil, nil, err
 	}
-	if err := sessionhost.WriteConfig(home, sessionhost.ConfigOf(spec)); err != nil {
+	cfg := sessionhost.ConfigOf(spec)
+	var ids idRange
+	if r.userns {
+		if ids, err = r.allocateIDs(name); err != nil {
+			return 0, nil, nil, err
+		}
+		if err := writeFileNew(filepath.Join(home, idsFile), []byte(strconv.Itoa(ids.slot))); err != nil {
+			return 0, nil, nil, err
+		}
+		cfg.WorkshopUser = &sessionhost.WorkshopUser{UID: workshopUID, GID: workshopGID, Name: workshopUser}
+	}
+	if err := sessionhost.WriteConfig(home, cfg); err != nil {
 		return 0, nil, nil, err
+	}
+	if r.bwrap != "" {
+		nameserver := ""
+		if r.slirp != "" {
+			nameserver = slirpNameserver
+		}
+		if err := writeEtc(home, nameserver); err != nil {
+			return 0, nil, nil, err
+		}
+	}
+	if r.userns {
+		// The home is the workshop user's; the state directory stays the
+		// host's, closed to the workshop.
+		if err := os.Chown(home, ids.host(workshopUID), ids.host(workshopGID)); err != nil {
+			return 0, nil, nil, err
+		}
 	}
 	logf, err := os.OpenFile(filepath.Join(home, logFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
@@ -344,31 +404,55 @@ func (r *Runtime) spawn(spec runtime.Spec) (pid int, h *host, exited <-chan stru
 	}
 
 	argv := r.rlimitArgs(spec.Limits)
-	var info, infoW *os.File
+	var info, infoW, block, blockW *os.File
+	var extra []*os.File
 	if r.bwrap != "" {
 		if info, infoW, err = os.Pipe(); err != nil {
 			return 0, nil, nil, err
 		}
 		defer info.Close()
 		defer infoW.Close()
-		const infoFD = 3 // the first of ExtraFiles
-		argv = append(append(argv, r.bwrap), r.sandboxArgs(home, workshopSources(spec), infoFD)...)
+		if block, blockW, err = os.Pipe(); err != nil {
+			return 0, nil, nil, err
+		}
+		defer block.Close()
+		defer blockW.Close()
+		extra = []*os.File{infoW, block}
+		fds := sandboxFDs{info: 3, block: 4} // the first of ExtraFiles is 3
+		if r.seccomp != nil {
+			f, err := r.seccomp()
+			if err != nil {
+				return 0, nil, nil, err
+			}
+			defer f.Close()
+			extra = append(extra, f)
+			fds.seccomp = 5
+		}
+		argv = append(append(argv, r.bwrap), r.sandboxArgs(home, workshopSources(spec), fds)...)
 	}
-	argv = append(argv, r.command...)
+	argv = append(append(argv, r.command...), "--listen", runtime.UnixAddress(filepath.Join(home, hostSocket)))
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = home
 	cmd.Env = r.hostEnv(home)
 	// A file, not a pipe: the host must keep logging after the portal dies.
 	cmd.Stdout, cmd.Stderr = logf, logf
-	if infoW != nil {
-		cmd.ExtraFiles = []*os.File{infoW}
-	}
+	cmd.ExtraFiles = extra
 	// A process group of its own keeps signals aimed at the portal's
 	// terminal away from sessions, and lets Stop signal an unsandboxed
 	// host's tree at once. No Pdeathsig: sessions outlive a crash of the
 	// portal, which re-adopts them (and the thread that starts the host
 	// ends at once, see startIn).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if r.userns {
+		// bwrap starts as root of the session's user namespace (see
+		// identity.go): it sets the sandbox up with the capabilities of
+		// that namespace only.
+		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWUSER
+		cmd.SysProcAttr.UidMappings = ids.mappings()
+		cmd.SysProcAttr.GidMappings = ids.mappings()
+		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
+	}
 	if cgroups != nil {
 		err = cgroups.startIn(cmd)
 	} else {
@@ -379,6 +463,7 @@ func (r *Runtime) spawn(spec runtime.Spec) (pid int, h *host, exited <-chan stru
 	}
 	if infoW != nil {
 		infoW.Close() // bwrap's copy only: EOF if bwrap exits early
+		block.Close()
 	}
 	child := cmd.Process.Pid
 	h = r.spawned(name, child, cgroups)
@@ -404,6 +489,17 @@ func (r *Runtime) spawn(spec runtime.Spec) (pid int, h *host, exited <-chan stru
 	}
 	if _, err := pidf.Write([]byte(content)); err != nil {
 		return child, h, done, err
+	}
+	if init > 0 {
+		if r.slirp != "" {
+			if err := r.attachNetwork(home, init, logf); err != nil {
+				return child, h, done, fmt.Errorf("%w; last lines of host.log:\n%s", err, logTail(filepath.Join(home, logFile)))
+			}
+		}
+		// The sandbox is ready: let bwrap start the host.
+		if _, err := blockW.Write([]byte{1}); err != nil {
+			return child, h, done, fmt.Errorf("sandbox: %w; last lines of host.log:\n%s", err, logTail(filepath.Join(home, logFile)))
+		}
 	}
 	return child, h, done, nil
 }
@@ -453,7 +549,7 @@ poll:
 			err = errExited
 			break poll
 		}
-		if addr, aerr := r.address(home, h); aerr == nil && r.probe(ctx, addr, probeTimeout) == nil {
+		if addr, aerr := r.address(home); aerr == nil && r.probe(ctx, addr, probeTimeout) == nil {
 			r.markReady(name, h)
 			return runtime.Instance{Session: name, Address: addr, Ready: true}, nil
 		}
@@ -485,7 +581,7 @@ func (r *Runtime) abandon(name string, pid int) {
 		r.log.Error("cannot end failed session", "session", name, "err", err)
 		return
 	}
-	if err := os.RemoveAll(home); err != nil {
+	if err := r.removeHome(name); err != nil {
 		r.log.Error("cannot remove failed session", "session", name, "err", err)
 	}
 }
@@ -529,7 +625,21 @@ func (r *Runtime) remove(ctx context.Context, name string) error {
 	if err := killSession(ctx, r.victims(home, pid), stopGrace); err != nil {
 		return err
 	}
-	return os.RemoveAll(home)
+	return r.removeHome(name)
+}
+
+// removeHome deletes the home of a session whose processes are gone, then
+// frees its ids.
+func (r *Runtime) removeHome(name string) error {
+	home := r.home(name)
+	ids, hasIDs := idsOf(home)
+	if err := os.RemoveAll(home); err != nil {
+		return err
+	}
+	if hasIDs {
+		r.releaseIDs(name, ids)
+	}
+	return nil
 }
 
 // victims describes what to kill to end the session at home, whose host
@@ -633,7 +743,7 @@ func (r *Runtime) inspect(name string) (inst runtime.Instance, pid int, err erro
 		return runtime.Instance{Session: name, Failed: "session host exited"}, pid, nil
 	}
 	h := r.adopt(name, home, pid, init)
-	addr, err := r.address(home, h)
+	addr, err := r.address(home)
 	if err != nil {
 		return runtime.Instance{Session: name}, pid, nil
 	}
@@ -641,29 +751,21 @@ func (r *Runtime) inspect(name string) (inst runtime.Instance, pid int, err erro
 	return runtime.Instance{Session: name, Address: addr, Ready: true}, pid, nil
 }
 
-// address returns the address the host h of home published, once it
-// checked that the host listens there (see hostListens).
-func (r *Runtime) address(home string, h *host) (string, error) {
-	addr, err := readAddress(home)
+// address returns the address of the host of home once it published it:
+// the Unix socket the runtime told it to serve on. The state directory
+// belongs to the host, so nothing but the host (or, unsandboxed, the
+// session's programs, which then are as trusted as the host) can have
+// made a socket there.
+func (r *Runtime) address(home string) (string, error) {
+	want := runtime.UnixAddress(filepath.Join(home, hostSocket))
+	got, err := untrusted.ReadFile(filepath.Join(home, sessionhost.AddressFile), 4096)
 	if err != nil {
 		return "", err
 	}
-	r.mu.Lock()
-	pid, init, verified := h.pid, h.init, h.addr == addr
-	r.mu.Unlock()
-	if verified {
-		return addr, nil
+	if string(bytes.TrimSpace(got)) != want {
+		return "", errors.New("the session host published another address than its socket")
 	}
-	if !hostListens(pid, init, netip.MustParseAddrPort(addr)) {
-		if _, done := r.warned.LoadOrStore(home+" "+addr, true); !done {
-			r.log.Warn("session host address not held by the host: ignored", "session", filepath.Base(home), "address", addr)
-		}
-		return "", errors.New("address not held by the session host")
-	}
-	r.mu.Lock()
-	h.addr = addr
-	r.mu.Unlock()
-	return addr, nil
+	return want, nil
 }
 
 // withStarting reports a session whose Start is in flight in this process
@@ -763,20 +865,6 @@ func readPIDs(home string) (pid, init int, err error) {
 		}
 	}
 	return pid, init, nil
-}
-
-// readAddress reads the address the host published. The home belongs to
-// the session's user, so the file is only trusted to be an IP and a port.
-func readAddress(home string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(home, sessionhost.AddressFile))
-	if err != nil {
-		return "", err
-	}
-	ap, err := netip.ParseAddrPort(string(bytes.TrimSpace(b)))
-	if err != nil {
-		return "", err
-	}
-	return ap.String(), nil
 }
 
 // logTail returns the last lines of the log at path, for error messages.

@@ -215,9 +215,11 @@ func stopOnCleanup(t *testing.T, r *Runtime, name string) {
 	})
 }
 
-func httpGet(t *testing.T, url string) (int, []byte) {
+// httpGet gets path from the session host at addr.
+func httpGet(t *testing.T, addr, path string) (int, []byte) {
 	t.Helper()
-	resp, err := http.Get(url)
+	client := &http.Client{Transport: runtime.HostTransport(0)}
+	resp, err := client.Get(runtime.HostURL(addr).String() + path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,11 +277,10 @@ func TestStartServeStop(t *testing.T) {
 		}
 	}
 
-	base := "http://" + inst.Address
-	if code, body := httpGet(t, base+"/healthz"); code != http.StatusOK {
+	if code, body := httpGet(t, inst.Address, "/healthz"); code != http.StatusOK {
 		t.Fatalf("healthz: %d %s", code, body)
 	}
-	code, body := httpGet(t, base+"/config/environment?token=config-"+name)
+	code, body := httpGet(t, inst.Address, "/config/environment?token=config-"+name)
 	if code != http.StatusOK {
 		t.Fatalf("environment: %d %s", code, body)
 	}
@@ -291,15 +292,15 @@ func TestStartServeStop(t *testing.T) {
 		t.Errorf("environment %v", env)
 	}
 	for _, target := range []string{"/config/environment?token=wrong", "/workshop/config/id_rsa", "/config/variables?token=config-other"} {
-		if code, body := httpGet(t, base+target); code != http.StatusForbidden {
+		if code, body := httpGet(t, inst.Address, target); code != http.StatusForbidden {
 			t.Errorf("%s: %d %s, want 403", target, code, body)
 		}
 	}
 
 	// The page's poll comes through the portal, which adds the secret.
-	poll, _ := http.NewRequest("GET", base+"/session/poll?hidden=false", nil)
+	poll, _ := http.NewRequest("GET", runtime.HostURL(inst.Address).String()+"/session/poll?hidden=false", nil)
 	poll.Header.Set(sessionhost.SecretHeader, "config-"+name)
-	resp, err := http.DefaultClient.Do(poll)
+	resp, err := (&http.Client{Transport: runtime.HostTransport(0)}).Do(poll)
 	if err != nil {
 		t.Fatal(err)
 	}

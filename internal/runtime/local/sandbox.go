@@ -1,10 +1,12 @@
 package local
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,33 +19,36 @@ import (
 )
 
 // The sandbox. With bubblewrap (bwrap) installed, the session host runs in
-// new mount, pid and ipc namespaces, and so does everything it starts, PTY
-// shells included. Inside:
+// new user, mount, pid, ipc, uts, cgroup and network namespaces, and so
+// does everything it starts, PTY shells included. Inside:
 //
-//   - the whole filesystem is read-only; /dev is a minimal one, /proc shows
-//     the session's processes only, /tmp is private to the session;
-//   - the directory holding Dir (the portal's data dir: its database and
-//     every session home), and the paths of Options.Hide, are empty
-//     read-only directories, with only the session's own home bound back
-//     read-write: other homes are invisible;
-//   - in the home, .portico (the host's state) stays writable for the host,
-//     but the files the runtime writes and trusts (session.json, pid,
-//     cgroups, host.log) are read-only, and .portico itself cannot be
-//     renamed away, as mount points cannot. What the host writes there
-//     (address, owner.json, ...) is no more trusted than the session: see
-//     hostListens;
-//   - every capability is dropped and no program gains one (bwrap sets
-//     no_new_privs), so nothing can undo these mounts, even as root;
-//   - the host's executable, when the sandbox hides where it lives (a test
-//     binary in /tmp), and the local directories of the workshop's files
-//     are bound back read-only;
-//   - the network is the portal's: the host listens on 127.0.0.1 for the
-//     portal to reach it, and a session reaches every port there too, other
-//     sessions' hosts included, which must authenticate every request.
-//
-// The rest of the filesystem stays readable as the portal's user sees it:
-// what else is secret (the portal's configuration, /root, /etc/shadow when
-// the portal runs as root) belongs in Options.Hide.
+//   - identities are the session's own (see identity.go): the workshop's
+//     programs run as uid 1001 of the session's user namespace, a host id
+//     that nothing else has, the host as its uid 0; with the portal not
+//     root, both are the portal's user, as bwrap alone can do;
+//   - the filesystem is an allow-list: the system directories (/usr, /bin,
+//     /sbin, /lib*), /etc less its secrets (etcSecrets), the paths of
+//     Options.ReadOnly, read-only; the session's own home, read-write; a
+//     private /tmp; a minimal /dev and a /proc of the session's processes.
+//     Nothing else exists: not the portal's data dir, definitions or logs,
+//     not /root, /home, /run, /var or /srv. Paths of Options.Hide are
+//     masked even inside what is shown (the portal's definitions under
+//     /etc). /etc/passwd, /etc/group, /etc/hosts and /etc/resolv.conf are
+//     the session's own, made by the runtime;
+//   - in the home, .portico (the host's state) is closed to the workshop's
+//     user; the files the runtime writes and
+//     trusts there (session.json, pid, ids, cgroups, host.log) are
+//     read-only, and .portico itself cannot be renamed away, as mount
+//     points cannot;
+//   - the host keeps only the capabilities of its user namespace it needs
+//     to serve the workshop's user (hostCaps); the workshop's programs have
+//     none and an empty bounding set (see sessionhost.WorkshopUser), and
+//     no program gains any (bwrap sets no_new_privs); a seccomp filter
+//     takes the system calls that reach beyond a sandbox (seccomp.go);
+//   - the network is the session's own: loopback, and outbound access
+//     through a user-mode stack that cannot reach the host's loopback (see
+//     network.go). The portal reaches the host through a Unix socket in
+//     .portico, which no other session can reach.
 //
 // Processes: bwrap (the runtime's child) starts another bwrap as pid 1 of
 // the namespace, which starts the host as pid 2. The first bwrap exits when
@@ -54,44 +59,91 @@ import (
 // --die-with-parent): it survives a crash of the portal, whose next run
 // adopts it.
 
+// systemDirs are shown read-only in every sandbox: what programs need to
+// run. Where one is a symlink on the host (merged /usr), it is the same
+// symlink inside.
+var systemDirs = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}
+
+// etcSecrets are files and directories of /etc that sessions never see:
+// password hashes, host keys, private keys of certificates. Globs are
+// expanded when a session starts.
+var etcSecrets = []string{
+	"/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-",
+	"/etc/security/opasswd", "/etc/ssh/ssh_host_*_key", "/etc/ssl/private",
+	"/etc/krb5.keytab", "/etc/sudoers", "/etc/sudoers.d",
+}
+
+// hostCaps are the capabilities the host keeps, in its user namespace
+// only: to work in the home that belongs to the workshop's user and hand
+// it what it unpacks there (DAC_OVERRIDE, FOWNER, CHOWN), to run the
+// workshop's programs as that user with no capability (SETUID, SETGID,
+// SETPCAP) and to end them (KILL). They reach what the sandbox shows the
+// host: its home and /tmp writable, the system read-only, less the
+// secrets it masks.
+var hostCaps = []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_KILL"}
+
+// sandboxFDs are the descriptors through which the runtime talks to bwrap.
+type sandboxFDs struct {
+	info    int // bwrap writes the pid of the namespace's pid 1 there, as JSON
+	block   int // bwrap waits for data there before it starts the host (0: none)
+	seccomp int // the compiled seccomp filter (0: none)
+}
+
 // sandboxArgs returns the bwrap arguments that confine the session at
 // home, up to and including the "--" before the host's command. sources
 // are directories the host reads the workshop's files from: they stay
-// visible, read-only, unless they are in a hidden directory. bwrap writes
-// the pid of the namespace's pid 1 (as this namespace sees it) as JSON to
-// infoFD.
-func (r *Runtime) sandboxArgs(home string, sources []string, infoFD int) []string {
+// visible, read-only, unless they are in a hidden directory.
+func (r *Runtime) sandboxArgs(home string, sources []string, fds sandboxFDs) []string {
 	state := filepath.Join(home, sessionhost.StateDir)
 	args := []string{
-		"--unshare-pid", "--unshare-ipc",
+		"--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--unshare-net",
+		"--hostname", filepath.Base(home),
 		"--new-session", // no controlling terminal to push input into
 		"--cap-drop", "ALL",
-		"--ro-bind", "/", "/",
-		"--dev", "/dev",
-		"--proc", "/proc",
-		"--tmpfs", "/tmp",
 	}
-	// A source that holds a hidden directory is bound before the hidden
-	// ones, which then cover it; any other source after them, so that
-	// workshop files inside a hidden directory (the bundled example in
-	// the data dir) stay visible, read-only.
+	if r.userns {
+		for _, c := range hostCaps {
+			args = append(args, "--cap-add", c)
+		}
+	}
+	args = append(args, "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--dir", "/var", "--symlink", "../tmp", "/var/tmp")
+	for _, d := range systemDirs {
+		fi, err := os.Lstat(d)
+		switch {
+		case err != nil:
+		case fi.Mode()&fs.ModeSymlink != 0:
+			if target, err := os.Readlink(d); err == nil {
+				args = append(args, "--symlink", target, d)
+			}
+		case fi.IsDir():
+			args = append(args, "--ro-bind", d, d)
+		}
+	}
+	args = append(args, "--ro-bind", "/etc", "/etc")
+	for _, p := range r.readOnly {
+		args = append(args, "--ro-bind-try", p, p)
+	}
+	// A source that holds a hidden directory is bound before the masks,
+	// which then cover that directory; any other source after them, so that
+	// workshop files inside a hidden directory (the bundled example in the
+	// data dir) stay visible, read-only.
+	masked := r.masked()
 	var late []string
 	for _, src := range sources {
-		if slices.ContainsFunc(append([]string{r.dir}, r.hide...), func(h string) bool { return within(h, src) }) {
+		if slices.ContainsFunc(masked, func(m string) bool { return within(m, src) }) {
 			args = append(args, "--ro-bind-try", src, src)
 		} else {
 			late = append(late, src)
 		}
 	}
-	var hidden []string
-	for _, p := range r.hide {
+	var maskedDirs []string
+	for _, p := range masked {
 		fi, err := os.Stat(p)
 		switch {
 		case err != nil:
-			continue
 		case fi.IsDir():
 			args = append(args, "--tmpfs", p)
-			hidden = append(hidden, p)
+			maskedDirs = append(maskedDirs, p)
 		default:
 			args = append(args, "--ro-bind", "/dev/null", p)
 		}
@@ -99,22 +151,78 @@ func (r *Runtime) sandboxArgs(home string, sources []string, infoFD int) []strin
 	for _, src := range late {
 		args = append(args, "--ro-bind-try", src, src)
 	}
-	if r.exposeCommand {
-		// The host's executable lives somewhere the sandbox hides (a test
-		// binary in /tmp): bind it alone.
-		args = append(args, "--ro-bind", r.command[0], r.command[0])
-	}
+	// The host's executable, wherever it lives (a test binary in /tmp).
+	args = append(args, "--ro-bind", r.command[0], r.command[0])
 	args = append(args, "--bind", home, home, "--bind", state, state)
-	for _, f := range []string{sessionhost.ConfigFile, pidFile, logFile} {
+	for _, f := range []string{sessionhost.ConfigFile, pidFile, logFile, idsFile} {
 		p := filepath.Join(home, f)
-		args = append(args, "--ro-bind", p, p)
+		args = append(args, "--ro-bind-try", p, p)
 	}
 	p := filepath.Join(home, cgroupsFile)
 	args = append(args, "--ro-bind-try", p, p)
-	for _, h := range hidden {
-		args = append(args, "--remount-ro", h)
+	for _, f := range etcFiles {
+		args = append(args, "--ro-bind-try", filepath.Join(home, etcDir, f), "/etc/"+f)
 	}
-	return append(args, "--chdir", home, "--info-fd", strconv.Itoa(infoFD), "--")
+	// Masked directories become read-only last: the home may be below one
+	// (the data dir), and its mount point is made there.
+	for _, d := range maskedDirs {
+		args = append(args, "--remount-ro", d)
+	}
+	args = append(args, "--chdir", home, "--info-fd", strconv.Itoa(fds.info))
+	if fds.block > 0 {
+		args = append(args, "--block-fd", strconv.Itoa(fds.block))
+	}
+	if fds.seccomp > 0 {
+		args = append(args, "--seccomp", strconv.Itoa(fds.seccomp))
+	}
+	return append(args, "--")
+}
+
+// masked lists what the sandbox covers among what it shows: the secrets
+// of /etc and the paths of Options.Hide (with the portal's data dir).
+func (r *Runtime) masked() []string {
+	var out []string
+	for _, p := range append(slices.Clone(etcSecrets), r.hide...) {
+		if matches, err := filepath.Glob(p); err == nil && len(matches) > 0 {
+			out = append(out, matches...)
+		}
+	}
+	return out
+}
+
+// etcDir holds, in a session's state directory, the files of /etc that are
+// the session's own (etcFiles): written by the runtime as the session
+// starts, read-only inside.
+const etcDir = sessionhost.StateDir + "/etc"
+
+var etcFiles = []string{"passwd", "group", "hosts", "resolv.conf"}
+
+// writeEtc writes the session's own files of /etc: its users (the host as
+// root, the workshop's user, nobody), its host name, and the resolver of
+// its network (the user-mode stack's, or none).
+func writeEtc(home string, nameserver string) error {
+	dir := filepath.Join(home, etcDir)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	name := filepath.Base(home)
+	files := map[string]string{
+		"passwd": fmt.Sprintf("root:x:0:0:root:/root:/bin/sh\n%s:x:%d:%d:Workshop user:%s:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+			workshopUser, workshopUID, workshopGID, home),
+		"group": fmt.Sprintf("root:x:0:\n%s:x:%d:\nnogroup:x:65534:\n", workshopUser, workshopGID),
+		"hosts": fmt.Sprintf("127.0.0.1\tlocalhost %[1]s\n::1\tlocalhost ip6-localhost ip6-loopback %[1]s\n", name),
+	}
+	if nameserver != "" {
+		files["resolv.conf"] = "nameserver " + nameserver + "\n"
+	} else {
+		files["resolv.conf"] = "# no network beyond the session\n"
+	}
+	for _, f := range etcFiles {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(files[f]), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // workshopSources returns the local directories that the workshop files
@@ -218,4 +326,38 @@ func (r *Runtime) unenforced(lim runtime.Limits) []string {
 		out = append(out, "cpu")
 	}
 	return out
+}
+
+// absolutePaths cleans paths, which must be absolute.
+func absolutePaths(paths []string) ([]string, error) {
+	var out []string
+	for _, p := range paths {
+		if !filepath.IsAbs(p) {
+			return nil, fmt.Errorf("%q is not absolute", p)
+		}
+		out = append(out, filepath.Clean(p))
+	}
+	return out, nil
+}
+
+// isSandboxInit reports whether pid is the pid 1 of the sandbox of the
+// session at home.
+func isSandboxInit(pid int, home string) bool {
+	return pid > 0 && isHost(pid, home) && isNamespaceInit(pid)
+}
+
+// isNamespaceInit reports whether pid is the first process of a pid
+// namespace below this one, as bwrap is in the sandbox.
+func isNamespaceInit(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return false
+	}
+	for line := range bytes.Lines(b) {
+		if rest, ok := bytes.CutPrefix(line, []byte("NSpid:")); ok {
+			f := bytes.Fields(rest)
+			return len(f) >= 2 && string(f[len(f)-1]) == "1"
+		}
+	}
+	return false
 }

@@ -251,7 +251,7 @@ func TestMemoryLimitKillsTheProcessNotTheHost(t *testing.T) {
 	if _, ok := new(procReader).running(host); !ok {
 		t.Fatal("the session host died")
 	}
-	if code, body := httpGet(t, "http://"+inst.Address+"/healthz"); code != http.StatusOK {
+	if code, body := httpGet(t, inst.Address, "/healthz"); code != http.StatusOK {
 		t.Fatalf("healthz after the OOM kill: %d %s", code, body)
 	}
 	if st, err := r.Status(context.Background(), spec.Session); err != nil || st != inst {
@@ -289,7 +289,7 @@ echo done
 		t.Errorf("%d sleeps started under a limit of %d tasks", len(started), 20+hostTasks)
 	}
 	for range 5 {
-		if code, body := httpGet(t, "http://"+inst.Address+"/healthz"); code != http.StatusOK {
+		if code, body := httpGet(t, inst.Address, "/healthz"); code != http.StatusOK {
 			t.Fatalf("healthz with the session at its limit: %d %s", code, body)
 		}
 	}
@@ -419,8 +419,8 @@ func TestExitedReportsHostsThatDie(t *testing.T) {
 	expectExited(restarted, "portal-w01-s132")
 }
 
-// A session that writes another address in its home, another session's
-// host or a server of its own, does not get the portal to use it.
+// An address file that names another session's host does not get the
+// portal to use it: a session's host is its socket, nothing else.
 func TestForgedAddressIgnored(t *testing.T) {
 	r := newRuntime(t, t.TempDir(), Options{Env: []string{execEnv + "=1"}})
 	ctx := context.Background()
@@ -446,29 +446,6 @@ func TestForgedAddressIgnored(t *testing.T) {
 	for _, inst := range list {
 		if inst.Session == "portal-w01-s140" && (inst.Address != "" || inst.Ready) {
 			t.Errorf("List: %+v", inst)
-		}
-	}
-
-	// Nor is a server of the session's own, which answers /healthz.
-	out, rc := runInSession(t, homeA, fmt.Sprintf(`
-%s=1 %q >listen.out 2>&1 &
-for i in $(seq 200); do [ -s listen.out ] && break; sleep 0.05; done
-cat listen.out > .portico/address
-`, listenEnv, os.Args[0]))
-	if rc != "0" {
-		t.Fatalf("script: %s\n%s", rc, out)
-	}
-	own, err := os.ReadFile(filepath.Join(homeA, "listen.out"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if code, _ := httpGet(t, "http://"+strings.TrimSpace(string(own))+"/healthz"); code != http.StatusOK {
-		t.Fatalf("the session's own server does not answer: %d", code)
-	}
-	for _, rt := range []*Runtime{r, restarted} {
-		st, err := rt.Status(ctx, "portal-w01-s140")
-		if err != nil || st.Address != "" || st.Ready {
-			t.Errorf("Status with the session's own server as address: %+v, %v", st, err)
 		}
 	}
 
@@ -541,7 +518,7 @@ func TestSandboxArgsOrder(t *testing.T) {
 	data := filepath.Dir(r.dir)
 	// A source holding the data dir must not uncover it: bound first,
 	// then covered. Any other source comes after the hidden paths.
-	args := r.sandboxArgs(home, []string{"/srv/workshops/lab", filepath.Dir(data)}, 3)
+	args := r.sandboxArgs(home, []string{"/srv/workshops/lab", filepath.Dir(data)}, sandboxFDs{info: 3})
 	at := func(flag, path string) int {
 		for i := 0; i+1 < len(args); i++ {
 			if args[i] == flag && args[i+1] == path {
@@ -551,23 +528,30 @@ func TestSandboxArgsOrder(t *testing.T) {
 		t.Fatalf("no %s %s in %q", flag, path, args)
 		return -1
 	}
-	for _, f := range []string{"--die-with-parent", "--share-net", "--unshare-net", "--unshare-all"} {
+	for _, f := range []string{"--die-with-parent", "--share-net", "--unshare-all"} {
 		if slices.Contains(args, f) {
 			t.Errorf("%s in %q", f, args)
 		}
 	}
+	if !slices.Contains(args, "--unshare-net") {
+		t.Errorf("no --unshare-net in %q", args)
+	}
+	for i := 0; i+2 < len(args); i++ {
+		if args[i] == "--ro-bind" && args[i+1] == "/" {
+			t.Errorf("the whole file system is shown: %q", args)
+		}
+	}
 	order := []int{
-		at("--ro-bind", "/"),
 		at("--tmpfs", "/tmp"),
+		at("--ro-bind", "/etc"),
 		at("--ro-bind-try", filepath.Dir(data)),
-		at("--tmpfs", data),
 		at("--ro-bind", "/dev/null"), // /etc/shadow
+		at("--tmpfs", data),
 		at("--tmpfs", "/root"),
 		at("--ro-bind-try", "/srv/workshops/lab"),
 		at("--bind", home),
 		at("--bind", filepath.Join(home, ".portico")),
-		at("--ro-bind", filepath.Join(home, ".portico/pid")),
-		at("--remount-ro", data),
+		at("--ro-bind-try", filepath.Join(home, ".portico/pid")),
 	}
 	if !slices.IsSorted(order) {
 		t.Errorf("mount order %v in %q", order, args)
@@ -592,7 +576,7 @@ func TestMemoryLimitWithoutCgroups(t *testing.T) {
 	if rc != "0" || strings.Contains(out, "allocated") || strings.Contains(out, "exit 0") || !strings.Contains(out, "exit ") {
 		t.Fatalf("allocation of %d bytes under an rlimit of %d: %s\n%s", 2*limit, limit, rc, out)
 	}
-	if code, body := httpGet(t, "http://"+inst.Address+"/healthz"); code != http.StatusOK {
+	if code, body := httpGet(t, inst.Address, "/healthz"); code != http.StatusOK {
 		t.Fatalf("healthz: %d %s", code, body)
 	}
 }

@@ -3,6 +3,7 @@ package local
 import (
 	"encoding/binary"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 
@@ -33,7 +34,7 @@ var seccompDenied = []uint32{
 	unix.SYS_MOVE_MOUNT, unix.SYS_OPEN_TREE, unix.SYS_MOUNT_SETATTR,
 	// In a new user namespace a process has every capability again (clone too, below).
 	unix.SYS_UNSHARE, unix.SYS_SETNS,
-	// The session host runs beside the attendee's programs, as the same user: these would reach into its memory and files.
+	// They reach into another process's memory and files: the session host's, were a bug to let them past its uid.
 	unix.SYS_PTRACE, unix.SYS_PROCESS_VM_READV, unix.SYS_PROCESS_VM_WRITEV, unix.SYS_PIDFD_GETFD, unix.SYS_KCMP,
 	// A file handle opens a file by inode, past the mounts that hide it.
 	unix.SYS_OPEN_BY_HANDLE_AT, unix.SYS_NAME_TO_HANDLE_AT,
@@ -187,4 +188,23 @@ func (a *bpfAssembler) assemble() ([]byte, error) {
 		b = binary.NativeEndian.AppendUint32(b, ins.K)
 	}
 	return b, nil
+}
+
+// seccompFile returns a file holding prog, at its start, for bwrap to read
+// (--seccomp reads to the end of the file).
+func seccompFile(prog []byte) (*os.File, error) {
+	fd, err := unix.MemfdCreate("portico-seccomp", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("seccomp filter: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "portico-seccomp")
+	if _, err := f.Write(prog); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("seccomp filter: %w", err)
+	}
+	if _, err := f.Seek(0, 0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("seccomp filter: %w", err)
+	}
+	return f, nil
 }

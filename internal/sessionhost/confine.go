@@ -1,0 +1,137 @@
+package sessionhost
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// WorkshopUser is the identity the programs of a workshop (its shells, its
+// setup scripts and all they start) run under when the runtime gives the
+// host an identity of its own: the host keeps uid 0 of the session's user
+// namespace, which no host uid that matters backs, and the workshop's
+// programs get another, so that they cannot signal, trace or read the
+// memory of the host that serves their session to the portal.
+type WorkshopUser struct {
+	UID  int    `json:"uid"`
+	GID  int    `json:"gid"`
+	Name string `json:"name"`
+}
+
+// refuseInspection makes the host non-dumpable: its /proc files (memory,
+// file descriptors, environment) then belong to root of its user
+// namespace, and no process of the session may trace it or take its
+// descriptors with pidfd_getfd, whatever its uid.
+func refuseInspection() error {
+	return unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+}
+
+// credential is what cmd runs as: the workshop user, or nil to run as the
+// host does.
+func (u *WorkshopUser) credential() *syscall.Credential {
+	if u == nil {
+		return nil
+	}
+	return &syscall.Credential{Uid: uint32(u.UID), Gid: uint32(u.GID), Groups: []uint32{}}
+}
+
+// start starts cmd as the workshop user, through startFn (cmd.Start, or a
+// PTY's start), with an empty capability bounding set, so that nothing the
+// workshop runs can ever hold a capability, even through a file
+// capability. The bounding set belongs to a thread and a child inherits the
+// forking thread's: the fork happens on a thread that drops its bounding
+// set first and is never used again (a goroutine that locks its thread and
+// returns without unlocking it ends the thread). Without a workshop user,
+// cmd starts as it is.
+func (u *WorkshopUser) start(cmd *exec.Cmd, startFn func() error) error {
+	if u == nil {
+		return startFn()
+	}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Credential = u.credential()
+	cmd.Env = u.environ(cmd.Env)
+	return onDisposableThread(func() error {
+		if err := dropBoundingSet(); err != nil {
+			return err
+		}
+		return startFn()
+	})
+}
+
+// onDisposableThread runs f on an OS thread of its own that ends with it,
+// so that what f changes of its thread (its capability bounding set) never
+// reaches other goroutines. The main thread cannot end: while a goroutine
+// holds it, f runs on another.
+func onDisposableThread(f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		goruntime.LockOSThread()
+		if unix.Gettid() != unix.Getpid() {
+			errc <- f() // returns without unlocking: the thread ends
+			return
+		}
+		defer goruntime.UnlockOSThread()
+		inner := make(chan error, 1)
+		go func() {
+			goruntime.LockOSThread()
+			inner <- f()
+		}()
+		errc <- <-inner
+	}()
+	return <-errc
+}
+
+// environ sets USER and LOGNAME of env to the workshop user's name.
+func (u *WorkshopUser) environ(env []string) []string {
+	out := make([]string, 0, len(env)+2)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "USER=") && !strings.HasPrefix(kv, "LOGNAME=") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, "USER="+u.Name, "LOGNAME="+u.Name)
+}
+
+// dropBoundingSet empties the capability bounding set of this thread.
+func dropBoundingSet() error {
+	last := unix.CAP_LAST_CAP
+	if b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			last = n
+		}
+	}
+	for c := 0; c <= last; c++ {
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+			return err
+		}
+	}
+	return nil
+}
+
+// handOver gives the workshop user everything in home but the host's state
+// directory: the host unpacks the workshop's files and makes its SSH keys
+// as itself, and the workshop must own them to change them.
+func (u *WorkshopUser) handOver(home string) error {
+	if u == nil {
+		return nil
+	}
+	return filepath.WalkDir(home, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if path == filepath.Join(home, StateDir) {
+			return filepath.SkipDir
+		}
+		return os.Lchown(path, u.UID, u.GID)
+	})
+}
