@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	goruntime "runtime"
 	"strconv"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The network. A sandboxed session has a network namespace of its own
@@ -41,6 +44,22 @@ const slirpReadyTimeout = 10 * time.Second
 // sandbox's pid 1) and waits until it has configured the namespace's
 // interface. Its output goes to log.
 func (r *Runtime) attachNetwork(home string, pid int, log *os.File) error {
+	// bwrap brings the namespace's loopback up as it starts; two
+	// configurations at once fail with netlink errors, so slirp4netns waits.
+	deadline := time.Now().Add(slirpReadyTimeout)
+	for delay := 100 * time.Microsecond; ; delay = min(2*delay, 10*time.Millisecond) {
+		up, err := loopbackUp(pid)
+		if err != nil {
+			return fmt.Errorf("session network: %w", err)
+		}
+		if up {
+			break
+		}
+		if time.Now().After(deadline) {
+			return errors.New("the sandbox did not set its loopback up in time")
+		}
+		time.Sleep(delay)
+	}
 	ready, readyW, err := os.Pipe()
 	if err != nil {
 		return err
@@ -70,4 +89,54 @@ func (r *Runtime) attachNetwork(home string, pid int, log *os.File) error {
 		return errors.New("slirp4netns exited before configuring the session's network")
 	}
 	return nil
+}
+
+// loopbackUp reports whether the loopback interface of the network
+// namespace of pid is up. It asks from a thread that joins the namespace
+// and ends with the question (see onDisposableThread in cgroup.go's
+// startIn): a thread's network namespace is its own.
+func loopbackUp(pid int) (bool, error) {
+	ns, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false, err
+	}
+	defer unix.Close(ns)
+	type answer struct {
+		up  bool
+		err error
+	}
+	ch := make(chan answer, 1)
+	go func() {
+		goruntime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			// The main thread never changes namespace: ask again from another.
+			goruntime.UnlockOSThread()
+			up, err := loopbackUp(pid)
+			ch <- answer{up, err}
+			return
+		}
+		// Never unlocked: the thread ends with this goroutine.
+		if err := unix.Setns(ns, unix.CLONE_NEWNET); err != nil {
+			ch <- answer{false, err}
+			return
+		}
+		s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			ch <- answer{false, err}
+			return
+		}
+		defer unix.Close(s)
+		ifr, err := unix.NewIfreq("lo")
+		if err != nil {
+			ch <- answer{false, err}
+			return
+		}
+		if err := unix.IoctlIfreq(s, unix.SIOCGIFFLAGS, ifr); err != nil {
+			ch <- answer{false, err}
+			return
+		}
+		ch <- answer{ifr.Uint16()&unix.IFF_UP != 0, nil}
+	}()
+	a := <-ch
+	return a.up, a.err
 }
