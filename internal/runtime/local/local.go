@@ -34,6 +34,7 @@ import (
 
 	"github.com/portico-dev/portico/internal/runtime"
 	"github.com/portico-dev/portico/internal/sessionhost"
+	"github.com/portico-dev/portico/internal/untrusted"
 )
 
 // Files of a session home written by the runtime, next to the host's own.
@@ -746,7 +747,8 @@ func readPID(home string) (int, error) {
 // readPIDs reads the pid file of home: the host process, and the sandbox's
 // pid 1 (0 when unsandboxed).
 func readPIDs(home string) (pid, init int, err error) {
-	b, err := os.ReadFile(filepath.Join(home, pidFile))
+	const maxSize = 64 // two pids and a space
+	b, err := untrusted.ReadFile(filepath.Join(home, pidFile), maxSize)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -768,7 +770,8 @@ func readPIDs(home string) (pid, init int, err error) {
 // readAddress reads the address the host published. The home belongs to
 // the session's user, so the file is only trusted to be an IP and a port.
 func readAddress(home string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(home, sessionhost.AddressFile))
+	const maxSize = 256 // an IPv6 address with a zone, and a port
+	b, err := untrusted.ReadFile(filepath.Join(home, sessionhost.AddressFile), maxSize)
 	if err != nil {
 		return "", err
 	}
@@ -782,7 +785,7 @@ func readAddress(home string) (string, error) {
 // logTail returns the last lines of the log at path, for error messages.
 func logTail(path string) string {
 	const maxBytes, maxLines = 4 << 10, 10
-	f, err := os.Open(path)
+	f, err := untrusted.Open(path)
 	if err != nil {
 		return "(no log: " + err.Error() + ")"
 	}
@@ -792,7 +795,8 @@ func logTail(path string) string {
 	if truncated {
 		f.Seek(fi.Size()-maxBytes, io.SeekStart)
 	}
-	b, _ := io.ReadAll(f)
+	// At most maxBytes, however much the host appended since Stat.
+	b, _ := io.ReadAll(io.LimitReader(f, maxBytes))
 	if truncated {
 		_, b, _ = bytes.Cut(b, []byte("\n")) // a partial first line
 	}
