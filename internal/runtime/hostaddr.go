@@ -80,6 +80,8 @@ func HostTransport(responseTimeout time.Duration) *http.Transport {
 		MaxIdleConnsPerHost:   4,
 		IdleConnTimeout:       30 * time.Second,
 		ResponseHeaderTimeout: responseTimeout,
+		// A host's headers are the session's to write: bound them.
+		MaxResponseHeaderBytes: 64 << 10,
 	}
 }
 

@@ -74,12 +74,18 @@ func (c Client) do(req *http.Request) ([]byte, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	// The answer is the session's to write: nothing of it is kept beyond
+	// maxAnswer, and its reason phrase is not repeated.
+	const maxAnswer = 64 << 10
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
 	if err != nil {
 		return nil, err
 	}
 	if resp.StatusCode/100 != 2 {
-		return nil, fmt.Errorf("%s %s: %s", req.Method, req.URL.Path, resp.Status)
+		return nil, fmt.Errorf("%s %s: %d %s", req.Method, req.URL.Path, resp.StatusCode, http.StatusText(resp.StatusCode))
+	}
+	if len(body) > maxAnswer {
+		return nil, fmt.Errorf("%s %s: answer larger than %d bytes", req.Method, req.URL.Path, maxAnswer)
 	}
 	return body, nil
 }

@@ -29,12 +29,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
+	coreinformers "k8s.io/client-go/informers/core/v1"
 	k8s "k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/rest"
@@ -158,7 +160,12 @@ func New(opts Options) (*Runtime, error) {
 		http: &http.Client{
 			// As the portal's proxy to sessions: HTTP_PROXY applies, and
 			// NO_PROXY should name .svc.
-			Transport:     &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 1, IdleConnTimeout: 30 * time.Second},
+			// A host's answer is the session's to write: callers bound its
+			// time, sessionhost.Client its body, this its headers.
+			Transport: &http.Transport{
+				Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 1, IdleConnTimeout: 30 * time.Second,
+				MaxResponseHeaderBytes: 64 << 10,
+			},
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 		stopInform: make(chan struct{}),
@@ -202,14 +209,26 @@ func (r *Runtime) Close() {
 }
 
 func (r *Runtime) startInformers() error {
+	portal := labels.SelectorFromSet(labels.Set{labelPortal: r.portal}).String()
 	factory := informers.NewSharedInformerFactoryWithOptions(r.client, 0,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.LabelSelector = labels.SelectorFromSet(labels.Set{labelPortal: r.portal}).String()
-		}))
-	podInformer := factory.Core().V1().Pods()
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = portal }))
+	// Of pods, the session hosts only, one a namespace at most: a session
+	// can make as many pods with the portal's labels as its budget allows.
+	// Each is cached as hostPodOf trims it.
+	podInformer := factory.InformerFor(&corev1.Pod{}, func(c k8s.Interface, resync time.Duration) cache.SharedIndexInformer {
+		return coreinformers.NewFilteredPodInformer(c, metav1.NamespaceAll, resync,
+			cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc},
+			func(o *metav1.ListOptions) {
+				o.LabelSelector = portal
+				o.FieldSelector = fields.OneTermEqualSelector("metadata.name", hostName).String()
+			})
+	})
+	if err := podInformer.SetTransform(hostPodOf); err != nil {
+		return err
+	}
 	nsInformer := factory.Core().V1().Namespaces()
-	r.pods, r.namespaces = podInformer.Lister(), nsInformer.Lister()
-	if _, err := podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	r.pods, r.namespaces = corelisters.NewPodLister(podInformer.GetIndexer()), nsInformer.Lister()
+	if _, err := podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { r.podChanged(o, false) },
 		UpdateFunc: func(_, o any) { r.podChanged(o, false) },
 		DeleteFunc: func(o any) { r.podChanged(o, true) },
@@ -232,6 +251,35 @@ func (r *Runtime) startInformers() error {
 		}
 	}
 	return nil
+}
+
+// hostPodOf trims a pod, in place, to what the runtime reads of a session
+// host's pod before the informer caches it: its name, the portal's labels,
+// its deletion and the state of its containers. A session may pile labels
+// and annotations on its host pod, up to the size of an object, or put a
+// pod of its own choosing in its place. Whoever reads more of the cached
+// pods keeps it here.
+func hostPodOf(o any) (any, error) {
+	pod, ok := o.(*corev1.Pod)
+	if !ok {
+		return o, nil // a tombstone, whose pod was trimmed before
+	}
+	kept := make(map[string]string)
+	for _, k := range []string{labelManagedBy, labelPortal, labelEnvironment, labelSession, labelRole} {
+		if v, ok := pod.Labels[k]; ok {
+			kept[k] = v
+		}
+	}
+	pod.Labels = kept
+	pod.Annotations, pod.ManagedFields, pod.OwnerReferences, pod.Finalizers = nil, nil, nil, nil
+	pod.Spec = corev1.PodSpec{}
+	for _, list := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
+		for i, c := range list {
+			list[i] = corev1.ContainerStatus{Name: c.Name, State: corev1.ContainerState{Waiting: c.State.Waiting}}
+		}
+	}
+	pod.Status.EphemeralContainerStatuses = nil
+	return pod, nil
 }
 
 // podChanged wakes the Starts waiting for the pod's session and reports

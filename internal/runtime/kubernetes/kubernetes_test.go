@@ -3,6 +3,7 @@ package kubernetes
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	k8s "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -583,4 +585,51 @@ func TestEnvironments(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the environment namespace to go", 5*time.Second, namespaceEnding("envs-w01"))
+}
+
+// TestSessionPodsKeptOutOfTheCache: a session is admin of its namespace.
+// The pods it makes with the portal's labels stay out of the runtime's
+// cache, and what it piles on its host pod is not kept there.
+func TestSessionPodsKeptOutOfTheCache(t *testing.T) {
+	r := newRuntime(t, "hoard")
+	spec := specOf("hoard", "hoard-w01", "s001")
+	inst, err := r.Start(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Stop(ctx, spec.Session) })
+	pods := cluster.Client.CoreV1().Pods(spec.Session)
+	host, err := pods.Get(ctx, hostName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	decoy := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "decoy", Labels: host.Labels},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: testImage}}},
+	}
+	if _, err := pods.Create(ctx, decoy, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pile := fmt.Sprintf(`{"metadata":{"annotations":{"pile":%q},"labels":{"extra":"x"}}}`, strings.Repeat("x", 100<<10))
+	patched, err := pods.Patch(ctx, hostName, types.MergePatchType, []byte(pile), metav1.PatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cached *corev1.Pod
+	waitFor(t, "the patched host pod in the cache", 10*time.Second, func() bool {
+		cached, err = r.pods.Pods(spec.Session).Get(hostName)
+		return err == nil && cached.ResourceVersion == patched.ResourceVersion
+	})
+	if len(cached.Annotations) != 0 || cached.Labels["extra"] != "" || len(cached.Spec.Containers) != 0 {
+		t.Errorf("cached host pod keeps what the session added: annotations %d, labels %v, containers %d",
+			len(cached.Annotations), cached.Labels, len(cached.Spec.Containers))
+	}
+	// Events come in order: the decoy, made before the patch, would be
+	// cached by now.
+	if _, err := r.pods.Pods(spec.Session).Get("decoy"); !apierrors.IsNotFound(err) {
+		t.Errorf("decoy pod in the cache: %v", err)
+	}
+	if st, err := r.Status(ctx, spec.Session); err != nil || st != inst {
+		t.Errorf("Status = %+v, %v; want %+v", st, err, inst)
+	}
 }

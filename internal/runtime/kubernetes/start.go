@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -275,7 +276,7 @@ func (r *Runtime) awaitReady(ctx context.Context, name string, changed <-chan st
 				continue
 			}
 			if ev, isEvent := e.Object.(*corev1.Event); isEvent {
-				lastEvent = ev.Reason + ": " + ev.Message
+				lastEvent = clip(ev.Reason) + ": " + clip(ev.Message)
 			}
 		case <-ctx.Done():
 			err := context.Cause(ctx)
@@ -418,17 +419,41 @@ func podReady(pod *corev1.Pod) bool {
 	return false
 }
 
+// join says what failed and why, from reasons and messages of a pod,
+// each clipped.
 func join(what string, parts ...string) string {
 	var nonEmpty []string
 	for _, p := range parts {
 		if p != "" {
-			nonEmpty = append(nonEmpty, p)
+			nonEmpty = append(nonEmpty, clip(p))
 		}
 	}
 	if len(nonEmpty) == 0 {
 		return what
 	}
 	return what + ": " + strings.Join(nonEmpty, ": ")
+}
+
+// maxReason bounds each reason or message of a pod or an event that the
+// runtime reports (in a Start's error, a session's Failed). The kubelet and
+// the scheduler write them, but about what the session controls: it is
+// admin of its namespace, may replace its host pod with one of its own,
+// and its programs' output reaches probe failures and termination
+// messages. What the runtime reports ends in the portal's logs, database
+// and pages.
+const maxReason = 512
+
+// clip cuts s to at most maxReason bytes, on a character boundary, and
+// marks the cut.
+func clip(s string) string {
+	if len(s) <= maxReason {
+		return s
+	}
+	cut := maxReason
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // dataVars are the Educates data variables of objects, before the request

@@ -6,10 +6,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/portico-dev/portico/internal/runtime"
 )
@@ -225,5 +228,83 @@ func TestSessionRules(t *testing.T) {
 	}
 	if len(dropped) != 2 {
 		t.Errorf("dropped %q, want the wildcard write and the non-resource rule", dropped)
+	}
+}
+
+// What the kubelet reports of what a session controls reaches errors and
+// failures clipped, whole characters only.
+func TestPodReasonsClipped(t *testing.T) {
+	huge := strings.Repeat("é", 100_000)
+	failed := &corev1.Pod{Status: corev1.PodStatus{Phase: corev1.PodFailed, Reason: "Evicted", Message: huge}}
+	pending := &corev1.Pod{Status: corev1.PodStatus{Phase: corev1.PodPending, Conditions: []corev1.PodCondition{
+		{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: huge, Message: huge}}}}
+	for what, got := range map[string]string{"podFailure": podFailure(failed), "podPending": podPending(pending)} {
+		if len(got) > 3*maxReason || !utf8.ValidString(got) || !strings.HasSuffix(got, "é…") {
+			t.Errorf("%s: %d bytes, valid UTF-8 %v, ends %q", what, len(got), utf8.ValidString(got), got[max(0, len(got)-10):])
+		}
+	}
+	if got := clip("short"); got != "short" {
+		t.Errorf("clip(short) = %q", got)
+	}
+}
+
+// The informer keeps of a host pod what the runtime reads, and the runtime
+// reads the same of it trimmed.
+func TestHostPodOf(t *testing.T) {
+	now := metav1.Now()
+	waiting := func(reason string) corev1.ContainerStatus {
+		return corev1.ContainerStatus{Name: "session", Image: "x", State: corev1.ContainerState{
+			Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: "m"}},
+			LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Message: strings.Repeat("t", 4096)}}}
+	}
+	meta := metav1.ObjectMeta{
+		Name: hostName, Namespace: "p-w01-s001", ResourceVersion: "7",
+		Labels:        map[string]string{labelPortal: "p", labelRole: roleSession, labelSession: "p-w01-s001", "pile": "x"},
+		Annotations:   map[string]string{"pile": strings.Repeat("x", 100<<10)},
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
+	}
+	spec := corev1.PodSpec{Containers: []corev1.Container{{Name: "session", Image: "x", Env: []corev1.EnvVar{{Name: "PILE", Value: "x"}}}}}
+	pods := []*corev1.Pod{
+		{ObjectMeta: meta, Spec: spec, Status: corev1.PodStatus{Phase: corev1.PodPending, ContainerStatuses: []corev1.ContainerStatus{waiting("ErrImagePull")}}},
+		{ObjectMeta: meta, Spec: spec, Status: corev1.PodStatus{Phase: corev1.PodPending, InitContainerStatuses: []corev1.ContainerStatus{waiting("CrashLoopBackOff")}}},
+		{ObjectMeta: meta, Spec: spec, Status: corev1.PodStatus{Phase: corev1.PodFailed, Reason: "Evicted", Message: "low memory"}},
+		{ObjectMeta: meta, Spec: spec, Status: corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{
+			{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}},
+		{ObjectMeta: meta, Spec: spec, Status: corev1.PodStatus{Phase: corev1.PodPending, Conditions: []corev1.PodCondition{
+			{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable", Message: "no node"}},
+			ContainerStatuses: []corev1.ContainerStatus{waiting("ContainerCreating")}}},
+	}
+	deleting := pods[3].DeepCopy()
+	deleting.DeletionTimestamp = &now
+	pods = append(pods, deleting)
+	for i, pod := range pods {
+		o, err := hostPodOf(pod.DeepCopy())
+		if err != nil {
+			t.Fatal(err)
+		}
+		trimmed := o.(*corev1.Pod)
+		if podFailure(trimmed) != podFailure(pod) || podPending(trimmed) != podPending(pod) || podReady(trimmed) != podReady(pod) {
+			t.Errorf("pod %d read differently once trimmed: %q %q %v, want %q %q %v", i,
+				podFailure(trimmed), podPending(trimmed), podReady(trimmed), podFailure(pod), podPending(pod), podReady(pod))
+		}
+		if trimmed.Name != pod.Name || trimmed.Namespace != pod.Namespace || trimmed.ResourceVersion != "7" || trimmed.Labels[labelRole] != roleSession {
+			t.Errorf("pod %d: identity lost: %+v", i, trimmed.ObjectMeta)
+		}
+		if trimmed.Labels["pile"] != "" || trimmed.Annotations != nil || trimmed.ManagedFields != nil || len(trimmed.Spec.Containers) != 0 {
+			t.Errorf("pod %d keeps what the session piled on it: %+v", i, trimmed)
+		}
+		for _, c := range append(trimmed.Status.ContainerStatuses, trimmed.Status.InitContainerStatuses...) {
+			if c.LastTerminationState.Terminated != nil || c.Image != "" {
+				t.Errorf("pod %d keeps container status %+v", i, c)
+			}
+		}
+		again, _ := hostPodOf(trimmed.DeepCopy())
+		if !reflect.DeepEqual(again, trimmed) {
+			t.Errorf("pod %d: trimming twice changes it", i)
+		}
+	}
+	tombstone := cache.DeletedFinalStateUnknown{Key: "ns/" + hostName}
+	if o, err := hostPodOf(tombstone); err != nil || o != tombstone {
+		t.Errorf("tombstone: %v, %v", o, err)
 	}
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/portico-dev/portico/internal/runtime"
 	"github.com/portico-dev/portico/internal/sessionhost"
+	"github.com/portico-dev/portico/internal/untrusted"
 )
 
 // Sessions get one cgroup each in every hierarchy where the portal may
@@ -44,6 +45,9 @@ const cgroupParent = "portico"
 // when read (see sessionCgroupsOf) because an unsandboxed session can
 // write it.
 const cgroupsFile = sessionhost.StateDir + "/cgroups"
+
+// maxCgroupsFile bounds what is read of a cgroupsFile: a few paths.
+const maxCgroupsFile = 16 << 10
 
 // hostTasks is added to Limits.Processes for the sandbox (two bwrap
 // processes) and the session host, whose threads the kernel counts as
@@ -477,7 +481,7 @@ func (s *sessionCgroups) startOnThisThread(cmd *exec.Cmd) error {
 // directories that can be the session's: a session cgroup of this home,
 // under the portico cgroup of a cgroup hierarchy. Nil when there are none.
 func sessionCgroupsOf(home string, mounts []string) *sessionCgroups {
-	b, err := os.ReadFile(filepath.Join(home, cgroupsFile))
+	b, err := untrusted.ReadFile(filepath.Join(home, cgroupsFile), maxCgroupsFile)
 	if err != nil {
 		return nil
 	}

@@ -848,7 +848,8 @@ func readPID(home string) (int, error) {
 // readPIDs reads the pid file of home: the host process, and the sandbox's
 // pid 1 (0 when unsandboxed).
 func readPIDs(home string) (pid, init int, err error) {
-	b, err := os.ReadFile(filepath.Join(home, pidFile))
+	const maxSize = 64 // two pids and a space
+	b, err := untrusted.ReadFile(filepath.Join(home, pidFile), maxSize)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -870,7 +871,7 @@ func readPIDs(home string) (pid, init int, err error) {
 // logTail returns the last lines of the log at path, for error messages.
 func logTail(path string) string {
 	const maxBytes, maxLines = 4 << 10, 10
-	f, err := os.Open(path)
+	f, err := untrusted.Open(path)
 	if err != nil {
 		return "(no log: " + err.Error() + ")"
 	}
@@ -880,7 +881,8 @@ func logTail(path string) string {
 	if truncated {
 		f.Seek(fi.Size()-maxBytes, io.SeekStart)
 	}
-	b, _ := io.ReadAll(f)
+	// At most maxBytes, however much the host appended since Stat.
+	b, _ := io.ReadAll(io.LimitReader(f, maxBytes))
 	if truncated {
 		_, b, _ = bytes.Cut(b, []byte("\n")) // a partial first line
 	}
