@@ -80,6 +80,7 @@ func serve(args []string) error {
 	kubeconfig := fs.String("kubeconfig", "", "with --runtime kubernetes: kubeconfig of the cluster (default: $KUBECONFIG, else the in-cluster account)")
 	sessionImage := fs.String("session-image", defaultSessionImage, "with --runtime kubernetes: session host image of workshops that name none in spec.workshop.image")
 	ingressDomain := fs.String("ingress-domain", "", "with --runtime kubernetes: $(ingress_domain) of workshop objects (default: the host of --url)")
+	sessionReadOnly := fs.String("session-read-only", "", "comma-separated absolute paths that sandboxed local sessions see read-only, beside /usr, /bin, /lib* and /etc (tools in /opt)")
 	debugListen := fs.String("debug-listen", "", "address to serve net/http/pprof and expvar on, apart from the portal (default: off)")
 	trusted := fs.String("trusted-proxies", "", "comma-separated addresses or CIDR prefixes of the proxies in front of the portal (an ingress controller): their X-Forwarded-For names the client whose attempts are limited (default: none, the header is ignored)")
 	if err := fs.Parse(args); err != nil {
@@ -136,7 +137,16 @@ func serve(args []string) error {
 	var rt runtime.Runtime
 	switch *runtimeName {
 	case "local":
-		if rt, err = local.New(local.Options{Dir: filepath.Join(*dataDir, "sessions"), Command: []string{exe, "sessionhost"}, Logger: log}); err != nil {
+		opts := local.Options{Dir: filepath.Join(*dataDir, "sessions"), Command: []string{exe, "sessionhost"}, Logger: log}
+		// Sessions never see the definitions (the robot's secret), even
+		// where the sandbox shows what holds them (/etc).
+		if p, err := filepath.Abs(*configPath); err == nil {
+			opts.Hide = append(opts.Hide, p)
+		}
+		if *sessionReadOnly != "" {
+			opts.ReadOnly = strings.Split(*sessionReadOnly, ",")
+		}
+		if rt, err = local.New(opts); err != nil {
 			return err
 		}
 	case "noop":

@@ -6,8 +6,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/portico-dev/portico/internal/httpapi"
+	"github.com/portico-dev/portico/internal/runtime"
 	"github.com/portico-dev/portico/internal/sessionhost"
 	"github.com/portico-dev/portico/internal/store"
 )
@@ -55,8 +57,9 @@ func (p *Pages) proxy(w http.ResponseWriter, r *http.Request) {
 	}
 	p.broker.Deliver(r.Context(), t)
 	prefix := "/sessions/" + name
-	target := &url.URL{Scheme: "http", Host: t.Address}
+	target := runtime.HostURL(t.Address)
 	rp := &httputil.ReverseProxy{
+		Transport: p.hosts,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.URL.Path, pr.Out.URL.RawPath = "/"+rest, ""
@@ -78,6 +81,11 @@ func (p *Pages) proxy(w http.ResponseWriter, r *http.Request) {
 	}
 	rp.ServeHTTP(w, r)
 }
+
+// proxyResponseTimeout bounds the wait for a session host's answer to
+// begin: a frozen host must not hold the portal's connections. What follows
+// the headers (a websocket, a download) is the host's to end.
+const proxyResponseTimeout = 30 * time.Second
 
 func isConfigPath(rest string) bool {
 	return strings.HasPrefix(rest, "config/") || strings.HasPrefix(rest, "workshop/config/")

@@ -21,6 +21,7 @@ import (
 	"github.com/portico-dev/portico/internal/broker"
 	"github.com/portico-dev/portico/internal/httpapi"
 	"github.com/portico-dev/portico/internal/ratelimit"
+	"github.com/portico-dev/portico/internal/runtime"
 	"github.com/portico-dev/portico/internal/store"
 )
 
@@ -56,13 +57,16 @@ type Pages struct {
 	signups *ratelimit.Limiter
 	origin  *http.CrossOriginProtection
 	clock   ratelimit.Clock
+	// hosts reaches session hosts for the proxy.
+	hosts http.RoundTripper
 }
 
 // Register adds the pages to mux.
 func Register(mux *http.ServeMux, b *broker.Broker, a *auth.Service, clock ratelimit.Clock, log *slog.Logger) {
 	p := &Pages{broker: b, auth: a, log: log, logins: ratelimit.New(clock, 10, 0.2),
 		signups: ratelimit.New(clock, 200, 5),
-		origin:  http.NewCrossOriginProtection(), clock: clock}
+		origin:  http.NewCrossOriginProtection(), clock: clock,
+		hosts: runtime.HostTransport(proxyResponseTimeout)}
 	get := map[string]http.HandlerFunc{
 		"/":                                     p.index,
 		"/accounts/login/":                      p.loginForm,
