@@ -496,9 +496,9 @@ func TestStartFailureLeavesNothing(t *testing.T) {
 		want    []string
 	}{
 		// The runtime must notice the exit, not wait for the timeout.
-		{"exits", []string{"sh", "-c", "echo cannot set up the session >&2; exit 3"}, time.Minute,
+		{"exits", []string{"sh", "-c", "echo cannot set up the session >&2; exit 3", "sh"}, time.Minute,
 			[]string{"session host exited", "cannot set up the session"}},
-		{"never ready", []string{"sleep", "1000"}, 200 * time.Millisecond,
+		{"never ready", []string{"sh", "-c", "exec sleep 1000", "sh"}, 200 * time.Millisecond,
 			[]string{"not ready after 200ms"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -526,7 +526,7 @@ func TestStartFailureLeavesNothing(t *testing.T) {
 }
 
 func TestStopAbortsStart(t *testing.T) {
-	r := newRuntime(t, t.TempDir(), Options{Command: []string{"sleep", "1000"}})
+	r := newRuntime(t, t.TempDir(), Options{Command: []string{"sh", "-c", "exec sleep 1000", "sh"}})
 	ctx := context.Background()
 	name := "portal-w01-s006"
 	home := filepath.Join(r.dir, name)
