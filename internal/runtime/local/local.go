@@ -428,7 +428,7 @@ func (r *Runtime) spawn(spec runtime.Spec) (pid int, h *host, exited <-chan stru
 			extra = append(extra, f)
 			fds.seccomp = 5
 		}
-		argv = append(append(argv, r.bwrap), r.sandboxArgs(home, workshopSources(spec), fds)...)
+		argv = append(append(argv, r.bwrap), r.sandboxArgs(home, workshopSources(spec), spec.Limits, fds)...)
 	}
 	argv = append(append(argv, r.command...), "--listen", runtime.UnixAddress(filepath.Join(home, hostSocket)))
 	cmd := exec.Command(argv[0], argv[1:]...)

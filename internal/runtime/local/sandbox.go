@@ -93,7 +93,7 @@ type sandboxFDs struct {
 // home, up to and including the "--" before the host's command. sources
 // are directories the host reads the workshop's files from: they stay
 // visible, read-only, unless they are in a hidden directory.
-func (r *Runtime) sandboxArgs(home string, sources []string, fds sandboxFDs) []string {
+func (r *Runtime) sandboxArgs(home string, sources []string, lim runtime.Limits, fds sandboxFDs) []string {
 	state := filepath.Join(home, sessionhost.StateDir)
 	args := []string{
 		"--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--unshare-net",
@@ -106,7 +106,8 @@ func (r *Runtime) sandboxArgs(home string, sources []string, fds sandboxFDs) []s
 			args = append(args, "--cap-add", c)
 		}
 	}
-	args = append(args, "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--dir", "/var", "--symlink", "../tmp", "/var/tmp")
+	args = append(args, "--dev", "/dev", "--proc", "/proc",
+		"--perms", "01777", "--size", strconv.FormatInt(tmpSize(lim), 10), "--tmpfs", "/tmp")
 	for _, d := range systemDirs {
 		fi, err := os.Lstat(d)
 		switch {
@@ -153,6 +154,11 @@ func (r *Runtime) sandboxArgs(home string, sources []string, fds sandboxFDs) []s
 	}
 	// The host's executable, wherever it lives (a test binary in /tmp).
 	args = append(args, "--ro-bind", r.command[0], r.command[0])
+	// The directories above the home are made for the home's mount point,
+	// open to the workshop's user whatever their modes on the host.
+	for _, d := range ancestors(home) {
+		args = append(args, "--perms", "0755", "--dir", d)
+	}
 	args = append(args, "--bind", home, home, "--bind", state, state)
 	for _, f := range []string{sessionhost.ConfigFile, pidFile, logFile, idsFile} {
 		p := filepath.Join(home, f)
@@ -361,3 +367,27 @@ func isNamespaceInit(pid int) bool {
 	}
 	return false
 }
+
+// ancestors returns the directories above path, from the top down, less /.
+func ancestors(path string) []string {
+	var out []string
+	for d := filepath.Dir(path); d != "/" && d != "."; d = filepath.Dir(d) {
+		out = append(out, d)
+	}
+	slices.Reverse(out)
+	return out
+}
+
+// tmpSize is the size of a session's /tmp, a file system in memory whose
+// pages count against the session's memory: a quarter of its memory limit,
+// so that filling /tmp ends with ENOSPC rather than with the kernel killing
+// the session's processes (its host among them) for memory it cannot
+// reclaim; defaultTmpSize without a limit.
+func tmpSize(lim runtime.Limits) int64 {
+	if lim.Memory > 0 {
+		return max(lim.Memory/4, 1<<20)
+	}
+	return defaultTmpSize
+}
+
+const defaultTmpSize = 512 << 20

@@ -519,7 +519,7 @@ func TestSandboxArgsOrder(t *testing.T) {
 	data := filepath.Dir(r.dir)
 	// A source holding the data dir must not uncover it: bound first,
 	// then covered. Any other source comes after the hidden paths.
-	args := r.sandboxArgs(home, []string{"/srv/workshops/lab", filepath.Dir(data)}, sandboxFDs{info: 3})
+	args := r.sandboxArgs(home, []string{"/srv/workshops/lab", filepath.Dir(data)}, runtime.Limits{}, sandboxFDs{info: 3})
 	at := func(flag, path string) int {
 		for i := 0; i+1 < len(args); i++ {
 			if args[i] == flag && args[i+1] == path {
