@@ -633,10 +633,10 @@ func TestEndAllStopsEverySession(t *testing.T) {
 
 func TestSessionLimitsAndHostExit(t *testing.T) {
 	p, rt := start(t, config.Entry{Capacity: 2, Reserved: 1, Initial: 1, Expires: time.Hour}, func(d *config.Definitions) {
-		d.Workshops["lab"].Resources = config.Resources{Memory: 512 << 20, CPUMilli: 500, Processes: 64}
+		d.Workshops["lab"].Resources = config.Resources{Memory: 512 << 20, CPUMilli: 500, Processes: 64, Storage: 5 << 30}
 	})
 	spec, ok := rt.Spec("portal-w01-s001")
-	if !ok || spec.Limits != (runtime.Limits{Memory: 512 << 20, CPUMilli: 500, Processes: 64}) {
+	if !ok || spec.Limits != (runtime.Limits{Memory: 512 << 20, CPUMilli: 500, Processes: 64, Storage: 5 << 30}) {
 		t.Fatalf("limits given to the runtime: %+v (%v)", spec.Limits, ok)
 	}
 	s := activate(t, p, request(t, p, "alice", time.Minute))

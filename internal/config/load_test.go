@@ -405,6 +405,7 @@ spec:
   session:
     resources:
       memory: 1Gi
+      storage: 5Gi
     applications:
       console: {enabled: true}
     namespaces:
@@ -443,7 +444,7 @@ status:
 	if got := defs.Workshops["lab-x"].SessionEnv; !reflect.DeepEqual(got, []EnvVar{{Name: "TOKEN"}}) {
 		t.Errorf("session env = %+v", got)
 	}
-	if got := defs.Workshops["lab-x"].Resources; got != (Resources{Memory: 1 << 30}) {
+	if got := defs.Workshops["lab-x"].Resources; got != (Resources{Memory: 1 << 30, Storage: 5 << 30}) {
 		t.Errorf("resources = %+v", got)
 	}
 }

@@ -156,6 +156,10 @@ type Resources struct {
 	Memory    int64 // spec.session.resources.memory, in bytes
 	CPUMilli  int   // spec.session.resources.cpu, in thousandths of a CPU
 	Processes int   // spec.session.resources.processes (Portico's own field)
+	// Storage is spec.session.resources.storage, in bytes: the size of
+	// the session's home. Zero when the workshop sets none, which the
+	// runtime reads as its default (runtime.DefaultStorage).
+	Storage int64
 }
 
 // Budgets are the values spec.session.namespaces.budget takes, as in

@@ -25,6 +25,13 @@ func (d *decoder) resources(r sessionResources) Resources {
 		}
 		out.CPUMilli = n
 	}
+	if r.Storage != "" {
+		n, err := storageQuantity(r.Storage)
+		if err != nil {
+			d.failAt(path+".storage", "%q %v", r.Storage, err)
+		}
+		out.Storage = n
+	}
 	out.Processes = r.Processes // the decoder refuses negative numbers
 	return out
 }
@@ -33,7 +40,9 @@ func (d *decoder) resources(r sessionResources) Resources {
 var (
 	errNotMemory   = errors.New("is not a memory quantity (use 512Mi, 1Gi, 1G or 500M)")
 	errNotCPU      = errors.New("is not a CPU quantity (use 500m, 1 or 2)")
+	errNotStorage  = errors.New("is not a storage quantity (use 5Gi, 500Mi, 5G or 500M)")
 	errNegative    = errors.New("must not be negative")
+	errNotPositive = errors.New("must be more than zero")
 	errTooLarge    = errors.New("is too large")
 	errNotQuantity = errors.New("not a quantity")
 )
@@ -47,6 +56,22 @@ func memoryQuantity(s string) (int64, error) {
 		return 0, errNotMemory
 	case err != nil:
 		return 0, err
+	}
+	return ceilInt(q, math.MaxInt64)
+}
+
+// storageQuantity reads a Kubernetes quantity as a number of bytes, as
+// memoryQuantity does, and refuses zero: a limit of nothing is no session,
+// and zero in runtime.Limits means the runtime's default.
+func storageQuantity(s string) (int64, error) {
+	q, err := parseQuantity(s)
+	switch {
+	case errors.Is(err, errNotQuantity):
+		return 0, errNotStorage
+	case err != nil:
+		return 0, err
+	case q.Sign() == 0:
+		return 0, errNotPositive
 	}
 	return ceilInt(q, math.MaxInt64)
 }

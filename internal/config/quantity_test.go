@@ -91,6 +91,10 @@ func TestLoadSessionResources(t *testing.T) {
 		want      Resources
 	}{
 		{"memory: 512Mi\ncpu: 500m\nprocesses: 200\n", Resources{Memory: 512 << 20, CPUMilli: 500, Processes: 200}},
+		{"storage: 5Gi\n", Resources{Storage: 5 << 30}},
+		{"storage: 500M\nmemory: 1Gi\n", Resources{Storage: 500_000_000, Memory: 1 << 30}},
+		{"storage: 1073741824\n", Resources{Storage: 1 << 30}},
+		{"storage: \n", Resources{}},
 		{"memory: 1073741824\ncpu: 2\n", Resources{Memory: 1 << 30, CPUMilli: 2000}},
 		{"cpu: 0.25\n", Resources{CPUMilli: 250}},
 		{"memory: 1G\n", Resources{Memory: 1_000_000_000}},
@@ -119,10 +123,23 @@ func TestLoadSessionResources(t *testing.T) {
 		{"processes: many\n", `spec.session.resources.processes: "many" is not an integer`},
 		{"processes: -5\n", `spec.session.resources.processes: must not be negative`},
 		{"processes: 1.5\n", `spec.session.resources.processes: "1.5" is not an integer`},
+		{"storage: lots\n", `spec.session.resources.storage: "lots" is not a storage quantity (use 5Gi, 500Mi, 5G or 500M)`},
+		{"storage: 5GB\n", `spec.session.resources.storage: "5GB" is not a storage quantity`},
+		{"storage: 0\n", `spec.session.resources.storage: "0" must be more than zero`},
+		{"storage: 0Gi\n", `spec.session.resources.storage: "0Gi" must be more than zero`},
+		{"storage: -5Gi\n", `spec.session.resources.storage: "-5Gi" must not be negative`},
+		{"storage: 9Ei\n", `spec.session.resources.storage: "9Ei" is too large`},
+		{"storage: {size: 5Gi}\n", `spec.session.resources.storage: expected a string, found a mapping`},
 	} {
 		_, err := loadString(t, workshop(tt.resources))
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%q: error %v\nwant it to contain %q", tt.resources, err, tt.want)
 		}
+	}
+
+	// The error names the file, the line and the field.
+	_, err := loadString(t, workshop("storage: 0\n"))
+	if want := `portal.yaml:30: spec.session.resources.storage: "0" must be more than zero`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("error %v\nwant it to contain %q", err, want)
 	}
 }

@@ -157,13 +157,13 @@ type parameter struct {
 	From     string `yaml:"from"`
 }
 
-// sessionResources is spec.session.resources: Educates' memory and cpu
-// (Kubernetes quantities, read as strings so that 1, 0.5 and 512Mi all
-// reach the quantity parser as written) and Portico's processes. Educates'
-// storage is not read.
+// sessionResources is spec.session.resources: Educates' memory, cpu and
+// storage (Kubernetes quantities, read as strings so that 1, 0.5 and 512Mi
+// all reach the quantity parser as written) and Portico's processes.
 type sessionResources struct {
 	Memory    string `yaml:"memory"`
 	CPU       string `yaml:"cpu"`
+	Storage   string `yaml:"storage"`
 	Processes int    `yaml:"processes"`
 }
 

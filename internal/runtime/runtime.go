@@ -75,7 +75,8 @@ type EnvironmentSpec struct {
 }
 
 // Limits bounds the resources of one session, all its processes together
-// (the workshop's spec.session.resources). A zero field sets no limit.
+// (the workshop's spec.session.resources). A zero field sets no limit,
+// but for Storage.
 type Limits struct {
 	// Memory is in bytes. A process that would exceed it is killed by the
 	// kernel (the largest first); the session host is meant to survive.
@@ -85,7 +86,23 @@ type Limits struct {
 	// Processes is how many processes, threads included, the programs of
 	// the session may run at once, beside the session host.
 	Processes int
+	// Storage is in bytes: the size of the filesystem holding the
+	// session's home, its host's files included. A write beyond it fails
+	// with ENOSPC. Zero is DefaultStorage: no session goes without a
+	// limit, since a session that fills a disk fills it for every other
+	// user of that disk, the portal's database included. The local
+	// runtime enforces it where it may (see local/storage.go); the
+	// kubernetes runtime ignores it for now (Educates sizes the
+	// persistent volume of the home with it).
+	Storage int64
 }
+
+// DefaultStorage is the storage of a session whose workshop sets none
+// (Limits.Storage zero). The local runtime reserves it on the data
+// directory's disk for every running session, used or not, so it is
+// modest: enough for a home with a cloned repository and a language's
+// package cache; a workshop that needs more says so.
+const DefaultStorage int64 = 1 << 30
 
 // Allocation is what becomes known when a person gets a session.
 type Allocation struct {

@@ -66,7 +66,8 @@ var (
 // hostResources are the requests and limits of the session host's
 // container: spec.session.resources when given (requests equal to limits,
 // so the host is never the first evicted), else the defaults when a quota
-// requires them, else none.
+// requires them, else none. Limits.Storage is not applied yet: Educates
+// gives the home a persistent volume of that size.
 func hostResources(l runtime.Limits, quota bool) corev1.ResourceRequirements {
 	list := corev1.ResourceList{}
 	if l.CPUMilli > 0 {
