@@ -129,6 +129,8 @@ type Runtime struct {
 	// prlimit is the path of prlimit(1), for a memory limit without
 	// cgroups; "" when missing.
 	prlimit string
+	// storage gives session homes filesystems of their own (storage.go).
+	storage *storage
 	exits   exitQueue
 	warned  sync.Map // warnings already logged
 
@@ -256,6 +258,7 @@ func New(opts Options) (*Runtime, error) {
 	} else {
 		r.log.Warn("no cgroup the portal may create: session limits fall back to rlimits (memory only, per process)")
 	}
+	r.storage = newStorage(dir, r.log)
 	return r, nil
 }
 
@@ -351,6 +354,9 @@ func (r *Runtime) spawn(spec runtime.Spec) (pid int, h *host, exited <-chan stru
 	}
 	if err := os.Mkdir(home, 0o700); err != nil {
 		return 0, nil, nil, err
+	}
+	if err := r.storage.mount(home, spec.Limits.Storage); err != nil {
+		return 0, nil, nil, fmt.Errorf("session storage: %w", err)
 	}
 	state := filepath.Join(home, sessionhost.StateDir)
 	if err := os.Mkdir(state, 0o700); err != nil {
@@ -633,6 +639,10 @@ func (r *Runtime) remove(ctx context.Context, name string) error {
 func (r *Runtime) removeHome(name string) error {
 	home := r.home(name)
 	ids, hasIDs := idsOf(home)
+	// The ids file is in the home's filesystem, which goes first.
+	if err := r.storage.release(home); err != nil {
+		return err
+	}
 	if err := os.RemoveAll(home); err != nil {
 		return err
 	}
