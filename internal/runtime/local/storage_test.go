@@ -280,6 +280,26 @@ func TestStorageDefault(t *testing.T) {
 	}
 }
 
+// A session's storage is released while other sessions run, whose
+// sandboxes got a copy of its mount when the portal's mounts propagate
+// (a shared root, as under systemd: run the tests under
+// "unshare -m --propagation shared" to see it).
+func TestStorageReleasedWhileOthersRun(t *testing.T) {
+	r := newRuntime(t, "", Options{Dir: filepath.Join(dataDir(t), "sessions")})
+	requireStorage(t, r)
+	requireSandbox(t, r)
+	spec := testSpec("portal-w01-s315")
+	spec.Limits.Storage = 64 << 20
+	startSession(t, r, spec)
+	spec = testSpec("portal-w01-s316")
+	spec.Limits.Storage = 64 << 20
+	_, home := startSession(t, r, spec)
+	if err := r.Stop(context.Background(), spec.Session); err != nil {
+		t.Fatal(err)
+	}
+	assertStorageReleased(t, r, home)
+}
+
 // A start whose storage the disk cannot hold, or which would leave too
 // little for the database, fails and leaves nothing.
 func TestStorageTooLargeForTheDisk(t *testing.T) {
