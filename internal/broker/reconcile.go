@@ -805,6 +805,7 @@ func (b *Broker) spec(s store.Session, env store.Environment) runtime.Spec {
 		Limits: runtime.Limits{Memory: env.Workshop.Resources.Memory,
 			CPUMilli: env.Workshop.Resources.CPUMilli, Processes: env.Workshop.Resources.Processes,
 			Storage: env.Workshop.Resources.Storage},
+		Offline:        env.Workshop.Offline,
 		Portal:         portal.Name,
 		PortalURL:      b.url,
 		SessionURL:     b.SessionURL(s.Name),

@@ -406,6 +406,8 @@ spec:
     resources:
       memory: 1Gi
       storage: 5Gi
+    network:
+      outbound: false
     applications:
       console: {enabled: true}
     namespaces:
@@ -446,6 +448,9 @@ status:
 	}
 	if got := defs.Workshops["lab-x"].Resources; got != (Resources{Memory: 1 << 30, Storage: 5 << 30}) {
 		t.Errorf("resources = %+v", got)
+	}
+	if !defs.Workshops["lab-x"].Offline {
+		t.Error("spec.session.network.outbound: false does not make the workshop offline")
 	}
 }
 

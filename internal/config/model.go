@@ -145,6 +145,10 @@ type Workshop struct {
 	RequestObjects     []map[string]any `json:",omitempty"`
 	EnvironmentObjects []map[string]any `json:",omitempty"`
 
+	// Offline is set by spec.session.network.outbound: false (Portico's own
+	// field): sessions have no network beyond their own.
+	Offline bool
+
 	// Fingerprint changes whenever the spec changes; it drives environment
 	// replacement when portal.updates.workshop is on.
 	Fingerprint string

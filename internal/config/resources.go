@@ -140,6 +140,11 @@ type workshopSpec struct {
 			Budget string `yaml:"budget"`
 		} `yaml:"namespaces"`
 		Objects []map[string]any `yaml:"objects"`
+		// Network is Portico's own: outbound: false leaves sessions no
+		// network beyond their own (the local runtime).
+		Network struct {
+			Outbound *bool `yaml:"outbound"`
+		} `yaml:"network"`
 	} `yaml:"session"`
 	Environment struct {
 		Objects []map[string]any `yaml:"objects"`

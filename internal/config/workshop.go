@@ -59,6 +59,7 @@ func (d *decoder) workshop(r *workshopResource, spec *yaml.Node) *Workshop {
 		w.SessionEnv = append(w.SessionEnv, EnvVar{Name: v.Name, Value: v.Value})
 	}
 	w.Resources = d.resources(s.Session.Resources)
+	w.Offline = s.Session.Network.Outbound != nil && !*s.Session.Network.Outbound
 	w.Fingerprint, err = fingerprint(spec)
 	if err != nil {
 		d.failAt("spec", "%s", yamlReason(err))

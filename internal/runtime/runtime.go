@@ -43,6 +43,10 @@ type Spec struct {
 	// Limits bounds the resources of the whole session; the zero value
 	// sets no limit.
 	Limits Limits
+	// Offline sessions have no network beyond their own: no outbound
+	// access (runtimes of processes; a cluster's network policies are the
+	// cluster's).
+	Offline bool
 	// Cluster is what a runtime on a cluster needs beside; runtimes of
 	// processes ignore it.
 	Cluster Cluster

@@ -378,7 +378,7 @@ func (r *Runtime) spawn(spec runtime.Spec) (pid int, h *host, exited <-chan stru
 	}
 	if r.bwrap != "" {
 		nameserver := ""
-		if r.slirp != "" {
+		if r.slirp != "" && !spec.Offline {
 			nameserver = slirpNameserver
 		}
 		if err := writeEtc(home, nameserver); err != nil {
@@ -497,7 +497,7 @@ func (r *Runtime) spawn(spec runtime.Spec) (pid int, h *host, exited <-chan stru
 		return child, h, done, err
 	}
 	if init > 0 {
-		if r.slirp != "" {
+		if r.slirp != "" && !spec.Offline {
 			if err := r.attachNetwork(home, init, logf); err != nil {
 				return child, h, done, fmt.Errorf("%w; last lines of host.log:\n%s", err, logTail(filepath.Join(home, logFile)))
 			}

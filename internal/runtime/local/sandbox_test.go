@@ -708,3 +708,33 @@ ls `+data+`
 		t.Errorf("in the sandbox (rc %s):\n%s", rc, out)
 	}
 }
+
+// A session's network is its own: loopback and, unless its workshop is
+// offline, the user-mode stack's interface; never the host's interfaces.
+func TestSessionNetworkOfItsOwn(t *testing.T) {
+	r := newRuntime(t, t.TempDir(), Options{Env: []string{execEnv + "=1"}})
+	requireSandbox(t, r)
+	if r.slirp == "" {
+		t.Skip("slirp4netns is not installed: apt-get install -y slirp4netns")
+	}
+	for _, offline := range []bool{false, true} {
+		spec := testSpec(fmt.Sprintf("portal-w01-s16%d", map[bool]int{false: 0, true: 1}[offline]))
+		spec.Offline = offline
+		_, home := startSession(t, r, spec)
+		out, rc := runInSession(t, home, `tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort | tr '\n' ' '; echo; cat /etc/resolv.conf`)
+		if rc != "0" {
+			t.Fatalf("script: %s\n%s", rc, out)
+		}
+		ifaces, resolv, _ := strings.Cut(out, "\n")
+		want := "lo tap0 "
+		if offline {
+			want = "lo "
+		}
+		if ifaces != want {
+			t.Errorf("offline %v: interfaces %q, want %q", offline, ifaces, want)
+		}
+		if strings.Contains(resolv, "nameserver") == offline {
+			t.Errorf("offline %v: resolv.conf %q", offline, resolv)
+		}
+	}
+}
