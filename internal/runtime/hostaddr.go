@@ -69,13 +69,18 @@ func DialHost(ctx context.Context, network, hostport string) (net.Conn, error) {
 }
 
 // HostTransport returns a transport that reaches session hosts by the
-// URLs of HostURL, never through a proxy of the environment: hosts are
-// reached directly. responseTimeout bounds the wait for a host's response
-// headers (0 for none: a websocket or a long download is the host's to
-// end).
+// URLs of HostURL: Unix sockets directly, TCP addresses through the
+// environment's HTTP proxy if it names one (a portal outside a cluster
+// reaches the cluster's services that way). responseTimeout bounds the
+// wait for a host's response headers (0 for none).
 func HostTransport(responseTimeout time.Duration) *http.Transport {
 	return &http.Transport{
-		Proxy:                 nil,
+		Proxy: func(r *http.Request) (*url.URL, error) {
+			if strings.HasSuffix(r.URL.Hostname(), unixDomain) {
+				return nil, nil
+			}
+			return http.ProxyFromEnvironment(r)
+		},
 		DialContext:           dialWithTimeout,
 		MaxIdleConnsPerHost:   4,
 		IdleConnTimeout:       30 * time.Second,
