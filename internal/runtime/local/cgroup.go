@@ -39,6 +39,18 @@ import (
 // sandbox.
 const cgroupParent = "portico"
 
+// portalCgroup is the leaf the portal moves into, in the v2 hierarchy,
+// so that its own cgroup may enable controllers for the cgroups of its
+// sessions (see delegateV2):
+//
+//	<the portal's own cgroup>/portico-portal   the portal (and what shared its cgroup)
+//	<the portal's own cgroup>/portico/<session>-<hash>
+const portalCgroup = "portico-portal"
+
+// cgroupFix is what to do when sessions cannot get the limit controllers.
+const cgroupFix = "run the portal as root, or under systemd with Delegate=yes " +
+	"(a service, or from a shell: systemd-run [--user] --scope -p Delegate=yes portico serve ...)"
+
 // cgroupsFile lists the cgroup directories of a session, one a line. The
 // runtime writes it before creating them, so that a Stop after a crash of
 // the portal finds them; it is read-only inside the sandbox, and checked
@@ -60,46 +72,203 @@ type cgroupSet struct {
 	// cgroup in its v1 hierarchy, where the portal may create cgroups.
 	v1 map[string]string
 	// v2 is the portal's own cgroup in the v2 hierarchy, "" when the portal
-	// may not create cgroups there.
+	// may not create cgroups there. Once the portal has moved into its
+	// portalCgroup leaf, v2 is still the cgroup the leaf is in.
 	v2 string
-	// v2ctl are the controllers (memory, pids, cpu) to enable for sessions
-	// in the v2 hierarchy: those it has that no v1 hierarchy provides.
+	// v2ctl are the controllers (memory, pids, cpu) that sessions get in
+	// the v2 hierarchy: those no v1 hierarchy provides, which v2 has
+	// enabled for its children.
 	v2ctl []string
 	// mounts are the mount points of every cgroup hierarchy.
 	mounts []string
+	// moved is how many processes the portal moved out of v2 into its
+	// portalCgroup leaf, itself included (see delegateV2).
+	moved int
+	// problem says which limit controllers sessions do not get, why, and
+	// what to do; nil when they get memory, pids and cpu.
+	problem error
 }
 
 // limitControllers are the controllers that limit sessions; freezer only
 // helps to kill them.
 var limitControllers = []string{"memory", "pids", "cpu"}
 
-// detectCgroups finds where this process may create cgroups.
+// detectCgroups finds where this process may create cgroups, and enables
+// the v2 controllers for sessions (see delegateV2). It never fails:
+// sessions get what could be had, and problem says what could not.
 func detectCgroups() *cgroupSet {
 	mountinfo, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
-		return &cgroupSet{}
+		return &cgroupSet{problem: fmt.Errorf("no cgroups: %w", err)}
 	}
 	self, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
-		return &cgroupSet{}
+		return &cgroupSet{problem: fmt.Errorf("no cgroups: %w", err)}
 	}
 	cs := parseCgroups(string(mountinfo), string(self), func(dir string) bool {
 		return unix.Access(dir, unix.W_OK) == nil
 	})
+	var why error
 	if cs.v2 != "" && !cloneIntoCgroup() {
 		cs.v2 = "" // the host could not start in it: see startIn
+		why = errors.New("sessions start in their v2 cgroup with CLONE_INTO_CGROUP, which needs Linux 5.7 or later")
 	}
 	if cs.v2 != "" {
 		b, _ := os.ReadFile(filepath.Join(cs.v2, "cgroup.controllers"))
-		have := strings.Fields(string(b))
+		offered := strings.Fields(string(b))
+		var want, absent []string
 		for _, c := range limitControllers {
-			if cs.v1[c] == "" && slices.Contains(have, c) {
-				cs.v2ctl = append(cs.v2ctl, c)
+			switch {
+			case cs.v1[c] != "":
+			case slices.Contains(offered, c):
+				want = append(want, c)
+			default:
+				absent = append(absent, c)
 			}
 		}
+		cs.v2ctl, cs.moved, why = delegateV2(kernelCgroups{}, cs.v2, want)
+		if len(absent) > 0 {
+			why = errors.Join(why, fmt.Errorf("%s offers no %s controller (its parent does not delegate it)", cs.v2, strings.Join(absent, ", ")))
+		}
+	}
+	var missing []string
+	for _, c := range limitControllers {
+		if !cs.enabled(c) {
+			missing = append(missing, c)
+		}
+	}
+	switch {
+	case len(missing) == 0:
+	case len(cs.mounts) == 0:
+		cs.problem = errors.New("no cgroup file system is mounted: mount cgroup2 on /sys/fs/cgroup (in a container: a cgroup namespace of its own, mounted read-write)")
+	default:
+		if why == nil {
+			why = errors.New("the portal may not create cgroups in its own cgroups of the hierarchies that have them (see /proc/self/cgroup)")
+		}
+		cs.problem = fmt.Errorf("no %s cgroup controller for sessions: %w; %s", strings.Join(missing, ", "), why, cgroupFix)
 	}
 	return cs
 }
+
+// delegateV2 enables want, controllers of the v2 cgroup own (the portal's
+// own), for the children of own: the cgroups of sessions. It returns those
+// of want that own enables, how many processes it moved, and an error for
+// the controllers it could not enable.
+//
+// The kernel refuses to enable a controller for the children of a cgroup
+// that holds processes, except in the root cgroup ("no internal
+// processes"), and own holds the portal at least. So the portal first
+// moves out of own into a leaf of its own, portalCgroup, as systemd asks
+// of a service with Delegate=yes ("move your main daemon process out of
+// that cgroup, into a sub-cgroup", CGROUP_DELEGATION.md) and does itself
+// as PID 1 (init.scope).
+//
+// It moves every process of own, not only its own, as Docker-in-Docker's
+// entrypoint does (moby's hack/dind, into /init), because the kernel
+// refuses while any is left: those are what was started with the portal,
+// the shell and sudo of a login shell, the init of a container (tini),
+// go test. They stay under own, so whatever limits, accounts, freezes or
+// kills own (a systemd stop, the end of a login session) still covers
+// them; only their cgroup path changes. Sessions stay nested under own,
+// within the portal's own limits. The other way, a parent for sessions
+// outside own, would take them out of those limits and out of the kill
+// of the portal's unit, into a cgroup nobody delegated to the portal.
+//
+// A portal started again in the leaf (from the same shell, or by systemd
+// with DelegateSubgroup=portico-portal) finds own enabled already: see
+// parseCgroups.
+func delegateV2(fsys cgroupFS, own string, want []string) (enabled []string, moved int, err error) {
+	subtree := func() []string {
+		b, _ := fsys.read(own, "cgroup.subtree_control")
+		have := strings.Fields(b)
+		return slices.DeleteFunc(slices.Clone(want), func(c string) bool { return !slices.Contains(have, c) })
+	}
+	enabled = subtree()
+	if len(enabled) == len(want) {
+		return enabled, 0, nil
+	}
+	var todo []string
+	for _, c := range want {
+		if !slices.Contains(enabled, c) {
+			todo = append(todo, "+"+c)
+		}
+	}
+	// Processes may be forked into own while the portal moves them: a
+	// few rounds catch up with a shell that runs a command meanwhile.
+	for try := 0; ; try++ {
+		if err = fsys.write(own, "cgroup.subtree_control", strings.Join(todo, " ")); !errors.Is(err, unix.EBUSY) {
+			break
+		}
+		if try == 5 {
+			err = fmt.Errorf("%w: processes keep entering %s", err, own)
+			break
+		}
+		n, merr := moveProcesses(fsys, own, filepath.Join(own, portalCgroup))
+		moved += n
+		if err = merr; err != nil {
+			break
+		}
+	}
+	if err != nil && !errors.Is(err, unix.EBUSY) && len(todo) > 1 {
+		// One at a time, for those the kernel takes: cpu, for one, is
+		// refused while a realtime process is inside.
+		for _, c := range todo {
+			fsys.write(own, "cgroup.subtree_control", c)
+		}
+	}
+	enabled = subtree()
+	if len(enabled) < len(want) {
+		if err == nil {
+			err = errors.New("not enabled")
+		}
+		missing := slices.DeleteFunc(slices.Clone(want), func(c string) bool { return slices.Contains(enabled, c) })
+		return enabled, moved, fmt.Errorf("cannot enable %s in %s/cgroup.subtree_control: %w", strings.Join(missing, ", "), own, err)
+	}
+	return enabled, moved, nil
+}
+
+// moveProcesses moves every process of the cgroup from into to, a child
+// it creates if needed, and returns how many it moved.
+func moveProcesses(fsys cgroupFS, from, to string) (int, error) {
+	if err := fsys.mkdir(to); err != nil && !errors.Is(err, fs.ErrExist) {
+		return 0, err
+	}
+	procs, err := fsys.read(from, "cgroup.procs")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, p := range strings.Fields(procs) {
+		switch err := fsys.write(to, "cgroup.procs", p); {
+		case err == nil:
+			n++
+		case errors.Is(err, unix.ESRCH): // it exited meanwhile
+		default:
+			return n, fmt.Errorf("move process %s into %s: %w", p, to, err)
+		}
+	}
+	return n, nil
+}
+
+// cgroupFS is what delegateV2 does to cgroups: kernelCgroups, or a fake
+// kernel in tests.
+type cgroupFS interface {
+	read(dir, file string) (string, error)
+	write(dir, file, value string) error
+	mkdir(dir string) error
+}
+
+// kernelCgroups is the cgroup file system of the kernel.
+type kernelCgroups struct{}
+
+func (kernelCgroups) read(dir, file string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, file))
+	return string(b), err
+}
+
+func (kernelCgroups) write(dir, file, value string) error { return writeCgroup(dir, file, value) }
+
+func (kernelCgroups) mkdir(dir string) error { return os.Mkdir(dir, 0o755) }
 
 // parseCgroups reads /proc/self/mountinfo and /proc/self/cgroup.
 // writable reports whether a cgroup directory is one the portal may
@@ -144,6 +313,15 @@ func parseCgroups(mountinfo, self string, writable func(dir string) bool) *cgrou
 			path, ok := own[""]
 			if !ok || cs.v2 != "" {
 				continue
+			}
+			if filepath.Base(path) == portalCgroup {
+				// A portal that moved into its leaf (see delegateV2), or
+				// was started there again: its cgroup is the leaf's
+				// parent, where the cgroups of its sessions are.
+				if d, ok := dir(filepath.Dir(path)); ok && writable(d) {
+					cs.v2 = d
+					continue
+				}
 			}
 			if d, ok := dir(path); ok && writable(d) {
 				cs.v2 = d
@@ -223,6 +401,9 @@ func (cs *cgroupSet) String() string {
 			ctl = " " + strings.Join(cs.v2ctl, ",")
 		}
 		parts = append(parts, "v2"+ctl)
+		if cs.moved > 0 {
+			parts = append(parts, fmt.Sprintf("%d processes moved into %s", cs.moved, filepath.Join(cs.v2, portalCgroup)))
+		}
 	}
 	return strings.Join(parts, ", ")
 }
@@ -311,7 +492,9 @@ func (cs *cgroupSet) mkdir(parent, dir string) error {
 }
 
 // enableControllers makes the v2 controllers available to the cgroups of
-// sessions, under the portal's own cgroup and the portico one.
+// sessions, under the portal's own cgroup (enabled already by
+// detectCgroups, unless someone undid it since) and the portico one,
+// which never holds a process.
 func enableControllers(own, mid string, controllers []string) error {
 	var b strings.Builder
 	for _, c := range controllers {
@@ -324,7 +507,7 @@ func enableControllers(own, mid string, controllers []string) error {
 			continue
 		}
 		if err := writeCgroup(d, "cgroup.subtree_control", strings.TrimSpace(b.String())); err != nil {
-			return fmt.Errorf("enable cgroup controllers %s: %w (a v2 cgroup with processes cannot delegate controllers: run the portal in a cgroup of its own)", b.String(), err)
+			return fmt.Errorf("enable cgroup controllers%s: %w", b.String(), err)
 		}
 	}
 	return nil

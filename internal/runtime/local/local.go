@@ -255,8 +255,9 @@ func New(opts Options) (*Runtime, error) {
 		if n := r.cgroups.removeStale(); n > 0 {
 			r.log.Info("removed the cgroups of sessions killed without a stop", "count", n)
 		}
-	} else {
-		r.log.Warn("no cgroup the portal may create: session limits fall back to rlimits (memory only, per process)")
+	}
+	if r.cgroups.problem != nil {
+		r.log.Error("sessions will start without some of their limits", "err", r.cgroups.problem)
 	}
 	r.storage = newStorage(dir, r.log)
 	return r, nil
