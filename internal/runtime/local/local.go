@@ -240,6 +240,9 @@ func New(opts Options) (*Runtime, error) {
 		if r.slirp, err = exec.LookPath("slirp4netns"); err != nil {
 			r.slirp = ""
 			r.log.Warn("slirp4netns not found: sessions have no network beyond their own (apt-get install slirp4netns)")
+		} else if !haveTun() {
+			r.slirp = ""
+			r.log.Warn("no " + tunDevice + ": sessions have no network beyond their own (modprobe tun)")
 		}
 	}
 	if r.prlimit, err = exec.LookPath("prlimit"); err != nil {

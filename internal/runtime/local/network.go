@@ -32,6 +32,23 @@ import (
 // reaches: the host's other addresses included. Services that must stay
 // private listen on loopback.
 
+// tunDevice is what slirp4netns makes the session's interface with.
+const tunDevice = "/dev/net/tun"
+
+// haveTun reports whether the TUN device is there, loading its module
+// when it is not (as opening it does on hosts whose /dev has its node
+// before the module is loaded, which minimal virtual machines lack).
+func haveTun() bool {
+	if _, err := os.Stat(tunDevice); err == nil {
+		return true
+	}
+	if modprobe, err := exec.LookPath("modprobe"); err == nil {
+		exec.Command(modprobe, "tun").Run()
+	}
+	_, err := os.Stat(tunDevice)
+	return err == nil
+}
+
 // slirpNameserver is the address of slirp4netns's DNS forwarder in the
 // session's network (the default 10.0.2.0/24).
 const slirpNameserver = "10.0.2.3"
