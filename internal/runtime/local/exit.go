@@ -10,13 +10,16 @@ import (
 )
 
 // host is what the runtime follows of one session host: its exit, to
-// report it on Exited, and its verified address. Guarded by Runtime.mu.
+// report it on Exited. Guarded by Runtime.mu.
 type host struct {
 	// pid is the process the runtime started, bwrap or the host itself,
 	// which lives as long as the host (see pidFile).
 	pid int
 	// init is the sandbox's pid 1, 0 unsandboxed or until known.
 	init int
+	// sandboxed is set for a host that the runtime started in a sandbox,
+	// whose init is not known at first.
+	sandboxed bool
 	// cgroups are the session's, nil without.
 	cgroups *sessionCgroups
 	bias    oomBias // used by oomBiasLoop only
@@ -70,8 +73,8 @@ func (q *exitQueue) send() {
 
 // spawned registers the host of session name that this runtime started as
 // process pid, in cgroups (nil without).
-func (r *Runtime) spawned(name string, pid int, cgroups *sessionCgroups) *host {
-	h := &host{pid: pid, cgroups: cgroups}
+func (r *Runtime) spawned(name string, pid int, cgroups *sessionCgroups, sandboxed bool) *host {
+	h := &host{pid: pid, cgroups: cgroups, sandboxed: sandboxed}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if old := r.hosts[name]; old != nil {

@@ -476,7 +476,7 @@ func (r *Runtime) spawn(spec runtime.Spec) (pid int, h *host, exited <-chan stru
 		block.Close()
 	}
 	child := cmd.Process.Pid
-	h = r.spawned(name, child, cgroups)
+	h = r.spawned(name, child, cgroups, info != nil)
 	done := make(chan struct{})
 	go func() {
 		// Reap the host. Hosts re-adopted after a restart of the portal are

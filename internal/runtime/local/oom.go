@@ -56,13 +56,20 @@ func (r *Runtime) oomBiasLoop() {
 			pid, init int
 		}
 		var hosts []work
+		waiting := false
 		r.mu.Lock()
 		for _, h := range r.hosts {
-			if h.cgroups != nil && !h.exited {
+			switch {
+			case h.cgroups == nil || h.exited:
+			case h.sandboxed && h.init == 0:
+				// Its host is known once its sandbox's pid 1 is: before,
+				// bwrap would pass for it.
+				waiting = true
+			default:
 				hosts = append(hosts, work{h, h.pid, h.init})
 			}
 		}
-		if len(hosts) == 0 {
+		if len(hosts) == 0 && !waiting {
 			r.biasing = false
 			r.mu.Unlock()
 			return
