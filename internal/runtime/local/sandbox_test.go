@@ -738,3 +738,63 @@ func TestSessionNetworkOfItsOwn(t *testing.T) {
 		}
 	}
 }
+
+// The workshop's programs, setup scripts first, run as the workshop's
+// user: a host id of the session's own range, no capability, an empty
+// bounding set, no_new_privs and the seccomp filter; the host is another
+// uid, which they cannot trace.
+func TestWorkshopProgramsIdentity(t *testing.T) {
+	r := newRuntime(t, t.TempDir(), Options{})
+	requireSandbox(t, r)
+	if !r.userns {
+		t.Skip("identities of their own need root")
+	}
+	spec := testSpec("portal-w01-s170")
+	spec.WorkshopFiles = []map[string]any{{"inline": map[string]any{"paths": map[string]any{
+		"workshop/setup.d/10-identity.sh": `id -u > $HOME/id.out; id -un >> $HOME/id.out
+grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status >> $HOME/id.out
+sleep 1000 &
+echo $! > $HOME/sleep.pid
+`}}}}
+	_, home := startSession(t, r, spec)
+	b, err := os.ReadFile(filepath.Join(home, "id.out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"1001\n", "eduk8s\n", "CapEff:\t0000000000000000\n", "CapBnd:\t0000000000000000\n", "NoNewPrivs:\t1\n", "Seccomp:\t2\n"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("setup script's identity lacks %q:\n%s", want, b)
+		}
+	}
+	ids, ok := idsOf(home)
+	if !ok {
+		t.Fatal("no ids recorded for the session")
+	}
+	// From the host's side: the workshop's program is the session's own
+	// host id, the host is another.
+	var pid int
+	if b, err := os.ReadFile(filepath.Join(home, "sleep.pid")); err != nil {
+		t.Fatal(err)
+	} else if pid, err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
+		t.Fatal(err)
+	}
+	inner := namespaceProcesses(hostPID(t, home))
+	var outer int
+	for p := range inner {
+		if strings.Contains(inner[p], "sleep") {
+			outer = p
+		}
+	}
+	if outer == 0 {
+		t.Fatalf("the setup script's daemon (pid %d inside) is not among the session's processes %v", pid, inner)
+	}
+	if got, want := strings.Fields(status(outer, "Uid"))[0], strconv.Itoa(ids.host(workshopUID)); got != want {
+		t.Errorf("workshop program's host uid %s, want %s", got, want)
+	}
+	if got := strings.Fields(status(hostPID(t, home), "Uid"))[0]; got == strconv.Itoa(ids.host(workshopUID)) {
+		t.Errorf("the host shares the workshop's uid %s", got)
+	}
+	if got := status(hostPID(t, home), "Seccomp"); strings.TrimSpace(got) != "2" {
+		t.Errorf("the host runs without the seccomp filter: %q", got)
+	}
+}
