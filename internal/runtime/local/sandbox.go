@@ -35,11 +35,11 @@ import (
 //     masked even inside what is shown (the portal's definitions under
 //     /etc). /etc/passwd, /etc/group, /etc/hosts and /etc/resolv.conf are
 //     the session's own, made by the runtime;
-//   - in the home, .portico (the host's state) is closed to the workshop's
-//     user; the files the runtime writes and
-//     trusts there (session.json, pid, ids, cgroups, host.log) are
-//     read-only, and .portico itself cannot be renamed away, as mount
-//     points cannot;
+//   - the home is a file system of its own (see storage.go); in it,
+//     .portico (the host's state) is closed to the workshop's user, the
+//     files the runtime writes and trusts there (session.json, pid, ids,
+//     cgroups, host.log) are read-only, and .portico itself cannot be
+//     renamed away, as mount points cannot;
 //   - the host keeps only the capabilities of its user namespace it needs
 //     to serve the workshop's user (hostCaps); the workshop's programs have
 //     none and an empty bounding set (see sessionhost.WorkshopUser), and
