@@ -66,6 +66,10 @@ type Config struct {
 	// WorkshopUser, when set, is who the workshop's programs run as, apart
 	// from the host; nil runs them as the host.
 	WorkshopUser *WorkshopUser `json:"workshop_user,omitempty"`
+	// Network is set when the runtime brings the session's outbound
+	// network up as the host starts: the host waits for it before it
+	// fetches the workshop's files and runs its setup scripts.
+	Network bool `json:"network,omitempty"`
 }
 
 // EnvVar is one variable of the session shell environment.

@@ -131,7 +131,21 @@ func Run(ctx context.Context, opts Options) error {
 	h.log = log
 	defer h.close()
 
+	// The network comes up while the host starts: wait for it only for
+	// what needs it, fetching files and running setup scripts (which may
+	// fetch anything); a person who opens a terminal comes later.
+	network := func() error {
+		if !cfg.Network {
+			return nil
+		}
+		return awaitNetwork(ctx, networkTimeout)
+	}
 	err = once(home, filesDoneFile, func() error {
+		if fetchesFiles(cfg.WorkshopFiles) {
+			if err := network(); err != nil {
+				return err
+			}
+		}
 		if err := unpackWorkshopFiles(ctx, cfg, home); err != nil {
 			return err
 		}
@@ -142,6 +156,11 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	env, _ := h.values()
 	err = once(home, setupDoneFile, func() error {
+		if _, err := os.Stat(filepath.Join(home, SetupDir)); err == nil {
+			if err := network(); err != nil {
+				return err
+			}
+		}
 		return runSetupScripts(ctx, home, environ(env, inheritedEnv()...), cfg.WorkshopUser, out)
 	})
 	if err != nil {
@@ -207,4 +226,53 @@ func listen(spec string) (net.Listener, string, error) {
 		return nil, "", err
 	}
 	return ln, ln.Addr().String(), nil
+}
+
+// networkTimeout bounds the wait for the session's network.
+const networkTimeout = 15 * time.Second
+
+// awaitNetwork waits until the session's network has a default route: the
+// runtime configures it while the host starts.
+func awaitNetwork(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for delay := time.Millisecond; ; delay = min(2*delay, 20*time.Millisecond) {
+		if hasDefaultRoute() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the session's network did not come up within %s", timeout)
+		case <-time.After(delay):
+		}
+	}
+}
+
+// fetchesFiles reports whether an item of files comes from the network.
+func fetchesFiles(files []map[string]any) bool {
+	for _, item := range files {
+		for _, source := range []string{"git", "http", "image"} {
+			if _, ok := item[source]; ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// hasDefaultRoute reports whether /proc/net/route lists a route to
+// 0.0.0.0/0.
+func hasDefaultRoute() bool {
+	b, err := os.ReadFile("/proc/net/route")
+	if err != nil {
+		return false
+	}
+	for line := range strings.Lines(string(b)) {
+		// Iface Destination Gateway Flags RefCnt Use Metric Mask ...
+		f := strings.Fields(line)
+		if len(f) >= 8 && f[1] == "00000000" && f[7] == "00000000" {
+			return true
+		}
+	}
+	return false
 }

@@ -377,12 +377,13 @@ func (r *Runtime) spawn(spec runtime.Spec) (pid int, h *host, exited <-chan stru
 		}
 		cfg.WorkshopUser = &sessionhost.WorkshopUser{UID: workshopUID, GID: workshopGID, Name: workshopUser}
 	}
+	cfg.Network = r.bwrap != "" && r.slirp != "" && !spec.Offline
 	if err := sessionhost.WriteConfig(home, cfg); err != nil {
 		return 0, nil, nil, err
 	}
 	if r.bwrap != "" {
 		nameserver := ""
-		if r.slirp != "" && !spec.Offline {
+		if cfg.Network {
 			nameserver = slirpNameserver
 		}
 		if err := writeEtc(home, nameserver); err != nil {
@@ -501,14 +502,25 @@ func (r *Runtime) spawn(spec runtime.Spec) (pid int, h *host, exited <-chan stru
 		return child, h, done, err
 	}
 	if init > 0 {
-		if r.slirp != "" && !spec.Offline {
-			if err := r.attachNetwork(home, init, logf); err != nil {
-				return child, h, done, fmt.Errorf("%w; last lines of host.log:\n%s", err, logTail(filepath.Join(home, logFile)))
-			}
-		}
-		// The sandbox is ready: let bwrap start the host.
+		// The pid file is written: let bwrap start the host. The network
+		// comes up while the host starts, which waits for it where it
+		// needs it (see sessionhost.Config.Network), and fails its start
+		// if it does not come.
 		if _, err := blockW.Write([]byte{1}); err != nil {
 			return child, h, done, fmt.Errorf("sandbox: %w; last lines of host.log:\n%s", err, logTail(filepath.Join(home, logFile)))
+		}
+		if cfg.Network {
+			logw, err := os.OpenFile(filepath.Join(home, logFile), os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				return child, h, done, err
+			}
+			go func() {
+				defer logw.Close()
+				if err := r.attachNetwork(home, init, logw); err != nil {
+					r.log.Error("session network", "session", name, "err", err)
+					fmt.Fprintf(logw, "portico: %v\n", err)
+				}
+			}()
 		}
 	}
 	return child, h, done, nil
