@@ -753,6 +753,7 @@ func TestWorkshopProgramsIdentity(t *testing.T) {
 	spec.WorkshopFiles = []map[string]any{{"inline": map[string]any{"paths": map[string]any{
 		"workshop/setup.d/10-identity.sh": `id -u > $HOME/id.out; id -un >> $HOME/id.out
 grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status >> $HOME/id.out
+awk '$2 == "00000000"' /proc/net/route | wc -l > $HOME/routes.out
 sleep 1000 &
 echo $! > $HOME/sleep.pid
 `}}}}
@@ -764,6 +765,12 @@ echo $! > $HOME/sleep.pid
 	for _, want := range []string{"1001\n", "eduk8s\n", "CapEff:\t0000000000000000\n", "CapBnd:\t0000000000000000\n", "NoNewPrivs:\t1\n", "Seccomp:\t2\n"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("setup script's identity lacks %q:\n%s", want, b)
+		}
+	}
+	// The network comes up while the host starts: setup scripts have it.
+	if r.slirp != "" {
+		if b, err := os.ReadFile(filepath.Join(home, "routes.out")); err != nil || strings.TrimSpace(string(b)) == "0" {
+			t.Errorf("no default route when the setup script ran: %q, %v", b, err)
 		}
 	}
 	ids, ok := idsOf(home)
