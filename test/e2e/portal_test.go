@@ -7,6 +7,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -380,6 +381,12 @@ func (p *portal) cleanup() {
 	if left := killSessions(p.dataDir); len(left) > 0 {
 		t.Errorf("session processes survive SIGKILL: %v", left)
 	}
+	// The homes of sessions left running (replicas leave them to each
+	// other) are file systems of their own, mounted until their session
+	// ends.
+	if err := unmountHomes(p.dataDir); err != nil {
+		t.Error(err)
+	}
 	out := p.output()
 	if strings.Contains(out, "WARNING: DATA RACE") {
 		t.Error("the race detector found a data race in the portal (see its output)")
@@ -403,6 +410,33 @@ func killSessions(dataDir string) []int {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// unmountHomes unmounts what is mounted under the sessions directory of
+// dataDir, as the runtime does when a session ends.
+func unmountHomes(dataDir string) error {
+	root, err := filepath.Abs(dataDir)
+	if err != nil {
+		return err
+	}
+	if r, err := filepath.EvalSymlinks(root); err == nil {
+		root = r
+	}
+	prefix := filepath.Join(root, "sessions") + "/"
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for line := range strings.Lines(string(b)) {
+		// id parent major:minor root mount-point ...
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], prefix) {
+			if err := syscall.Unmount(f[4], syscall.MNT_DETACH); err != nil {
+				errs = append(errs, fmt.Errorf("unmount %s: %w", f[4], err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // sessionProc is a live process of a session.
