@@ -6,12 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	goruntime "runtime"
 	"strconv"
 	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/portico-dev/portico/internal/osthread"
 )
 
 // WorkshopUser is the identity the programs of a workshop (its shells, its
@@ -60,35 +61,12 @@ func (u *WorkshopUser) start(cmd *exec.Cmd, startFn func() error) error {
 	}
 	cmd.SysProcAttr.Credential = u.credential()
 	cmd.Env = u.environ(cmd.Env)
-	return onDisposableThread(func() error {
+	return osthread.Disposable(func() error {
 		if err := dropBoundingSet(); err != nil {
 			return err
 		}
 		return startFn()
 	})
-}
-
-// onDisposableThread runs f on an OS thread of its own that ends with it,
-// so that what f changes of its thread (its capability bounding set) never
-// reaches other goroutines. The main thread cannot end: while a goroutine
-// holds it, f runs on another.
-func onDisposableThread(f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		goruntime.LockOSThread()
-		if unix.Gettid() != unix.Getpid() {
-			errc <- f() // returns without unlocking: the thread ends
-			return
-		}
-		defer goruntime.UnlockOSThread()
-		inner := make(chan error, 1)
-		go func() {
-			goruntime.LockOSThread()
-			inner <- f()
-		}()
-		errc <- <-inner
-	}()
-	return <-errc
 }
 
 // environ sets USER and LOGNAME of env to the workshop user's name.

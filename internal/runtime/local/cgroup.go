@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	goruntime "runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/portico-dev/portico/internal/osthread"
 	"github.com/portico-dev/portico/internal/runtime"
 	"github.com/portico-dev/portico/internal/sessionhost"
 	"github.com/portico-dev/portico/internal/untrusted"
@@ -605,30 +605,10 @@ func (s *sessionCgroups) v2dir() string {
 //
 // A v2 cgroup is entered with CLONE_INTO_CGROUP. v1 has no such thing, but
 // a child starts in the v1 cgroups of the thread that forks it, and v1
-// cgroups take single threads: a thread of the portal joins the session's
-// cgroups, forks the host, and exits, as a goroutine that locks its thread
-// and returns without unlocking it ends the thread. The portal's main
-// thread is never the one moved: it cannot end, and the v1 memory cgroup
-// of a process is the one of its main thread.
+// cgroups take single threads: a thread of the portal of its own (see
+// osthread) joins the session's cgroups, forks the host, and ends.
 func (s *sessionCgroups) startIn(cmd *exec.Cmd) error {
-	errc := make(chan error, 1)
-	go func() {
-		goruntime.LockOSThread()
-		if unix.Gettid() != unix.Getpid() {
-			errc <- s.startOnThisThread(cmd) // the thread ends with this goroutine
-			return
-		}
-		// On the main thread: keep it while another goroutine, which cannot
-		// run on it meanwhile, starts the host.
-		defer goruntime.UnlockOSThread()
-		inner := make(chan error, 1)
-		go func() {
-			goruntime.LockOSThread()
-			inner <- s.startOnThisThread(cmd)
-		}()
-		errc <- <-inner
-	}()
-	return <-errc
+	return osthread.Disposable(func() error { return s.startOnThisThread(cmd) })
 }
 
 func (s *sessionCgroups) startOnThisThread(cmd *exec.Cmd) error {

@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	goruntime "runtime"
 	"strconv"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/portico-dev/portico/internal/osthread"
 )
 
 // The network. A sandboxed session has a network namespace of its own
@@ -110,50 +111,32 @@ func (r *Runtime) attachNetwork(home string, pid int, log *os.File) error {
 
 // loopbackUp reports whether the loopback interface of the network
 // namespace of pid is up. It asks from a thread that joins the namespace
-// and ends with the question (see onDisposableThread in cgroup.go's
-// startIn): a thread's network namespace is its own.
+// and ends with the question: a thread's network namespace is its own.
 func loopbackUp(pid int) (bool, error) {
 	ns, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return false, err
 	}
 	defer unix.Close(ns)
-	type answer struct {
-		up  bool
-		err error
-	}
-	ch := make(chan answer, 1)
-	go func() {
-		goruntime.LockOSThread()
-		if unix.Gettid() == unix.Getpid() {
-			// The main thread never changes namespace: ask again from another.
-			goruntime.UnlockOSThread()
-			up, err := loopbackUp(pid)
-			ch <- answer{up, err}
-			return
-		}
-		// Never unlocked: the thread ends with this goroutine.
+	var up bool
+	err = osthread.Disposable(func() error {
 		if err := unix.Setns(ns, unix.CLONE_NEWNET); err != nil {
-			ch <- answer{false, err}
-			return
+			return err
 		}
 		s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
-			ch <- answer{false, err}
-			return
+			return err
 		}
 		defer unix.Close(s)
 		ifr, err := unix.NewIfreq("lo")
 		if err != nil {
-			ch <- answer{false, err}
-			return
+			return err
 		}
 		if err := unix.IoctlIfreq(s, unix.SIOCGIFFLAGS, ifr); err != nil {
-			ch <- answer{false, err}
-			return
+			return err
 		}
-		ch <- answer{ifr.Uint16()&unix.IFF_UP != 0, nil}
-	}()
-	a := <-ch
-	return a.up, a.err
+		up = ifr.Uint16()&unix.IFF_UP != 0
+		return nil
+	})
+	return up, err
 }
