@@ -240,7 +240,7 @@ func New(opts Options) (*Runtime, error) {
 		if r.slirp, err = exec.LookPath("slirp4netns"); err != nil {
 			r.slirp = ""
 			r.log.Warn("slirp4netns not found: sessions have no network beyond their own (apt-get install slirp4netns)")
-		} else if !haveTun() {
+		} else if !haveDevice(tunDevice, "tun") {
 			r.slirp = ""
 			r.log.Warn("no " + tunDevice + ": sessions have no network beyond their own (modprobe tun)")
 		}

@@ -36,17 +36,18 @@ import (
 // tunDevice is what slirp4netns makes the session's interface with.
 const tunDevice = "/dev/net/tun"
 
-// haveTun reports whether the TUN device is there, loading its module
-// when it is not (as opening it does on hosts whose /dev has its node
-// before the module is loaded, which minimal virtual machines lack).
-func haveTun() bool {
-	if _, err := os.Stat(tunDevice); err == nil {
+// haveDevice reports whether the device node at path is there, loading
+// module when it is not: hosts whose /dev has the node before the module
+// is loaded load it when the node is opened, but minimal machines (a
+// small VM, a container) have neither until someone loads it.
+func haveDevice(path, module string) bool {
+	if _, err := os.Stat(path); err == nil {
 		return true
 	}
-	if modprobe, err := exec.LookPath("modprobe"); err == nil {
-		exec.Command(modprobe, "tun").Run()
+	if modprobe, err := lookSbin("modprobe"); err == nil {
+		exec.Command(modprobe, module).Run()
 	}
-	_, err := os.Stat(tunDevice)
+	_, err := os.Stat(path)
 	return err == nil
 }
 

@@ -146,6 +146,7 @@ func (s *storage) probe() string {
 		return "mkfs.ext4 not found (apt-get install e2fsprogs)"
 	}
 	s.mkfs = mkfs
+	haveDevice(loopControl, "loop")
 	if err := unix.Access(loopControl, unix.R_OK|unix.W_OK); err != nil {
 		return fmt.Sprintf("no loop devices: %s: %v (needs root and the loop module)", loopControl, err)
 	}
