@@ -406,8 +406,8 @@ func TestStoragePortalKilled(t *testing.T) {
 			t.Fatalf("%s not mounted after the portal's death", home)
 		}
 	}
-	if out, rc := runInSession(t, aliveHome, "dd if=/dev/zero of=big bs=1M count=100 2>&1"); rc == "0" || !strings.Contains(out, "No space left on device") {
-		t.Errorf("writing 100 MB after the portal's restart: %s\n%s", rc, out)
+	if out, rc := runInSession(t, aliveHome, "out=$(dd if=/dev/zero of=big bs=1M count=100 2>&1); rc=$?; rm -f big; echo \"$out\"; exit $rc"); rc == "0" || !strings.Contains(out, "No space left on device") {
+		t.Errorf("writing 100 MB after the portal's restart: %q\n%q", rc, out)
 	}
 	for _, home := range []string{aliveHome, deadHome} {
 		if err := r.Stop(ctx, filepath.Base(home)); err != nil {
