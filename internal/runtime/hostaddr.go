@@ -31,6 +31,9 @@ import (
 // UnixAddress is the address of a host serving on the Unix socket at path.
 func UnixAddress(path string) string { return unixPrefix + path }
 
+// UnixSocket returns the socket path of a UnixAddress.
+func UnixSocket(addr string) (path string, ok bool) { return strings.CutPrefix(addr, unixPrefix) }
+
 const (
 	unixPrefix = "unix:"
 	unixDomain = ".unix.invalid"
@@ -39,7 +42,7 @@ const (
 // HostURL is the base URL of the host at addr, for a client whose transport
 // dials with DialHost.
 func HostURL(addr string) *url.URL {
-	if path, ok := strings.CutPrefix(addr, unixPrefix); ok {
+	if path, ok := UnixSocket(addr); ok {
 		return &url.URL{Scheme: "http", Host: hex.EncodeToString([]byte(path)) + unixDomain}
 	}
 	return &url.URL{Scheme: "http", Host: addr}
@@ -87,6 +90,16 @@ func HostTransport(responseTimeout time.Duration) *http.Transport {
 		ResponseHeaderTimeout: responseTimeout,
 		// A host's headers are the session's to write: bound them.
 		MaxResponseHeaderBytes: 64 << 10,
+	}
+}
+
+// HostClient returns a client of session hosts on HostTransport without a
+// response timeout (callers bound their calls) that follows no redirect: a
+// host's redirect is the session's to write.
+func HostClient() *http.Client {
+	return &http.Client{
+		Transport:     HostTransport(0),
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
 

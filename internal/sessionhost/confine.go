@@ -35,37 +35,26 @@ func refuseInspection() error {
 	return unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 }
 
-// credential is what cmd runs as: the workshop user, or nil to run as the
-// host does.
-func (u *WorkshopUser) credential() *syscall.Credential {
+// start starts cmd as the workshop user, with an empty capability bounding
+// set, so that nothing the workshop runs can ever hold a capability, even
+// through a file capability. The bounding set belongs to a thread and a
+// child inherits the forking thread's: the fork happens on a thread that
+// drops its bounding set first and ends with the start (see osthread).
+// Without a workshop user, cmd starts as it is.
+func (u *WorkshopUser) start(cmd *exec.Cmd) error {
 	if u == nil {
-		return nil
-	}
-	return &syscall.Credential{Uid: uint32(u.UID), Gid: uint32(u.GID), Groups: []uint32{}}
-}
-
-// start starts cmd as the workshop user, through startFn (cmd.Start, or a
-// PTY's start), with an empty capability bounding set, so that nothing the
-// workshop runs can ever hold a capability, even through a file
-// capability. The bounding set belongs to a thread and a child inherits the
-// forking thread's: the fork happens on a thread that drops its bounding
-// set first and is never used again (a goroutine that locks its thread and
-// returns without unlocking it ends the thread). Without a workshop user,
-// cmd starts as it is.
-func (u *WorkshopUser) start(cmd *exec.Cmd, startFn func() error) error {
-	if u == nil {
-		return startFn()
+		return cmd.Start()
 	}
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
-	cmd.SysProcAttr.Credential = u.credential()
+	cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(u.UID), Gid: uint32(u.GID), Groups: []uint32{}}
 	cmd.Env = u.environ(cmd.Env)
 	return osthread.Disposable(func() error {
 		if err := dropBoundingSet(); err != nil {
 			return err
 		}
-		return startFn()
+		return cmd.Start()
 	})
 }
 

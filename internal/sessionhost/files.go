@@ -72,9 +72,12 @@ type filesItem struct {
 }
 
 var (
-	itemFields   = []string{"path", "includePaths", "excludePaths", "newRootPath"}
-	itemSources  = []string{"directory", "inline", "git", "http"}
-	errTraversal = errors.New("path escapes the destination")
+	itemFields  = []string{"path", "includePaths", "excludePaths", "newRootPath"}
+	itemSources = []string{"directory", "inline", "git", "http"}
+	// remoteSources are the sources of itemSources that fetch from the
+	// network.
+	remoteSources = []string{"git", "http"}
+	errTraversal  = errors.New("path escapes the destination")
 )
 
 func parseFilesItem(raw map[string]any) (filesItem, string, error) {

@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -211,7 +212,7 @@ func Run(ctx context.Context, opts Options) error {
 // by a previous run of the host refuses a new bind). It returns the
 // address to publish, as runtime.HostURL reads it.
 func listen(spec string) (net.Listener, string, error) {
-	if path, ok := strings.CutPrefix(spec, "unix:"); ok {
+	if path, ok := runtime.UnixSocket(spec); ok {
 		ln, err := runtime.ListenUnix(path)
 		if err != nil {
 			return nil, "", err
@@ -251,10 +252,8 @@ func awaitNetwork(ctx context.Context, timeout time.Duration) error {
 // fetchesFiles reports whether an item of files comes from the network.
 func fetchesFiles(files []map[string]any) bool {
 	for _, item := range files {
-		for _, source := range []string{"git", "http", "image"} {
-			if _, ok := item[source]; ok {
-				return true
-			}
+		if _, source, err := parseFilesItem(item); err == nil && slices.Contains(remoteSources, source) {
+			return true
 		}
 	}
 	return false

@@ -75,7 +75,7 @@ func runScript(ctx context.Context, home, script string, env []string, user *Wor
 	// Daemons the script leaves behind may hold out open: do not wait for
 	// them longer than this once the script itself is done.
 	cmd.WaitDelay = 2 * time.Second
-	if err := user.start(cmd, cmd.Start); err != nil {
+	if err := user.start(cmd); err != nil {
 		return err
 	}
 	err := cmd.Wait()

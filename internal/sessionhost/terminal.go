@@ -452,7 +452,7 @@ func startInPTY(cmd *exec.Cmd, u *WorkshopUser) (*os.File, error) {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Setsid, cmd.SysProcAttr.Setctty = true, true
-	if err := u.start(cmd, cmd.Start); err != nil {
+	if err := u.start(cmd); err != nil {
 		ptmx.Close()
 		return nil, err
 	}

@@ -157,17 +157,11 @@ func New(opts Options) (*Runtime, error) {
 		client:        client,
 		dynamic:       dyn,
 		mapper:        restmapper.NewDeferredDiscoveryRESTMapperWithContext(memory.NewMemCacheClientWithContext(client.Discovery())),
-		http: &http.Client{
-			// As the portal's proxy to sessions: HTTP_PROXY applies, and
-			// NO_PROXY should name .svc.
-			// A host's answer is the session's to write: callers bound its
-			// time, sessionhost.Client its body, this its headers.
-			Transport: &http.Transport{
-				Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 1, IdleConnTimeout: 30 * time.Second,
-				MaxResponseHeaderBytes: 64 << 10,
-			},
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		// As the portal's proxy to sessions: HTTP_PROXY applies, and
+		// NO_PROXY should name .svc. A host's answer is the session's to
+		// write: callers bound its time, sessionhost.Client its body, the
+		// transport its headers.
+		http:       runtime.HostClient(),
 		stopInform: make(chan struct{}),
 		exits:      make(chan string, exitsBuffer),
 		waiters:    make(map[string]map[chan struct{}]bool),

@@ -206,10 +206,7 @@ func New(opts Options) (*Runtime, error) {
 		exits:        exitQueue{ch: make(chan string)},
 		sessions:     make(map[string]*entry),
 		hosts:        make(map[string]*host),
-		client: &http.Client{
-			Transport:     runtime.HostTransport(0),
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		client:       runtime.HostClient(),
 	}
 	if r.startTimeout <= 0 {
 		r.startTimeout = defaultStartTimeout

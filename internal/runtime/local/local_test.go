@@ -365,12 +365,12 @@ func TestStopKillsEscapedProcesses(t *testing.T) {
 		// Check the test does test something: one process left the group,
 		// the other lost the marker.
 		var pr procReader
-		_, hostGroup, _ := pr.stat(host)
-		if _, pgrp, _ := pr.stat(escaped[0]); pgrp == hostGroup || !pr.hasMarker(escaped[0], marker(home)) {
-			t.Fatalf("escaped daemon: pgrp %d (host %d), marker %v", pgrp, hostGroup, pr.hasMarker(escaped[0], marker(home)))
+		hostStat, _ := pr.stat(host)
+		if st, _ := pr.stat(escaped[0]); st.pgrp == hostStat.pgrp || !pr.hasMarker(escaped[0], marker(home)) {
+			t.Fatalf("escaped daemon: pgrp %d (host %d), marker %v", st.pgrp, hostStat.pgrp, pr.hasMarker(escaped[0], marker(home)))
 		}
-		if _, pgrp, _ := pr.stat(unmarked[0]); pgrp != hostGroup || pr.hasMarker(unmarked[0], marker(home)) {
-			t.Fatalf("unmarked child: pgrp %d (host %d), marker %v", pgrp, hostGroup, pr.hasMarker(unmarked[0], marker(home)))
+		if st, _ := pr.stat(unmarked[0]); st.pgrp != hostStat.pgrp || pr.hasMarker(unmarked[0], marker(home)) {
+			t.Fatalf("unmarked child: pgrp %d (host %d), marker %v", st.pgrp, hostStat.pgrp, pr.hasMarker(unmarked[0], marker(home)))
 		}
 
 		if err := r.Stop(ctx, name); err != nil {

@@ -101,6 +101,7 @@ func (b *oomBias) mark(cgroups *sessionCgroups, pid, init int) {
 	if b.host == 0 {
 		b.host = findHost(procs, pid, init)
 	}
+	var pr procReader
 	var hostExe string
 	if b.host != 0 {
 		hostExe, _ = os.Readlink("/proc/" + strconv.Itoa(b.host) + "/exe")
@@ -113,8 +114,10 @@ func (b *oomBias) mark(cgroups *sessionCgroups, pid, init int) {
 		// host's memory (Go forks with CLONE_VM), and the kernel gives a
 		// new oom_score_adj to every process that shares it: the host
 		// would be marked too. It is marked once it runs its program.
-		if exe, _ := os.Readlink("/proc/" + strconv.Itoa(p) + "/exe"); exe == hostExe && parentOf(p) == b.host {
-			continue
+		if exe, _ := os.Readlink("/proc/" + strconv.Itoa(p) + "/exe"); exe == hostExe {
+			if st, err := pr.stat(p); err == nil && st.ppid == b.host {
+				continue
+			}
 		}
 		if os.WriteFile("/proc/"+strconv.Itoa(p)+"/oom_score_adj", []byte(programOOMScore), 0) == nil {
 			b.marked[p] = true
@@ -147,24 +150,4 @@ func findHost(procs []int, pid, init int) int {
 		}
 	}
 	return 0
-}
-
-// parentOf returns the parent of pid, 0 if unknown.
-func parentOf(pid int) int {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	// The command name, in parentheses, may hold anything: the fields
-	// that follow start after the last ')'.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 2 {
-		return 0
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	return ppid
 }

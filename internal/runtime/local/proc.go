@@ -33,35 +33,42 @@ func marker(home string) []byte { return []byte(markerEnv + "=" + home) }
 // scan reads up to two files per process on the machine.
 type procReader struct{ buf []byte }
 
-// stat returns the state letter and the process group of pid.
-func (r *procReader) stat(pid int) (state byte, pgrp int, err error) {
+// procStat is what the runtime reads of /proc/<pid>/stat.
+type procStat struct {
+	state      byte // R, S, Z...
+	ppid, pgrp int
+}
+
+// stat reads the state, parent and process group of pid.
+func (r *procReader) stat(pid int) (procStat, error) {
 	// One read: a stat line is far shorter than the buffer.
 	b, err := r.read("/proc/"+strconv.Itoa(pid)+"/stat", false)
 	if err != nil {
-		return 0, 0, err
+		return procStat{}, err
 	}
 	// The command name, in parentheses, may hold spaces and parentheses:
 	// the fields that follow start after the last ')'.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, 0, errors.New("malformed stat")
+		return procStat{}, errors.New("malformed stat")
 	}
 	f := bytes.Fields(b[i+1:])
 	if len(f) < 3 || len(f[0]) != 1 {
-		return 0, 0, errors.New("malformed stat")
+		return procStat{}, errors.New("malformed stat")
 	}
-	pgrp, err = strconv.Atoi(string(f[2]))
-	return f[0][0], pgrp, err
+	ppid, err1 := strconv.Atoi(string(f[1]))
+	pgrp, err2 := strconv.Atoi(string(f[2]))
+	return procStat{state: f[0][0], ppid: ppid, pgrp: pgrp}, errors.Join(err1, err2)
 }
 
 // running reports whether pid exists and has not exited. A zombie counts as
 // exited: PID 1 reaps orphans lazily, and a zombie runs nothing.
 func (r *procReader) running(pid int) (pgrp int, ok bool) {
-	state, pgrp, err := r.stat(pid)
-	if err != nil || state == 'Z' || state == 'X' {
+	st, err := r.stat(pid)
+	if err != nil || st.state == 'Z' || st.state == 'X' {
 		return 0, false
 	}
-	return pgrp, true
+	return st.pgrp, true
 }
 
 // hasMarker reports whether pid's environment, as it was at exec, holds
