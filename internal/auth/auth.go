@@ -7,6 +7,7 @@ package auth
 import (
 	"cmp"
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"sync"
@@ -339,10 +340,12 @@ func (s *Service) Revoke(ctx context.Context, cc ClientCredentials, token string
 
 // Bearer returns the user an access token belongs to.
 func (s *Service) Bearer(ctx context.Context, token string) (store.User, error) {
-	return s.lookup(ctx, token, store.AccessToken)
+	return s.lookup(ctx, token, store.AccessToken, "")
 }
 
-func (s *Service) lookup(ctx context.Context, token string, kind store.TokenKind) (store.User, error) {
+// lookup returns the user of a live token of kind, issued for session
+// ("" but for visits).
+func (s *Service) lookup(ctx context.Context, token string, kind store.TokenKind, session string) (store.User, error) {
 	var u store.User
 	err := s.store.View(ctx, func(tx store.Tx) error {
 		k, err := tx.Token(secret.Hash(token))
@@ -352,7 +355,8 @@ func (s *Service) lookup(ctx context.Context, token string, kind store.TokenKind
 		if err != nil {
 			return err
 		}
-		if k.Kind != kind || k.Revoked || !s.clock.Now().Before(k.Expires) {
+		if k.Kind != kind || k.Revoked || !s.clock.Now().Before(k.Expires) ||
+			subtle.ConstantTimeCompare([]byte(k.Session), []byte(session)) != 1 {
 			return ErrUnauthenticated
 		}
 		u, err = tx.UserByID(k.User)
@@ -382,7 +386,7 @@ func (s *Service) StartBrowser(ctx context.Context, u store.User) (string, error
 
 // Browser returns the user a browser cookie belongs to.
 func (s *Service) Browser(ctx context.Context, value string) (store.User, error) {
-	return s.lookup(ctx, value, store.BrowserToken)
+	return s.lookup(ctx, value, store.BrowserToken, "")
 }
 
 // EndBrowser logs a browser out.

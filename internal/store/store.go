@@ -102,6 +102,9 @@ type Tx interface {
 	DeleteClient(id string) error
 	InsertToken(t Token) error
 	Token(hash []byte) (Token, error)
+	// TakeToken deletes an unrevoked token and returns it: a one-time
+	// credential is used once, however many replicas race for it.
+	TakeToken(hash []byte) (Token, error)
 	// RevokeGrant marks the tokens of a grant as revoked.
 	RevokeGrant(grant string) error
 	DeleteExpiredTokens(before time.Time) (int, error)
@@ -295,6 +298,11 @@ const (
 	ActivationToken TokenKind = "activation"
 	// BrowserToken is the cookie of a logged-in browser.
 	BrowserToken TokenKind = "browser"
+	// TicketToken lets one browser in on one session's origin, once,
+	// shortly after the portal made it.
+	TicketToken TokenKind = "ticket"
+	// VisitToken is the cookie of a browser on one session's origin.
+	VisitToken TokenKind = "visit"
 )
 
 // Token is an issued credential, stored by the hash of its value only.
@@ -304,7 +312,7 @@ type Token struct {
 	Grant   string // tokens issued together share a grant; revoked together
 	User    int64
 	Client  string
-	Session string // for activation tokens
+	Session string // for activation, ticket and visit tokens
 	Expires time.Time
 	Revoked bool
 }

@@ -630,6 +630,20 @@ func (t *Tx) Token(hash []byte) (store.Token, error) {
 	return k, t.wrap(err)
 }
 
+func (t *Tx) TakeToken(hash []byte) (store.Token, error) {
+	var (
+		k       store.Token
+		expires int64
+	)
+	// One statement, so that of two replicas taking the same token only
+	// one gets it.
+	err := t.QueryRow(`DELETE FROM tokens WHERE hash = ? AND revoked = ?
+		RETURNING hash, kind, grant_id, user_id, client, session, expires, revoked`, hash, false).
+		Scan(&k.Hash, &k.Kind, &k.Grant, &k.User, &k.Client, &k.Session, &expires, &k.Revoked)
+	k.Expires = fromMS(expires)
+	return k, t.wrap(err)
+}
+
 func (t *Tx) RevokeGrant(grant string) error {
 	_, err := t.write(`UPDATE tokens SET revoked = ? WHERE grant_id = ?`, true, grant)
 	return err

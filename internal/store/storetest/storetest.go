@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentUserLimit", testConcurrentUserLimit},
 		{"ConcurrentNewUser", testConcurrentNewUser},
 		{"ConcurrentLeases", testConcurrentLeases},
+		{"ConcurrentTakeToken", testConcurrentTakeToken},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -773,6 +774,53 @@ func testTokens(t *testing.T, st store.Store) {
 	})
 	check("expired deleted", toks[1:2], toks[0].Hash, toks[2].Hash)
 	check("never expiring kept", toks[3:])
+
+	update(t, st, func(tx store.Tx) error {
+		got, err := tx.TakeToken(toks[3].Hash)
+		if err == nil && !reflect.DeepEqual(got, toks[3]) {
+			t.Errorf("TakeToken:\n got %+v\nwant %+v", got, toks[3])
+		}
+		return err
+	})
+	check("taken", nil, toks[3].Hash)
+	update(t, st, func(tx store.Tx) error {
+		_, err := tx.TakeToken(toks[3].Hash)
+		wantErr(t, "TakeToken(taken)", err, store.ErrNotFound)
+		_, err = tx.TakeToken(toks[4].Hash)
+		wantErr(t, "TakeToken(revoked)", err, store.ErrNotFound)
+		return nil
+	})
+	check("revoked token kept", toks[4:])
+}
+
+// testConcurrentTakeToken: a one-time token goes to one taker only.
+func testConcurrentTakeToken(t *testing.T, st store.Store) {
+	warm(t, st)
+	u := insertUser(t, st, "u", store.RoleRegistered, base)
+	for round := range 3 {
+		hash := []byte(fmt.Sprintf("ticket-%d", round))
+		update(t, st, func(tx store.Tx) error {
+			return tx.InsertToken(store.Token{Hash: hash, Kind: store.TicketToken, Grant: string(hash), User: u.ID,
+				Session: "p-w01-s001", Expires: at(time.Minute)})
+		})
+		took := make([]bool, workers)
+		parallel(workers, func(i int) {
+			err := st.Update(context.Background(), func(tx store.Tx) error {
+				_, err := tx.TakeToken(hash)
+				took[i] = err == nil
+				if errors.Is(err, store.ErrNotFound) {
+					return nil
+				}
+				return err
+			})
+			if err != nil {
+				t.Errorf("worker %d: %v", i, err)
+			}
+		})
+		if n := len(slices.DeleteFunc(took, func(b bool) bool { return !b })); n != 1 {
+			t.Errorf("round %d: %d workers took the token, want 1", round, n)
+		}
+	}
 }
 
 // ---- leases ----
