@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"expvar"
@@ -29,6 +30,7 @@ import (
 	"github.com/portico-dev/portico/internal/runtime/local"
 	"github.com/portico-dev/portico/internal/runtime/noop"
 	"github.com/portico-dev/portico/internal/sessionhost"
+	"github.com/portico-dev/portico/internal/sessionorigin"
 	"github.com/portico-dev/portico/internal/store"
 	"github.com/portico-dev/portico/internal/store/postgres"
 	"github.com/portico-dev/portico/internal/store/sqlite"
@@ -79,6 +81,7 @@ func serve(args []string) error {
 	runtimeName := fs.String("runtime", "local", "session runtime: local (a process tree per session), kubernetes (a namespace and pod per session) or noop (sessions are rows only and do nothing: for measuring the portal alone and load tests)")
 	kubeconfig := fs.String("kubeconfig", "", "with --runtime kubernetes: kubeconfig of the cluster (default: $KUBECONFIG, else the in-cluster account)")
 	sessionImage := fs.String("session-image", defaultSessionImage, "with --runtime kubernetes: session host image of workshops that name none in spec.workshop.image")
+	sessionDomain := fs.String("session-domain", "", "domain the sessions are served under, each from <session>.<domain> on the portal's scheme and port: a wildcard DNS name (and certificate) *.<domain> that reaches the portal (default: --ingress-domain, else localhost for a portal on this machine, else the host of --url)")
 	ingressDomain := fs.String("ingress-domain", "", "with --runtime kubernetes: $(ingress_domain) of workshop objects (default: the host of --url)")
 	sessionReadOnly := fs.String("session-read-only", "", "comma-separated absolute paths that sandboxed local sessions see read-only, beside /usr, /bin, /lib* and /etc (tools in /opt)")
 	debugListen := fs.String("debug-listen", "", "address to serve net/http/pprof and expvar on, apart from the portal (default: off)")
@@ -129,6 +132,10 @@ func serve(args []string) error {
 	if url == "" {
 		url = "http://" + ln.Addr().String()
 	}
+	origins, err := sessionorigin.New(url, cmp.Or(*sessionDomain, *ingressDomain))
+	if err != nil {
+		return err
+	}
 
 	exe, err := os.Executable()
 	if err != nil {
@@ -171,7 +178,7 @@ func serve(args []string) error {
 		Generation: defs.Portal.Generation, URL: url}, *analytics, log)
 	host, _ := os.Hostname()
 	replica := fmt.Sprintf("%s:%d:%s", host, os.Getpid(), ln.Addr())
-	b := broker.New(broker.Options{Store: db, Runtime: rt, Events: events, Logger: log, URL: url, Replica: replica}, defs)
+	b := broker.New(broker.Options{Store: db, Runtime: rt, Events: events, Logger: log, URL: url, Sessions: origins, Replica: replica}, defs)
 	authn := auth.New(db, broker.SystemClock)
 
 	gen, err := authn.Bootstrap(ctx, defs.Portal)
@@ -194,9 +201,8 @@ func serve(args []string) error {
 
 	mux := http.NewServeMux()
 	httpapi.Register(mux, b, authn, broker.SystemClock, log)
-	web.Register(mux, b, authn, broker.SystemClock, log)
 	srv := &http.Server{
-		Handler:           proxies.Handler(mux),
+		Handler:           proxies.Handler(web.Handler(mux, b, authn, broker.SystemClock, log)),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -207,7 +213,7 @@ func serve(args []string) error {
 		defer cancel()
 		srv.Shutdown(sctx)
 	}()
-	log.Info("portal serving", "url", url, "portal", defs.Portal.Name, "data_dir", *dataDir)
+	log.Info("portal serving", "url", url, "sessions", origins.URL("<session>"), "portal", defs.Portal.Name, "data_dir", *dataDir)
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/portico-dev/portico/internal/config"
 	"github.com/portico-dev/portico/internal/runtime"
 	"github.com/portico-dev/portico/internal/secret"
+	"github.com/portico-dev/portico/internal/sessionorigin"
 	"github.com/portico-dev/portico/internal/store"
 )
 
@@ -41,6 +42,9 @@ type Options struct {
 	Logger  *slog.Logger
 	// URL is the public base URL of the portal, without a trailing slash.
 	URL string
+	// Sessions are the origins the sessions are served from (default:
+	// those sessionorigin.New gives the portal's URL).
+	Sessions sessionorigin.Origins
 	// Replica names this process among the portal's replicas; random when
 	// empty.
 	Replica string
@@ -48,13 +52,14 @@ type Options struct {
 
 // Broker runs the portal.
 type Broker struct {
-	store   store.Store
-	runtime runtime.Runtime
-	clock   Clock
-	events  Events
-	log     *slog.Logger
-	url     string
-	replica string
+	store    store.Store
+	runtime  runtime.Runtime
+	clock    Clock
+	events   Events
+	log      *slog.Logger
+	url      string
+	sessions sessionorigin.Origins
+	replica  string
 
 	defs atomic.Pointer[config.Definitions]
 	// wake nudges the reconciler after a change it must act on.
@@ -66,14 +71,18 @@ type Broker struct {
 // line with the definitions, and Run to start the reconciler.
 func New(opts Options, defs *config.Definitions) *Broker {
 	b := &Broker{
-		store:   opts.Store,
-		runtime: opts.Runtime,
-		clock:   opts.Clock,
-		events:  opts.Events,
-		log:     opts.Logger,
-		url:     opts.URL,
-		replica: cmp.Or(opts.Replica, secret.Alnum(12)),
-		wake:    make(chan struct{}, 1),
+		store:    opts.Store,
+		runtime:  opts.Runtime,
+		clock:    opts.Clock,
+		events:   opts.Events,
+		log:      opts.Logger,
+		url:      opts.URL,
+		sessions: opts.Sessions,
+		replica:  cmp.Or(opts.Replica, secret.Alnum(12)),
+		wake:     make(chan struct{}, 1),
+	}
+	if b.sessions == (sessionorigin.Origins{}) {
+		b.sessions, _ = sessionorigin.New(opts.URL, "")
 	}
 	if b.clock == nil {
 		b.clock = SystemClock
@@ -94,6 +103,12 @@ func (b *Broker) Portal() *config.Portal { return &b.defs.Load().Portal }
 
 // URL is the public base URL of the portal.
 func (b *Broker) URL() string { return b.url }
+
+// SessionURL is the origin a session is served from, through the portal.
+func (b *Broker) SessionURL(name string) string { return b.sessions.URL(name) }
+
+// Origins are the origins the sessions are served from.
+func (b *Broker) Origins() sessionorigin.Origins { return b.sessions }
 
 func (b *Broker) now() time.Time { return b.clock.Now().UTC().Truncate(time.Millisecond) }
 

@@ -837,9 +837,6 @@ func (b *Broker) syncEnvironments(ctx context.Context, envs []store.Environment)
 	return er.SyncEnvironments(ctx, want)
 }
 
-// SessionURL is where a session's host is reached through the portal.
-func (b *Broker) SessionURL(name string) string { return b.url + "/sessions/" + name }
-
 // cleanup deletes what is kept no longer: ended sessions and anonymous
 // users without sessions after 36 hours, expired tokens.
 func (b *Broker) cleanup(ctx context.Context, now time.Time) error {

@@ -98,8 +98,7 @@ func (a *API) recoverPanic(w http.ResponseWriter, r *http.Request) {
 }
 
 // corsPreflight answers a preflight as Educates' django-cors-headers did,
-// allowing its default request headers. Never X-Portico-Browser: that
-// header proves a call comes from the portal's own pages (see caller).
+// allowing its default request headers.
 func corsPreflight(w http.ResponseWriter, methods []string) {
 	w.Header().Set("Access-Control-Allow-Methods", strings.Join(append(methods, http.MethodOptions), ", "))
 	w.Header().Set("Access-Control-Allow-Headers", "Accept, Authorization, Content-Type, User-Agent, X-CSRFToken, X-Requested-With")
@@ -189,20 +188,31 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.Encode(v)
 }
 
-// caller authenticates the bearer token of a request. Without one, the
-// session dashboard's own calls authenticate with the browser's login
-// cookie; they must carry the X-Portico-Browser header, which a page of
-// another site cannot add without a CORS preflight that is refused, so a
-// link or form elsewhere cannot extend or end a session (CSRF).
+// caller authenticates the bearer token of a request, or takes the person
+// a session's origin let in (AsCaller). The portal's login cookie
+// authenticates no API call: the dashboard that calls the API for a
+// person runs on the session's origin, with that origin's cookie.
 func (a *API) caller(r *http.Request) (store.User, error) {
 	if token, ok := bearer(r); ok {
 		return a.auth.Bearer(r.Context(), token)
 	}
-	if c, err := r.Cookie(auth.CookieName); err == nil && r.Header.Get("X-Portico-Browser") != "" {
-		return a.auth.Browser(r.Context(), c.Value)
+	if u, ok := r.Context().Value(callerKey{}).(store.User); ok {
+		return u, nil
 	}
 	return store.User{}, auth.ErrUnauthenticated
 }
+
+type callerKey struct{}
+
+// AsCaller returns r acting for u, whom the caller authenticated by other
+// means (the visit cookie of a session's origin). Only code can set it:
+// nothing of a request does.
+func AsCaller(r *http.Request, u store.User) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), callerKey{}, u))
+}
+
+// WriteJSON writes v as the JSON answer, as every endpoint does.
+func WriteJSON(w http.ResponseWriter, status int, v any) { writeJSON(w, status, v) }
 
 func bearer(r *http.Request) (string, bool) {
 	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")

@@ -616,7 +616,7 @@ func TestSessionEndpoints(t *testing.T) {
 
 	var cfg struct{ URL, Password string }
 	if status := admin.Do("GET", "/workshops/session/"+a.Name+"/config/", nil, &cfg); status != 200 ||
-		cfg.URL != p.Server.URL+"/sessions/"+a.Name || len(cfg.Password) != 32 {
+		cfg.URL != p.Broker.SessionURL(a.Name) || !strings.HasPrefix(cfg.URL, "http://"+a.Name+".localhost:") || len(cfg.Password) != 32 {
 		t.Errorf("config: %d %+v", status, cfg)
 	}
 
@@ -716,27 +716,45 @@ func TestUnknownPathIsJSON404(t *testing.T) {
 	errorBody(t, resp.StatusCode, 404, raw)
 }
 
-// The dashboard calls schedule and extend with the owner's login cookie and
-// the X-Portico-Browser header; without the header the cookie is not
-// enough, so a link on another site cannot act for the person.
+// The dashboard calls schedule and extend on its session's origin, with
+// that origin's cookie and the X-Portico-Browser header; without the header
+// the cookie is not enough, so a link on another site cannot act for the
+// person. The portal's own login cookie authenticates no API call.
 func TestBrowserCookieOnSessionEndpoints(t *testing.T) {
 	p := newPortal(t)
+	p.Settle()
 	a, _, _ := requestSession(t, p.Robot(), "index_url=/&user=alice")
 	b, _, _ := requestSession(t, p.Robot(), "index_url=/&user=bob")
+	p.Settle()
 	alice, bob := p.Client(), p.Client()
 	alice.Raw("GET", a.URL, nil)
 	bob.Raw("GET", b.URL, nil)
 
 	path := "/workshops/session/" + a.Name + "/schedule/"
-	if status := alice.Do("GET", path, nil, nil, "X-Portico-Browser", "1"); status != 200 {
-		t.Errorf("owner's browser: %d", status)
+	resp, raw := alice.Raw("GET", path, nil, "X-Portico-Browser", "1")
+	errorBody(t, resp.StatusCode, 401, raw)
+
+	origin := alice.Enter(a.Name)
+	if status := alice.Do("GET", origin+path, nil, nil, "X-Portico-Browser", "1"); status != 200 {
+		t.Errorf("owner's dashboard: %d", status)
 	}
-	resp, raw := alice.Raw("GET", path, nil)
-	errorBody(t, resp.StatusCode, 401, raw)
-	resp, raw = alice.Raw("GET", "/workshops/session/"+a.Name+"/terminate/", nil)
-	errorBody(t, resp.StatusCode, 401, raw)
-	resp, raw = bob.Raw("GET", path, nil, "X-Portico-Browser", "1")
+	if status := alice.Do("GET", origin+"/workshops/session/"+a.Name+"/extend/", nil, nil, "X-Portico-Browser", "1"); status != 200 {
+		t.Errorf("owner's dashboard extends: %d", status)
+	}
+	resp, raw = alice.Raw("GET", origin+path, nil)
 	errorBody(t, resp.StatusCode, 403, raw)
+	// Only schedule and extend of its own session are the dashboard's.
+	for _, other := range []string{"/workshops/session/" + a.Name + "/terminate/", "/workshops/session/" + b.Name + "/schedule/"} {
+		resp, raw = alice.Raw("GET", origin+other, nil, "X-Portico-Browser", "1")
+		if resp.StatusCode == 200 && strings.Contains(string(raw), "status") {
+			t.Errorf("%s on alice's session origin: %d %s", other, resp.StatusCode, raw)
+		}
+	}
+	bobsOrigin := bob.Enter(b.Name)
+	resp, raw = bob.Raw("GET", bobsOrigin+path, nil, "X-Portico-Browser", "1")
+	if resp.StatusCode == 200 {
+		t.Errorf("bob's origin acts on alice's session: %s", raw)
+	}
 	if s := p.Session(a.Name); s.State != store.Running {
 		t.Errorf("alice's session is %s", s.State)
 	}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -153,8 +154,7 @@ func Start(t testing.TB, defs *config.Definitions, opts Options) *Portal {
 	}
 	mux := http.NewServeMux()
 	httpapi.Register(mux, p.Broker, p.Auth, opts.Clock, log)
-	web.Register(mux, p.Broker, p.Auth, opts.Clock, log)
-	p.Server.Config.Handler = mux
+	p.Server.Config.Handler = web.Handler(mux, p.Broker, p.Auth, opts.Clock, log)
 	p.Server.Start()
 	t.Cleanup(p.Server.Close)
 	t.Cleanup(p.Broker.Wait)
@@ -274,12 +274,44 @@ type Client struct {
 	Bearer string
 }
 
-// Client returns a client without credentials and with a cookie jar.
+// Client returns a client without credentials and with a cookie jar. It
+// reaches the sessions' origins, under localhost, as browsers do.
 func (p *Portal) Client() *Client {
 	jar, _ := cookiejar.New(nil)
-	return &Client{p: p, HTTP: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
+	return &Client{p: p, HTTP: &http.Client{Jar: jar, Transport: LocalhostTransport(), CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
 	}}}
+}
+
+// LocalhostTransport is an HTTP transport that resolves every name under
+// localhost to loopback, as browsers do (RFC 6761) and Go's resolver does
+// not.
+func LocalhostTransport() *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	var d net.Dialer
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if host, port, err := net.SplitHostPort(addr); err == nil && strings.HasSuffix(host, ".localhost") {
+			addr = net.JoinHostPort("127.0.0.1", port)
+		}
+		return d.DialContext(ctx, network, addr)
+	}
+	return tr
+}
+
+// Enter opens a session's dashboard the way a browser does: through the
+// portal's open link, with a ticket, to a cookie of the session's origin.
+// It returns the origin.
+func (c *Client) Enter(session string) string {
+	c.p.T.Helper()
+	resp, raw := c.Raw("GET", "/workshops/session/"+session+"/open/", nil)
+	enter := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || !strings.Contains(enter, "/.portico/enter?") {
+		c.p.T.Fatalf("open %s: %d %q, Location %q", session, resp.StatusCode, raw, enter)
+	}
+	if resp, raw = c.Raw("GET", enter, nil); resp.StatusCode != http.StatusFound {
+		c.p.T.Fatalf("enter %s: %d %q", session, resp.StatusCode, raw)
+	}
+	return c.p.Broker.SessionURL(session)
 }
 
 // Robot returns a client logged in as the robot through the password grant.
@@ -315,10 +347,13 @@ func (c *Client) Do(method, path string, body io.Reader, out any, headers ...str
 	return resp.StatusCode
 }
 
-// Raw sends a request and returns the response with its whole body.
+// Raw sends a request (to a path of the portal, or a URL) and returns the response with its whole body.
 func (c *Client) Raw(method, path string, body io.Reader, headers ...string) (*http.Response, []byte) {
 	c.p.T.Helper()
-	req, err := http.NewRequest(method, c.p.Server.URL+path, body)
+	if !strings.HasPrefix(path, "http://") && !strings.HasPrefix(path, "https://") {
+		path = c.p.Server.URL + path
+	}
+	req, err := http.NewRequest(method, path, body)
 	if err != nil {
 		c.p.T.Fatal(err)
 	}

@@ -21,8 +21,9 @@ import (
 // The dashboard is what a person sees of a session: the instructions on
 // one side, terminals on the other, a header with the time left and the
 // buttons to extend and finish the session. It is served behind the
-// portal's reverse proxy under X-Forwarded-Prefix, so every link it emits
-// is built from that prefix. Its pages carry no inline script or style.
+// portal's reverse proxy on the session's own origin, or under
+// X-Forwarded-Prefix behind another proxy, so every link it emits is built
+// from that prefix. Its pages carry no inline script or style.
 
 //go:embed templates/dashboard.html
 var templateFS embed.FS
@@ -89,14 +90,17 @@ type pageLink struct {
 type dashboardView struct {
 	Prefix, Session    string
 	Title, Description string
-	User               string
-	Staff              bool
-	Terminals          []string
-	Page               *pageLink
-	Body               template.HTML
-	Pages              []pageLink
-	Prev, Next         *pageLink
-	Index              int // of Page, from 1
+	// Owner is whose session it is. Who is looking, the portal does not
+	// tell the session: a session that knew could show staff another page.
+	Owner string
+	// Portal is where the person goes back to.
+	Portal     string
+	Terminals  []string
+	Page       *pageLink
+	Body       template.HTML
+	Pages      []pageLink
+	Prev, Next *pageLink
+	Index      int // of Page, from 1
 }
 
 // validPrefix matches the prefixes the portal forwards: /sessions/<name>.
@@ -168,8 +172,8 @@ func (h *host) baseView(r *http.Request, vars map[string]string) dashboardView {
 		Session:     h.cfg.Session,
 		Title:       vars["workshop_title"],
 		Description: vars["workshop_description"],
-		User:        r.Header.Get("X-Portico-User"),
-		Staff:       r.Header.Get("X-Portico-Staff") == "true",
+		Owner:       vars["username"],
+		Portal:      h.cfg.PortalURL,
 		Terminals:   terminalIDs,
 	}
 }

@@ -36,7 +36,7 @@ func New(portalURL, domain string) (Origins, error) {
 		host := strings.ToLower(u.Hostname())
 		ip := net.ParseIP(host)
 		switch {
-		case host == Local || strings.HasSuffix(host, "."+Local) || ip != nil && ip.IsLoopback():
+		case host == Local || strings.HasSuffix(host, "."+Local) || ip != nil && (ip.IsLoopback() || ip.IsUnspecified()):
 			o.domain = Local
 		case ip != nil:
 			return Origins{}, fmt.Errorf("sessions are served from <session>.<domain>, and the portal's address %s names no domain: give one with --session-domain (its wildcard *.<domain> must reach the portal)", host)
@@ -79,8 +79,12 @@ func isLabel(s string) bool {
 // Domain is the domain the sessions are served under.
 func (o Origins) Domain() string { return o.domain }
 
-// URL is the origin of session, without a trailing slash.
+// URL is the origin of session, without a trailing slash ("" for the
+// zero Origins).
 func (o Origins) URL(session string) string {
+	if o.domain == "" {
+		return ""
+	}
 	host := session + "." + o.domain
 	if o.port != "" {
 		host = net.JoinHostPort(host, o.port)

@@ -3,10 +3,12 @@ package web_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/portico-dev/portico/internal/portaltest"
 	"github.com/portico-dev/portico/internal/runtime/runtimetest"
 	"github.com/portico-dev/portico/internal/store"
 )
@@ -39,12 +41,9 @@ func (h *fakeHost) last() *http.Request {
 	return h.seen[len(h.seen)-1]
 }
 
-func TestProxyToSessionHost(t *testing.T) {
-	p := newPortal(t)
-	name, activation := request(t, p, "alice", "/")
-	_, bobsActivation := request(t, p, "bob", "/")
-	host := newFakeHost(t)
-	// Point alice's session at the fake host.
+// pointAt makes the fake host the host of the session.
+func pointAt(t *testing.T, p *portaltest.Portal, name string, host *fakeHost) {
+	t.Helper()
 	if err := p.Store.Update(t.Context(), func(tx store.Tx) error {
 		s, err := tx.Session(name)
 		if err != nil {
@@ -55,6 +54,15 @@ func TestProxyToSessionHost(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestProxyToSessionHost(t *testing.T) {
+	p := newPortal(t)
+	name, activation := request(t, p, "alice", "/")
+	bobs, bobsActivation := request(t, p, "bob", "/")
+	host := newFakeHost(t)
+	pointAt(t, p, name, host)
+	pointAt(t, p, bobs, host)
 	password := p.Session(name).Password
 
 	alice := p.Client()
@@ -65,17 +73,22 @@ func TestProxyToSessionHost(t *testing.T) {
 	if p.Session(name).Delivered {
 		t.Fatal("delivered before any reconciler pass: the test would prove nothing")
 	}
-	resp, raw := alice.Raw("GET", "/sessions/"+name+"/workshop/content/01?x=1", nil)
+	origin := alice.Enter(name)
+	if want := "http://" + name + ".localhost:" + p.Server.URL[strings.LastIndex(p.Server.URL, ":")+1:]; origin != want {
+		t.Fatalf("session origin %q, want %q", origin, want)
+	}
+	resp, raw := alice.Raw("GET", origin+"/workshop/content/01?x=1", nil,
+		"X-Portico-Staff", "true", "X-Portico-User", "admin", "X-Portico-Secret", "guess", "Cookie", "app=1")
 	if resp.StatusCode != 200 || string(raw) != "host:/workshop/content/01" {
 		t.Fatalf("owner through the proxy: %d %q", resp.StatusCode, raw)
 	}
 	got := host.last()
 	for h, want := range map[string]string{
 		"X-Portico-Secret":   password,
-		"X-Portico-User":     "alice",
-		"X-Portico-Staff":    "false",
-		"X-Forwarded-Prefix": "/sessions/" + name,
-		"Cookie":             "",
+		"X-Portico-User":     "", // who is looking is not the session's business
+		"X-Portico-Staff":    "",
+		"X-Forwarded-Prefix": "",
+		"Cookie":             "app=1", // the workshop's own; never the visit cookie
 	} {
 		if got.Header.Get(h) != want {
 			t.Errorf("host got %s %q, want %q", h, got.Header.Get(h), want)
@@ -90,35 +103,136 @@ func TestProxyToSessionHost(t *testing.T) {
 	}
 
 	n := len(host.seen)
+	bobsOrigin := bob.Enter(bobs)
 	for _, c := range []struct {
-		name string
-		do   func() (*http.Response, []byte)
+		name   string
+		status int
+		do     func() (*http.Response, []byte)
 	}{
-		{"bob", func() (*http.Response, []byte) { return bob.Raw("GET", "/sessions/"+name+"/", nil) }},
-		{"nobody", func() (*http.Response, []byte) { return p.Client().Raw("GET", "/sessions/"+name+"/", nil) }},
-		{"foreign websocket", func() (*http.Response, []byte) {
-			return alice.Raw("GET", "/sessions/"+name+"/terminal/1", nil,
+		{"bob's visit of his own session on alice's origin", 401, func() (*http.Response, []byte) {
+			// His cookie is his session's origin's: the jar does not
+			// send it here, and a copy of it lets nobody in.
+			c := bobsCookie(t, bob, bobsOrigin)
+			return p.Client().Raw("GET", origin+"/", nil, "Cookie", c)
+		}},
+		{"bob asking the portal to let him in", 403, func() (*http.Response, []byte) {
+			return bob.Raw("GET", "/workshops/session/"+name+"/open/", nil)
+		}},
+		{"nobody", 401, func() (*http.Response, []byte) { return p.Client().Raw("GET", origin+"/", nil) }},
+		{"a websocket from another site", 403, func() (*http.Response, []byte) {
+			return alice.Raw("GET", origin+"/terminal/1", nil,
 				"Connection", "Upgrade", "Upgrade", "websocket", "Origin", "https://evil.test")
+		}},
+		{"a websocket from the portal's origin", 403, func() (*http.Response, []byte) {
+			return alice.Raw("GET", origin+"/terminal/1", nil,
+				"Connection", "Upgrade", "Upgrade", "websocket", "Origin", p.Server.URL)
+		}},
+		{"a websocket from the session's host on https", 403, func() (*http.Response, []byte) {
+			return alice.Raw("GET", origin+"/terminal/1", nil,
+				"Connection", "Upgrade", "Upgrade", "websocket", "Origin", strings.Replace(origin, "http:", "https:", 1))
+		}},
+		{"a websocket from another session's origin", 403, func() (*http.Response, []byte) {
+			return alice.Raw("GET", origin+"/terminal/1", nil,
+				"Connection", "Upgrade", "Upgrade", "websocket", "Origin", bobsOrigin)
 		}},
 	} {
 		resp, raw := c.do()
-		if resp.StatusCode != 403 || !strings.Contains(string(raw), `"error"`) {
-			t.Errorf("%s: %d %s, want 403", c.name, resp.StatusCode, raw)
+		if resp.StatusCode != c.status || !strings.Contains(string(raw), `"error"`) {
+			t.Errorf("%s: %d %s, want %d", c.name, resp.StatusCode, raw, c.status)
 		}
 	}
 	if len(host.seen) != n {
 		t.Fatal("a refused request reached the host")
 	}
 
+	// A page load without the cookie goes through the portal, which
+	// knows the person, and back.
+	resp, _ = p.Client().Raw("GET", origin+"/workshop/content/01/", nil, "Sec-Fetch-Mode", "navigate")
+	if loc := resp.Header.Get("Location"); resp.StatusCode != 302 ||
+		loc != p.Server.URL+"/workshops/session/"+name+"/open/?next=%2Fworkshop%2Fcontent%2F01%2F" {
+		t.Errorf("a page load without the cookie: %d to %q", resp.StatusCode, loc)
+	}
+
 	// The config endpoints need no login: the host checks their token, and
 	// the portal does not hand over the secret.
-	resp, _ = p.Client().Raw("GET", "/sessions/"+name+"/config/environment?token=abc", nil)
+	resp, _ = p.Client().Raw("GET", origin+"/config/environment?token=abc", nil)
 	if resp.StatusCode != 200 || host.last().Header.Get("X-Portico-Secret") != "" || host.last().URL.Path != "/config/environment" {
 		t.Errorf("config through the proxy: %d, secret %q", resp.StatusCode, host.last().Header.Get("X-Portico-Secret"))
 	}
 
-	resp, raw = alice.Raw("GET", "/sessions/nope-s001/", nil)
-	if resp.StatusCode != 404 {
+	// The portal's own origin serves nothing of a session: the paths
+	// where sessions were once served redirect.
+	n = len(host.seen)
+	resp, _ = alice.Raw("GET", "/sessions/"+name+"/config/environment?token=abc", nil)
+	if loc := resp.Header.Get("Location"); resp.StatusCode != 308 || loc != origin+"/config/environment?token=abc" || len(host.seen) != n {
+		t.Errorf("the old path of a session: %d to %q", resp.StatusCode, loc)
+	}
+
+	resp, raw = alice.Raw("GET", strings.Replace(origin, name, "nope-s001", 1)+"/", nil)
+	if resp.StatusCode != 401 {
 		t.Errorf("unknown session: %d %s", resp.StatusCode, raw)
+	}
+}
+
+// bobsCookie returns the Cookie header the client sends to origin.
+func bobsCookie(t *testing.T, c *portaltest.Client, origin string) string {
+	t.Helper()
+	u, _ := url.Parse(origin + "/")
+	var parts []string
+	for _, k := range c.HTTP.Jar.Cookies(u) {
+		parts = append(parts, k.Name+"="+k.Value)
+	}
+	if len(parts) == 0 {
+		t.Fatal("no cookie for " + origin)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func TestTicketIsUsedOnce(t *testing.T) {
+	p := newPortal(t)
+	name, activation := request(t, p, "alice", "/")
+	pointAt(t, p, name, newFakeHost(t))
+	alice := p.Client()
+	alice.Raw("GET", activation, nil)
+	resp, _ := alice.Raw("GET", "/workshops/session/"+name+"/open/?next=/workshop/content/02/", nil)
+	enter := resp.Header.Get("Location")
+	if resp.StatusCode != 302 || !strings.HasPrefix(enter, p.Broker.SessionURL(name)+"/.portico/enter?") {
+		t.Fatalf("open: %d to %q", resp.StatusCode, enter)
+	}
+	resp, _ = alice.Raw("GET", enter, nil)
+	if loc := resp.Header.Get("Location"); resp.StatusCode != 302 || loc != "/workshop/content/02/" {
+		t.Fatalf("enter: %d to %q", resp.StatusCode, loc)
+	}
+	// Another browser with the same URL (a shared link, a log) gets
+	// nothing: it is sent to the portal to log in.
+	mallory := p.Client()
+	resp, _ = mallory.Raw("GET", enter, nil)
+	if loc := resp.Header.Get("Location"); resp.StatusCode != 302 || !strings.HasPrefix(loc, p.Server.URL+"/workshops/session/"+name+"/open/") {
+		t.Fatalf("a ticket used twice: %d to %q", resp.StatusCode, loc)
+	}
+	if resp, raw := mallory.Raw("GET", p.Broker.SessionURL(name)+"/", nil); resp.StatusCode != 401 {
+		t.Errorf("after a used ticket: %d %s", resp.StatusCode, raw)
+	}
+}
+
+// A session answers what it likes: none of its cookies may shadow the
+// visit cookie or reach the portal's origin.
+func TestSessionSetsNoPortalCookie(t *testing.T) {
+	p := newPortal(t)
+	name, activation := request(t, p, "alice", "/")
+	host := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, c := range []string{"portico_visit=forged; Path=/", "portico_session=forged", "__Host-portico_csrf=x; Secure; Path=/",
+			"portico_csrf=x; Domain=localhost", "tracker=1; Domain=localhost", "app=1; Path=/"} {
+			w.Header().Add("Set-Cookie", c)
+		}
+	}))
+	t.Cleanup(host.Close)
+	pointAt(t, p, name, &fakeHost{Server: host})
+	alice := p.Client()
+	alice.Raw("GET", activation, nil)
+	origin := alice.Enter(name)
+	resp, _ := alice.Raw("GET", origin+"/", nil)
+	if got := resp.Header.Values("Set-Cookie"); resp.StatusCode != 200 || len(got) != 1 || got[0] != "app=1; Path=/" {
+		t.Errorf("cookies through the proxy: %d %q, want only app=1", resp.StatusCode, got)
 	}
 }

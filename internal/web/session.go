@@ -66,23 +66,26 @@ func (p *Pages) ownSession(w http.ResponseWriter, r *http.Request) (store.User, 
 type sessionData struct {
 	Session  store.Session
 	Workshop string
-	// Ready: the session host serves, the dashboard can be framed now.
-	Ready bool
 	// Overdue is how long the session may take to start before the page
 	// gives up (spec §11.3); Waited is how long it has been starting.
 	Overdue, Waited time.Duration
 	Restart         string
 }
 
-// session is the page of a session (spec §7.7, §11.3): the dashboard in a
-// full-page frame, and a cover with progress while the session starts.
+// session is the page of a session (spec §7.7, §11.3): a cover with
+// progress while the session starts, then the dashboard on the session's
+// own origin (see open).
 func (p *Pages) session(w http.ResponseWriter, r *http.Request) {
 	_, v, ok := p.ownSession(w, r)
 	if !ok {
 		return
 	}
+	if v.Session.Address != "" {
+		http.Redirect(w, r, "/workshops/session/"+v.Session.Name+"/open/", http.StatusFound)
+		return
+	}
 	env := v.Environment
-	data := sessionData{Session: v.Session, Workshop: env.Workshop.Title, Ready: v.Session.Address != "",
+	data := sessionData{Session: v.Session, Workshop: env.Workshop.Title,
 		Overdue: env.Overdue, Waited: max(0, p.clock.Now().Sub(v.Session.Started)),
 		Restart: "/workshops/session/" + v.Session.Name + "/delete/?notification=startup-timeout"}
 	if data.Workshop == "" {

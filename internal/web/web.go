@@ -61,8 +61,10 @@ type Pages struct {
 	hosts http.RoundTripper
 }
 
-// Register adds the pages to mux.
-func Register(mux *http.ServeMux, b *broker.Broker, a *auth.Service, clock ratelimit.Clock, log *slog.Logger) {
+// Handler adds the portal's pages to mux, beside its API, and returns the
+// handler of everything the portal serves: its own origin by mux, and the
+// origins of the sessions by their proxy.
+func Handler(mux *http.ServeMux, b *broker.Broker, a *auth.Service, clock ratelimit.Clock, log *slog.Logger) http.Handler {
 	p := &Pages{broker: b, auth: a, log: log, logins: ratelimit.New(clock, 10, 0.2),
 		signups: ratelimit.New(clock, 200, 5),
 		origin:  http.NewCrossOriginProtection(), clock: clock,
@@ -81,6 +83,8 @@ func Register(mux *http.ServeMux, b *broker.Broker, a *auth.Service, clock ratel
 		"/workshops/environment/{name}/create/": p.createForEnvironment,
 		"/workshops/session/{name}/":            p.session,
 		"/workshops/session/{name}/activate/":   p.activate,
+		"/workshops/session/{name}/open/":       p.open,
+		"/workshops/session/{name}/ready/":      p.ready,
 		"/workshops/session/{name}/delete/":     p.deleteLink,
 		"/admin/":                               p.staff(p.adminOverview),
 		"/admin/environments/":                  p.staff(p.adminEnvironments),
@@ -115,7 +119,15 @@ func Register(mux *http.ServeMux, b *broker.Broker, a *auth.Service, clock ratel
 	}
 	handle(mux, "GET", "/static/workshops/theme/training-portal.css", p.headers(p.theme))
 	mux.Handle("GET /static/", cached(files(http.FileServerFS(static))))
-	mux.HandleFunc("/sessions/{name}/{rest...}", p.proxy)
+	mux.HandleFunc("GET /sessions/{name}/{rest...}", p.legacySession)
+	sessions := &sessionOrigin{Pages: p, portal: mux}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := b.Origins().Session(r.Host); ok {
+			sessions.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // notAllowed answers a method a page does not take.

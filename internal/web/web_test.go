@@ -76,9 +76,15 @@ func TestActivate(t *testing.T) {
 	if s := p.Session(name); s.State != store.Running {
 		t.Errorf("session %s after activation", s.State)
 	}
+	// The session is ready: its page opens the dashboard, on the
+	// session's own origin.
 	resp, raw = browser.Raw("GET", "/workshops/session/"+name+"/", nil)
-	if resp.StatusCode != 200 || !strings.Contains(string(raw), name) || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "default-src 'none'") {
-		t.Fatalf("session page: %d %s", resp.StatusCode, raw)
+	if loc := resp.Header.Get("Location"); resp.StatusCode != 302 || loc != "/workshops/session/"+name+"/open/" {
+		t.Fatalf("session page: %d to %q %s", resp.StatusCode, loc, raw)
+	}
+	resp, raw = browser.Raw("GET", "/workshops/session/"+name+"/open/", nil)
+	if loc := resp.Header.Get("Location"); resp.StatusCode != 302 || !strings.HasPrefix(loc, "http://"+name+".localhost:") {
+		t.Fatalf("open: %d to %q %s", resp.StatusCode, loc, raw)
 	}
 
 	// Finishing ends the session and returns to the index URL.
@@ -129,12 +135,32 @@ func TestSessionPageCoversAStartingSession(t *testing.T) {
 	browser := p.Client()
 	browser.Raw("GET", activation, nil)
 	_, raw := browser.Raw("GET", "/workshops/session/"+name+"/", nil)
-	if page := string(raw); strings.Contains(page, ` src="/sessions/`) || !strings.Contains(page, `<main id="cover" class="cover">`) {
+	if page := string(raw); strings.Contains(page, `<iframe`) || !strings.Contains(page, `<main id="cover" class="cover">`) {
 		t.Fatalf("page of a starting session: %s", page)
 	}
+	ready := func() bool {
+		var r struct{ Ready *bool }
+		if status := browser.Do("GET", "/workshops/session/"+name+"/ready/", nil, &r); status != 200 || r.Ready == nil {
+			t.Fatalf("ready: %d %+v", status, r)
+		}
+		return *r.Ready
+	}
+	if ready() {
+		t.Error("ready before the host answers")
+	}
+	if status := p.Client().Do("GET", "/workshops/session/"+name+"/ready/", nil, nil); status != 401 {
+		t.Errorf("ready for nobody: %d", status)
+	}
+	resp, _ := browser.Raw("GET", "/workshops/session/"+name+"/open/", nil)
+	if loc := resp.Header.Get("Location"); resp.StatusCode != 302 || loc != "/workshops/session/"+name+"/" {
+		t.Errorf("open while starting: %d to %q", resp.StatusCode, loc)
+	}
 	p.Settle()
-	_, raw = browser.Raw("GET", "/workshops/session/"+name+"/", nil)
-	if page := string(raw); !strings.Contains(page, `src="/sessions/`+name+`/"></iframe>`) || !strings.Contains(page, `<main id="cover" class="cover" hidden>`) {
-		t.Fatalf("page of a ready session: %s", page)
+	if !ready() {
+		t.Error("not ready once the host answers")
+	}
+	resp, _ = browser.Raw("GET", "/workshops/session/"+name+"/", nil)
+	if loc := resp.Header.Get("Location"); resp.StatusCode != 302 || loc != "/workshops/session/"+name+"/open/" {
+		t.Fatalf("page of a ready session: %d to %q", resp.StatusCode, loc)
 	}
 }

@@ -356,10 +356,20 @@
           countdown.classList.toggle('expiring', !!s.expiring);
           if (s.status && /^(stopping|stopped)$/i.test(s.status)) ended = true;
         }
-        if (ended) extend.hidden = true;
+        if (ended) leave();
         tick();
       })
       .catch(function () { /* the portal is unreachable: keep counting */ });
+  }
+
+  // An ended session has nothing to finish: the button leads back to the
+  // portal, which knows where the person came from.
+  function leave() {
+    extend.hidden = true;
+    finish.textContent = 'Leave';
+    finish.classList.remove('danger');
+    finish.href = (body.dataset.portal || '') + '/workshops/session/' + encodeURIComponent(session) + '/';
+    finish.dataset.ended = '1';
   }
 
   extend.addEventListener('click', function () {
@@ -370,6 +380,7 @@
   });
 
   finish.addEventListener('click', function (ev) {
+    if (finish.dataset.ended) return;
     ev.preventDefault();
     if (window.confirm('Finish this session? Your terminals and files will be deleted.')) {
       window.top.location.href = portalURL('delete');

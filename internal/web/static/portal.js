@@ -15,91 +15,45 @@
   }
 
   // ---- Session page (spec §11.3): poll the session until it answers,
-  // then show the dashboard; keep polling as a keep-alive that feeds the
-  // orphaned rule; give up after the workshop's overdue time.
+  // then open its dashboard, on the session's own origin; give up after the
+  // workshop's overdue time.
   if (body.classList.contains('page-session')) {
-    var session = body.getAttribute('data-session');
+    var session = encodeURIComponent(body.getAttribute('data-session'));
     // A page of another site that frames the portal may not let it move
     // the top window without a gesture: move this frame then.
     var go = function (url) {
       try { window.top.location.href = url; } catch (e) { window.location.href = url; }
     };
-    var frame = document.getElementById('dashboard');
-    var cover = document.getElementById('cover');
     var progress = document.getElementById('progress');
     var overdue = Number(body.getAttribute('data-overdue')) || 0;
     var waited = Number(body.getAttribute('data-waited')) || 0;
     var startedAt = Date.now() - waited * 1000;
-    var ready = !frame.hidden;
-    // hidden=true only when the page stayed hidden the whole interval.
-    var seen = !document.hidden;
-    document.addEventListener('visibilitychange', function () {
-      if (!document.hidden) seen = true;
-    });
-
-    var ended = document.getElementById('ended');
-    var keepAlive = null;
-    var poll = function () {
-      var hidden = !seen;
-      seen = !document.hidden;
-      return fetch('/sessions/' + encodeURIComponent(session) + '/session/poll?hidden=' + hidden, {
-        credentials: 'same-origin', cache: 'no-store'
-      }).then(function (r) {
-        if (r.status === 404 || r.status === 410) {
-          if (!ready) {
-            // Ended before it was shown: the server knows where to send
-            // the person.
-            go('/workshops/session/' + encodeURIComponent(session) + '/');
-            return null;
-          }
-          // Ended under the person's eyes (expired, or ended by an
-          // organiser): say so over the dashboard, with the way back,
-          // which the server knows (index URL or catalog).
-          if (keepAlive !== null) window.clearInterval(keepAlive);
-          if (ended.hidden) {
-            ended.hidden = false;
-            ended.querySelector('a').focus();
-          }
-          return null;
-        }
-        return r.ok;
-      }, function () { return false; });
-    };
-
-    var show = function () {
-      ready = true;
-      frame.src = frame.getAttribute('data-src');
-      frame.hidden = false;
-      cover.hidden = true;
-      frame.focus();
-    };
 
     var wait = function () {
-      poll().then(function (ok) {
-        if (ok === null) return; // leaving the page
-        if (ok) {
-          show();
-          keepAlive = window.setInterval(poll, 15000);
-          return;
-        }
-        var elapsed = (Date.now() - startedAt) / 1000;
-        if (overdue > 0) {
-          progress.value = Math.min(elapsed, overdue);
-          if (elapsed >= overdue) {
-            go(body.getAttribute('data-restart'));
+      fetch('/workshops/session/' + session + '/ready/', { credentials: 'same-origin', cache: 'no-store' })
+        .then(function (r) {
+          if (r.status === 404 || r.status === 410) return 'gone';
+          return r.ok ? r.json().then(function (s) { return s.ready ? 'ready' : 'wait'; }) : 'wait';
+        }, function () { return 'wait'; })
+        .then(function (state) {
+          if (state !== 'wait') {
+            // Ready: the page opens the dashboard. Gone: the server
+            // knows where to send the person.
+            go('/workshops/session/' + session + '/');
             return;
           }
-        }
-        window.setTimeout(wait, 1000);
-      });
+          var elapsed = (Date.now() - startedAt) / 1000;
+          if (overdue > 0) {
+            progress.value = Math.min(elapsed, overdue);
+            if (elapsed >= overdue) {
+              go(body.getAttribute('data-restart'));
+              return;
+            }
+          }
+          window.setTimeout(wait, 1000);
+        });
     };
-
-    if (ready) {
-      poll();
-      keepAlive = window.setInterval(poll, 15000);
-    } else {
-      wait();
-    }
+    wait();
   }
 
   // ---- Admin pages: the live region refreshes in place every few
