@@ -576,19 +576,27 @@ func (b *person) startWorkshop() string {
 	return b.startedSession()
 }
 
-// startedSession waits until the tab is on a session page and returns
-// the session's name.
+// startedSession waits until the tab is on a session's page on the
+// portal, or on the session's own origin, and returns the session's name.
 func (b *person) startedSession() string {
 	b.t.Helper()
 	var name string
 	if msg := eventually(settle, func() string {
-		loc, err := evalJS[string](b, `location.pathname`)
+		href, err := evalJS[string](b, `location.href`)
 		if err != nil {
 			return err.Error()
 		}
-		rest, ok := strings.CutPrefix(loc, "/workshops/session/")
+		u, err := url.Parse(href)
+		if err != nil {
+			return "at " + href
+		}
+		if label, ok := strings.CutSuffix(u.Hostname(), ".localhost"); ok && !strings.Contains(label, ".") {
+			name = label
+			return ""
+		}
+		rest, ok := strings.CutPrefix(u.Path, "/workshops/session/")
 		if !ok || !strings.HasSuffix(rest, "/") || strings.Count(rest, "/") != 1 {
-			return "at " + loc
+			return "at " + href
 		}
 		name = strings.TrimSuffix(rest, "/")
 		return ""
@@ -598,23 +606,23 @@ func (b *person) startedSession() string {
 	return name
 }
 
-// frameJS is a JavaScript prelude that finds the dashboard's document in
-// the session page's iframe as d (same origin), or returns why not.
-const frameJS = `const f = document.querySelector("iframe#dashboard");
-	if (!f) return "no iframe#dashboard";
-	const d = f.contentDocument;
-	if (!d || d.readyState !== "complete") return "dashboard loading";`
+// sessionOrigin is the origin the portal serves session from.
+func (b *person) sessionOrigin(session string) string {
+	u, err := url.Parse(b.base)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return "http://" + session + ".localhost:" + u.Port()
+}
 
-// waitDashboard waits until the session page shows the dashboard of
-// session with a connected terminal.
+// waitDashboard waits until the tab shows the dashboard of session, on
+// the session's own origin, with a connected terminal.
 func (b *person) waitDashboard(session string) {
 	b.t.Helper()
 	b.waitUntil(settle, "the dashboard", fmt.Sprintf(`(() => {
-		if (location.pathname !== %s) return "at " + location.href;
-		%s
-		if (new URL(f.src, location.href).pathname !== %s) return "iframe src " + f.src;
-		const cover = document.querySelector("#cover");
-		if (cover && cover.getClientRects().length) return "#cover still shown";
+		if (location.origin !== %s) return "at " + location.href;
+		const d = document;
+		if (d.readyState !== "complete") return "dashboard loading";
 		if (!d.querySelector("#countdown")) return "dashboard without #countdown";
 		const pane = d.querySelector(".terminal-pane:not([hidden])");
 		if (!pane || !pane.querySelector(".xterm-rows")) return "no terminal";
@@ -622,32 +630,13 @@ func (b *person) waitDashboard(session string) {
 		if (tab && tab.classList.contains("disconnected")) return "terminal disconnected";
 		if (!pane.querySelector(".xterm-rows").textContent.trim()) return "no prompt yet";
 		return "";
-	})()`, jsString("/workshops/session/"+session+"/"), frameJS, jsString("/sessions/"+session+"/")))
-}
-
-// dashboardNode returns the iframe of the dashboard, for queries in it.
-func (b *person) dashboardNode() *chromedp.Node {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, browserStep)
-	defer cancel()
-	nodes, err := chromedp.Run(ctx, chromedp.Nodes(chromedp.CSS("iframe#dashboard")))
-	if err != nil || len(nodes) == 0 {
-		b.t.Fatalf("%s: iframe#dashboard: %v", b.name, err)
-	}
-	return nodes[0]
-}
-
-// clickInDashboard clicks an element of the dashboard with the mouse.
-func (b *person) clickInDashboard(sel string) {
-	b.t.Helper()
-	b.do("click "+sel+" in the dashboard", chromedp.Click(chromedp.CSS(sel), chromedp.FromNode(b.dashboardNode())))
+	})()`, jsString(b.sessionOrigin(session))))
 }
 
 // terminalText is the text the dashboard's visible terminal shows.
 func (b *person) terminalText() string {
 	text, err := evalJS[string](b, `(() => {
-		const d = document.querySelector("iframe#dashboard").contentDocument;
-		return [...d.querySelectorAll(".terminal-pane:not([hidden]) .xterm-rows > div")].map(r => r.textContent).join("\n");
+		return [...document.querySelectorAll(".terminal-pane:not([hidden]) .xterm-rows > div")].map(r => r.textContent).join("\n");
 	})()`)
 	if err != nil {
 		return "(" + err.Error() + ")"
@@ -659,9 +648,9 @@ func (b *person) terminalText() string {
 // and Enter, and waits until the terminal shows want.
 func (b *person) typeInTerminal(line, want string) {
 	b.t.Helper()
-	b.clickInDashboard(".terminal-pane:not([hidden]) .xterm-screen")
+	b.click(".terminal-pane:not([hidden]) .xterm-screen")
 	b.waitUntil(browserStep, "focus in the terminal", `(() => {
-		const d = document.querySelector("iframe#dashboard").contentDocument;
+		const d = document;
 		return d.activeElement && d.activeElement.classList.contains("xterm-helper-textarea") ? "" : "focus on " + (d.activeElement && d.activeElement.outerHTML.slice(0, 80));
 	})()`)
 	b.do("type in the terminal", typeKeys(line+"\r"))
@@ -706,8 +695,7 @@ func typeKeys(text string) chromedp.Action[chromedp.Void] {
 // countdown is the dashboard's #countdown text.
 func (b *person) countdown() string {
 	text, err := evalJS[string](b, `(() => {
-		const f = document.querySelector("iframe#dashboard");
-		const c = f && f.contentDocument && f.contentDocument.querySelector("#countdown");
+		const c = document.querySelector("#countdown");
 		return c ? (c.hidden ? "(hidden)" : c.textContent.trim()) : "(no #countdown)";
 	})()`)
 	if err != nil {
@@ -760,20 +748,20 @@ func (b *person) waitCountdown(timeout time.Duration, what string, ok func(text 
 }
 
 // finish clicks Finish in the dashboard, accepts its confirmation, and
-// waits until the tab has left the session page.
+// waits until the tab has left the session.
 func (b *person) finish(session string) {
 	b.t.Helper()
 	before := len(b.dialogMessages())
-	b.clickInDashboard("#finish")
+	b.click("#finish")
 	if msg := eventually(settle, func() string {
 		if len(b.dialogMessages()) == before {
 			return "no confirmation asked"
 		}
-		loc, err := evalJS[string](b, `location.pathname`)
+		loc, err := evalJS[string](b, `location.href`)
 		if err != nil {
 			return err.Error()
 		}
-		if strings.HasPrefix(loc, "/workshops/session/"+session+"/") {
+		if strings.HasPrefix(loc, b.sessionOrigin(session)+"/") || strings.HasPrefix(loc, b.base+"/workshops/session/"+session+"/") {
 			return "still at " + loc
 		}
 		return ""

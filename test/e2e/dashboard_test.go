@@ -67,10 +67,12 @@ func TestDashboardAndTerminal(t *testing.T) {
 	if resp, _ := alice.do("GET", a.URL, nil); resp.StatusCode != http.StatusFound {
 		t.Fatalf("activation: %d", resp.StatusCode)
 	}
-	if resp, raw := alice.do("GET", "/workshops/session/"+a.Name+"/", nil); resp.StatusCode != 200 || !strings.Contains(string(raw), "/sessions/"+a.Name+"/") {
+	if resp, raw := alice.do("GET", "/workshops/session/"+a.Name+"/", nil); resp.StatusCode != http.StatusFound ||
+		resp.Header.Get("Location") != "/workshops/session/"+a.Name+"/open/" {
 		t.Fatalf("session page: %d %s", resp.StatusCode, raw)
 	}
-	dashboard := "/sessions/" + a.Name + "/"
+	origin := alice.enter(a.Name)
+	dashboard := origin + "/"
 	if resp, raw := alice.do("GET", dashboard, nil); resp.StatusCode != 200 || !strings.Contains(string(raw), "End-to-end lab") {
 		t.Fatalf("dashboard: %d %s", resp.StatusCode, raw)
 	}
@@ -81,7 +83,7 @@ func TestDashboardAndTerminal(t *testing.T) {
 		t.Fatalf("instructions page: %d, want %q in %s", resp.StatusCode, want, raw)
 	}
 
-	out := terminalRun(t, p, alice, a.Name, "echo \"[$GREETING]\"", "[Hi from alice]")
+	out := terminalRun(t, alice, a.Name, "echo \"[$GREETING]\"", "[Hi from alice]")
 	if !strings.Contains(out, "[Hi from alice]") {
 		t.Fatalf("terminal printed %q, want the parameter", out)
 	}
@@ -90,9 +92,12 @@ func TestDashboardAndTerminal(t *testing.T) {
 	b := robot.request("bob", "")
 	bob := p.browser()
 	bob.do("GET", b.URL, nil)
+	if resp, raw := bob.do("GET", "/workshops/session/"+a.Name+"/open/", nil); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("bob asks to be let into alice's session: %d %s, want 403", resp.StatusCode, raw)
+	}
 	for _, path := range []string{dashboard, page, dashboard + "terminal/1", dashboard + "workshop/content/01-hello.md"} {
-		if resp, raw := bob.do("GET", path, nil); resp.StatusCode != http.StatusForbidden {
-			t.Errorf("bob at %s: %d %s, want 403", path, resp.StatusCode, raw)
+		if resp, raw := bob.do("GET", path, nil); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("bob at %s: %d %s, want 401", path, resp.StatusCode, raw)
 		}
 	}
 	if resp, _ := bob.do("GET", "/workshops/session/"+a.Name+"/", nil); resp.StatusCode != http.StatusFound ||
@@ -101,27 +106,29 @@ func TestDashboardAndTerminal(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), settle)
 	defer cancel()
-	header := cookieHeader(t, p, bob)
-	if conn, resp, err := websocket.Dial(ctx, strings.Replace(p.url, "http", "ws", 1)+dashboard+"terminal/1",
-		&websocket.DialOptions{HTTPHeader: header}); err == nil {
+	header := cookieHeader(t, origin, bob)
+	header.Set("Origin", origin)
+	if conn, resp, err := websocket.Dial(ctx, strings.Replace(dashboard, "http", "ws", 1)+"terminal/1",
+		&websocket.DialOptions{HTTPHeader: header, HTTPClient: &http.Client{Transport: bob.http.Transport}}); err == nil {
 		conn.CloseNow()
 		t.Error("bob opened a terminal of alice's session")
-	} else if resp == nil || resp.StatusCode != http.StatusForbidden {
+	} else if resp == nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("bob's websocket: %v", err)
 	}
 }
 
-// terminalRun opens terminal 1 of a session through the portal with the
-// browser's cookie, types command and returns what the terminal printed
-// until want appeared or the time ran out.
-func terminalRun(t *testing.T, p *portal, browser *client, session, command, want string) string {
+// terminalRun opens terminal 1 of a session on its origin with the
+// browser's cookie there (see enter), types command and returns what the
+// terminal printed until want appeared or the time ran out.
+func terminalRun(t *testing.T, browser *client, session, command, want string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), settle)
 	defer cancel()
-	header := cookieHeader(t, p, browser)
-	header.Set("Origin", p.url)
-	conn, _, err := websocket.Dial(ctx, strings.Replace(p.url, "http", "ws", 1)+"/sessions/"+session+"/terminal/1",
-		&websocket.DialOptions{HTTPHeader: header})
+	origin := sessionURL(browser.base, session)
+	header := cookieHeader(t, origin, browser)
+	header.Set("Origin", origin)
+	conn, _, err := websocket.Dial(ctx, strings.Replace(origin, "http", "ws", 1)+"/terminal/1",
+		&websocket.DialOptions{HTTPHeader: header, HTTPClient: &http.Client{Transport: browser.http.Transport}})
 	if err != nil {
 		t.Fatalf("terminal websocket: %v", err)
 	}
@@ -142,9 +149,9 @@ func terminalRun(t *testing.T, p *portal, browser *client, session, command, wan
 	return out.String()
 }
 
-func cookieHeader(t *testing.T, p *portal, browser *client) http.Header {
+func cookieHeader(t *testing.T, origin string, browser *client) http.Header {
 	t.Helper()
-	u, err := url.Parse(p.url)
+	u, err := url.Parse(origin)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -105,14 +105,15 @@ type sessionShell struct {
 // echo, no prompt commands).
 func openShell(t *testing.T, p *portal, browser *client, session, id string) *sessionShell {
 	t.Helper()
-	header := cookieHeader(t, p, browser)
-	header.Set("Origin", p.url)
-	target := strings.Replace(p.url, "http", "ws", 1) + "/sessions/" + session + "/terminal/" + id
+	origin := sessionURL(p.url, session)
+	header := cookieHeader(t, origin, browser)
+	header.Set("Origin", origin)
+	target := strings.Replace(origin, "http", "ws", 1) + "/terminal/" + id
 	var conn *websocket.Conn
 	if msg := eventually(settle, func() string {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		c, resp, err := websocket.Dial(ctx, target, &websocket.DialOptions{HTTPHeader: header})
+		c, resp, err := websocket.Dial(ctx, target, &websocket.DialOptions{HTTPHeader: header, HTTPClient: &http.Client{Transport: browser.http.Transport}})
 		if err != nil {
 			status := 0
 			if resp != nil {
@@ -443,9 +444,9 @@ func (e *escapePortal) shell(t *testing.T, s *escapeSession, id string) *session
 // dashboard, asked through the portal within timeout, as its owner's
 // browser asks.
 func (e *escapePortal) answers(s *escapeSession, timeout time.Duration) string {
-	c := &http.Client{Timeout: timeout, Jar: s.browser.http.Jar,
+	c := &http.Client{Timeout: timeout, Jar: s.browser.http.Jar, Transport: s.browser.http.Transport,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.Get(e.url + "/sessions/" + s.Name + "/")
+	resp, err := c.Get(sessionURL(e.url, s.Name) + "/")
 	if err != nil {
 		return fmt.Sprintf("the dashboard of %s does not answer: %v", s.Name, err)
 	}

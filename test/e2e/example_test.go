@@ -52,8 +52,9 @@ func TestBundledExample(t *testing.T) {
 	}
 	browser := p.browser()
 	browser.do("GET", a.URL, nil)
+	origin := browser.enter(a.Name)
 	if msg := eventually(settle, func() string {
-		resp, raw := browser.do("GET", "/sessions/"+a.Name+"/", nil)
+		resp, raw := browser.do("GET", origin+"/", nil)
 		if resp.StatusCode != http.StatusOK || !strings.Contains(string(raw), "Hello, terminal") {
 			return "dashboard: " + resp.Status + " " + string(raw)
 		}
@@ -62,7 +63,7 @@ func TestBundledExample(t *testing.T) {
 		t.Fatalf("%s\nportal log:\n%s", msg, p.output())
 	}
 	const want = "Hello from the exercises directory!"
-	if out := terminalRun(t, p, browser, a.Name, "cat exercises/hello.txt", want); !strings.Contains(out, want) {
+	if out := terminalRun(t, browser, a.Name, "cat exercises/hello.txt", want); !strings.Contains(out, want) {
 		t.Errorf("the example's file in the session's home: %q", out)
 	}
 }

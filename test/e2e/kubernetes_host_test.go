@@ -80,8 +80,8 @@ func (h *hostRunner) serveProxy(w http.ResponseWriter, r *http.Request) {
 	service := r.URL.Host
 	// The portal's proxy to sessions keeps the browser's Host, and Go's
 	// transport puts that Host in the absolute URL it sends a proxy: the
-	// session is then known by the prefix the portal adds.
-	if ns, ok := strings.CutPrefix(r.Header.Get("X-Forwarded-Prefix"), "/sessions/"); ok {
+	// session is then known by its origin, <session>.localhost.
+	if ns, ok := strings.CutSuffix(r.URL.Hostname(), ".localhost"); ok && !strings.Contains(ns, ".") {
 		service = "session-host." + ns + ".svc:10080"
 	}
 	h.mu.Lock()

@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/portico-dev/portico/internal/portaltest"
 )
 
 // Accounts every test portal is given in its definition, so that nothing
@@ -561,6 +563,7 @@ type client struct {
 func (p *portal) client() *client {
 	return &client{t: p.t, base: p.url, http: &http.Client{
 		Timeout:       settle,
+		Transport:     portaltest.LocalhostTransport(), // sessions' origins are under localhost
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
 }
@@ -689,6 +692,37 @@ func (p *portal) activate(a allocation) {
 	if len(resp.Cookies()) == 0 {
 		p.t.Fatalf("activation of %s sets no cookie", a.Name)
 	}
+}
+
+// sessionURL is the origin the portal at portalURL serves session from.
+func sessionURL(portalURL, session string) string {
+	u, err := url.Parse(portalURL)
+	if err != nil {
+		panic(err)
+	}
+	return "http://" + session + ".localhost:" + u.Port()
+}
+
+// enter opens the dashboard of session as the browser c (logged in on the
+// portal) does: through the portal's open link, with a ticket, to a cookie
+// of the session's origin. It returns the origin; the session must serve.
+func (c *client) enter(session string) string {
+	c.t.Helper()
+	var enter string
+	if msg := eventually(settle, func() string {
+		resp, raw := c.do("GET", "/workshops/session/"+session+"/open/", nil)
+		enter = resp.Header.Get("Location")
+		if resp.StatusCode != http.StatusFound || !strings.Contains(enter, "/.portico/enter?") {
+			return fmt.Sprintf("open %s: %d to %q %s", session, resp.StatusCode, enter, raw)
+		}
+		return ""
+	}); msg != "" {
+		c.t.Fatal(msg)
+	}
+	if resp, raw := c.do("GET", enter, nil); resp.StatusCode != http.StatusFound {
+		c.t.Fatalf("enter %s: %d %s", session, resp.StatusCode, raw)
+	}
+	return sessionURL(c.base, session)
 }
 
 // catalogSession is a session in the catalog.

@@ -477,15 +477,15 @@ func TestReplicasShareOnePostgres(t *testing.T) {
 	}
 	var cfg struct{ URL, Password string }
 	robotC.mustGet(session+"/config/", &cfg)
-	if cfg.URL != c.url+"/sessions/"+al.Name || len(cfg.Password) < 16 {
+	if cfg.URL != sessionURL(c.url, al.Name) || len(cfg.Password) < 16 {
 		t.Fatalf("config on C: %+v", cfg)
 	}
 	for i, p := range ps {
-		vars := sessionEnvironment(t, p, p.url+"/sessions/"+al.Name, cfg.Password)
+		vars := sessionEnvironment(t, p, sessionURL(p.url, al.Name), cfg.Password)
 		if vars["SESSION_NAME"] != al.Name || vars["CONFIG_PASSWORD"] != cfg.Password {
 			t.Errorf("config/environment through replica %d: SESSION_NAME=%q CONFIG_PASSWORD=%q", i, vars["SESSION_NAME"], vars["CONFIG_PASSWORD"])
 		}
-		if resp, raw := p.client().do("GET", p.url+"/sessions/"+al.Name+"/config/environment?token=wrong", nil); resp.StatusCode != http.StatusForbidden {
+		if resp, raw := p.client().do("GET", sessionURL(p.url, al.Name)+"/config/environment?token=wrong", nil); resp.StatusCode != http.StatusForbidden {
 			t.Errorf("config/environment with a wrong token through replica %d: %d %s", i, resp.StatusCode, raw)
 		}
 	}
@@ -919,9 +919,13 @@ func probes(held allocation, password string) []probe {
 		{"GET", session + "/config/", "bearer", http.StatusOK},
 		{"POST", "/oauth2/token/", "client", http.StatusOK},
 		{"GET", held.URL, "", http.StatusFound},
-		{"GET", "/sessions/" + held.Name + "/config/environment?token=" + url.QueryEscape(password), "", http.StatusOK},
+		{"GET", sessionOriginPath + held.Name + "/config/environment?token=" + url.QueryEscape(password), "", http.StatusOK},
 	}
 }
+
+// sessionOriginPath starts the path of a probe to a session's origin on the
+// replica: <sessionOriginPath><session>/<path>.
+const sessionOriginPath = "session-origin:"
 
 // send sends a probe to replica r.
 func (pr probe) send(hc *http.Client, ps []*portal, r int, bearer string) answer {
@@ -930,7 +934,12 @@ func (pr probe) send(hc *http.Client, ps []*portal, r int, bearer string) answer
 	if pr.method == "POST" {
 		body = strings.NewReader(url.Values{"grant_type": {"password"}, "username": {robotUser}, "password": {robotPass}}.Encode())
 	}
-	req, err := http.NewRequest(pr.method, ps[r].url+pr.path, body)
+	target := ps[r].url + pr.path
+	if rest, ok := strings.CutPrefix(pr.path, sessionOriginPath); ok {
+		name, path, _ := strings.Cut(rest, "/")
+		target = sessionURL(ps[r].url, name) + "/" + path
+	}
+	req, err := http.NewRequest(pr.method, target, body)
 	if err != nil {
 		panic(err)
 	}

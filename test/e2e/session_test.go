@@ -92,7 +92,7 @@ func TestRequestActivateScheduleTerminate(t *testing.T) {
 	// its config password.
 	var cfg struct{ URL, Password string }
 	robot.mustGet(session+"/config/", &cfg)
-	if cfg.URL != p.url+"/sessions/"+a.Name || len(cfg.Password) < 16 {
+	if cfg.URL != sessionURL(p.url, a.Name) || len(cfg.Password) < 16 {
 		t.Fatalf("config %+v", cfg)
 	}
 	vars := sessionEnvironment(t, p, cfg.URL, cfg.Password)

@@ -362,14 +362,16 @@
       .catch(function () { /* the portal is unreachable: keep counting */ });
   }
 
-  // An ended session has nothing to finish: the button leads back to the
-  // portal, which knows where the person came from.
+  // Once the session has ended under the person's eyes (its time ran out,
+  // an organiser ended it), say so over everything, with the way back: the
+  // portal knows where the person came from.
   function leave() {
     extend.hidden = true;
-    finish.textContent = 'Leave';
-    finish.classList.remove('danger');
-    finish.href = (body.dataset.portal || '') + '/workshops/session/' + encodeURIComponent(session) + '/';
-    finish.dataset.ended = '1';
+    var panel = document.getElementById('ended');
+    if (panel.hidden) {
+      panel.hidden = false;
+      panel.querySelector('a').focus();
+    }
   }
 
   extend.addEventListener('click', function () {
@@ -380,7 +382,6 @@
   });
 
   finish.addEventListener('click', function (ev) {
-    if (finish.dataset.ended) return;
     ev.preventDefault();
     if (window.confirm('Finish this session? Your terminals and files will be deleted.')) {
       window.top.location.href = portalURL('delete');
