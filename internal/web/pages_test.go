@@ -580,3 +580,26 @@ func TestTitleAndTheme(t *testing.T) {
 		t.Errorf("theme: %d %q %s", resp.StatusCode, raw, resp.Header.Get("Content-Type"))
 	}
 }
+
+// A CSRF token someone set before the login (on a shared computer, or a
+// page that planted the cookie) is worth nothing after it.
+func TestLoginRotatesCSRFToken(t *testing.T) {
+	p := newPortal(t)
+	signUp(t, p, "alice")
+	c := p.Client()
+	before := csrf(t, p, c)
+	if status, _, body := post(t, p, c, "/accounts/login/", url.Values{"username": {"alice"}, "password": {"correct horse"}}); status != 302 {
+		t.Fatalf("login: %d %s", status, body)
+	}
+	after := csrf(t, p, c)
+	if after == before || len(after) < 32 {
+		t.Errorf("CSRF token %q before the login, %q after", before, after)
+	}
+	// The old token no longer passes.
+	form := url.Values{"csrf_token": {before}}
+	resp, raw := c.Raw("POST", "/accounts/logout/", strings.NewReader(form.Encode()),
+		"Content-Type", "application/x-www-form-urlencoded", "Origin", p.Server.URL)
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a form with the token of before the login: %d %s", resp.StatusCode, raw)
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/portico-dev/portico/internal/httpapi"
 	"github.com/portico-dev/portico/internal/ratelimit"
 	"github.com/portico-dev/portico/internal/runtime"
+	"github.com/portico-dev/portico/internal/secret"
 	"github.com/portico-dev/portico/internal/store"
 )
 
@@ -255,13 +256,16 @@ func (p *Pages) requireLogin(w http.ResponseWriter, r *http.Request, loginURL st
 	return u, ok && err == nil
 }
 
-// startBrowser logs the browser in as u.
+// startBrowser logs the browser in as u, with a new CSRF token: one that
+// someone planted before the login (a shared computer, a page that set
+// it) is worth nothing after.
 func (p *Pages) startBrowser(w http.ResponseWriter, r *http.Request, u store.User) error {
 	value, err := p.auth.StartBrowser(r.Context(), u)
 	if err != nil {
 		return err
 	}
 	p.setCookie(w, auth.CookieName, value, auth.BrowserTTL)
+	p.setCookie(w, csrfCookie, secret.Token(), 0)
 	return nil
 }
 
