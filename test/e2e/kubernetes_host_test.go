@@ -30,17 +30,18 @@ import (
 // pods of one portal, so that the portal reaches real session hosts at
 // their service addresses: it runs `portico sessionhost` for each pod as
 // the pod would (its home seeded from the pod's Secret), and serves as the
-// portal's HTTP proxy, mapping session-host.<namespace>.svc:10080 to the
-// host it runs.
+// portal's HTTP proxy, mapping <pod>.<environment namespace>.svc:10080 to
+// the host it runs.
 type hostRunner struct {
 	t      *testing.T
 	client k8s.Interface
 	dir    string
 	proxy  *httptest.Server
 
-	mu    sync.Mutex
-	addrs map[string]string // service address → local address
-	procs []*exec.Cmd
+	mu       sync.Mutex
+	addrs    map[string]string // service address → local address
+	services map[string]string // session → service address
+	procs    []*exec.Cmd
 }
 
 var (
@@ -49,7 +50,7 @@ var (
 )
 
 func newHostRunner(t *testing.T, c *kubetest.Cluster, portal string) *hostRunner {
-	h := &hostRunner{t: t, client: c.Client, dir: t.TempDir(), addrs: map[string]string{}}
+	h := &hostRunner{t: t, client: c.Client, dir: t.TempDir(), addrs: map[string]string{}, services: map[string]string{}}
 	h.proxy = httptest.NewServer(http.HandlerFunc(h.serveProxy))
 	hostRunnersMu.Lock()
 	hostRunners[portal] = h
@@ -81,10 +82,10 @@ func (h *hostRunner) serveProxy(w http.ResponseWriter, r *http.Request) {
 	// The portal's proxy to sessions keeps the browser's Host, and Go's
 	// transport puts that Host in the absolute URL it sends a proxy: the
 	// session is then known by its origin, <session>.localhost.
-	if ns, ok := strings.CutSuffix(r.URL.Hostname(), ".localhost"); ok && !strings.Contains(ns, ".") {
-		service = "session-host." + ns + ".svc:10080"
-	}
 	h.mu.Lock()
+	if session, ok := strings.CutSuffix(r.URL.Hostname(), ".localhost"); ok && !strings.Contains(session, ".") {
+		service = h.services[session]
+	}
 	target, ok := h.addrs[service]
 	h.mu.Unlock()
 	if !ok {
@@ -109,12 +110,12 @@ func (h *hostRunner) run(pod *corev1.Pod) kubetest.Fate {
 
 func (h *hostRunner) start(pod *corev1.Pod) error {
 	ctx := context.Background()
-	ns := pod.Namespace
-	secret, err := h.client.CoreV1().Secrets(ns).Get(ctx, "portico-session", metav1.GetOptions{})
+	session := pod.Labels["portico.dev/session"]
+	secret, err := h.client.CoreV1().Secrets(pod.Namespace).Get(ctx, session+"-config", metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
-	seed, home := filepath.Join(h.dir, ns, "seed"), filepath.Join(h.dir, ns, "home")
+	seed, home := filepath.Join(h.dir, session, "seed"), filepath.Join(h.dir, session, "home")
 	for _, d := range []string{seed, home} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return err
@@ -126,9 +127,9 @@ func (h *hostRunner) start(pod *corev1.Pod) error {
 		}
 	}
 	cmd := exec.Command(binary, "sessionhost", "--home", home, "--listen", "127.0.0.1:0", "--seed", seed,
-		"--allocation-file", filepath.Join(h.dir, ns, "allocation.json"))
+		"--allocation-file", filepath.Join(h.dir, session, "allocation.json"))
 	cmd.Dir = home
-	logf, err := os.Create(filepath.Join(h.dir, ns, "host.log"))
+	logf, err := os.Create(filepath.Join(h.dir, session, "host.log"))
 	if err != nil {
 		return err
 	}
@@ -143,13 +144,15 @@ func (h *hostRunner) start(pod *corev1.Pod) error {
 	for deadline := time.Now().Add(settle); ; time.Sleep(20 * time.Millisecond) {
 		addr, err := os.ReadFile(filepath.Join(home, ".portico", "address"))
 		if err == nil {
+			service := pod.Name + "." + pod.Namespace + ".svc:10080"
 			h.mu.Lock()
-			h.addrs["session-host."+ns+".svc:10080"] = string(addr)
+			h.addrs[service] = string(addr)
+			h.services[session] = service
 			h.mu.Unlock()
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("session host of %s did not serve", ns)
+			return fmt.Errorf("session host of %s did not serve", session)
 		}
 	}
 }

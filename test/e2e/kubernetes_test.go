@@ -22,6 +22,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
+	k8s "k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/portico-dev/portico/internal/runtime/kubernetes/kubetest"
 )
@@ -36,12 +38,10 @@ var (
 	kubeCluster *kubetest.Cluster
 	kubeErr     error
 	kubeCancel  context.CancelFunc
-	// kubeFates is what the fake kubelet does with the pod of a session
-	// namespace; pods of other namespaces become ready. kubeSeen counts
-	// the pods it saw per namespace.
+	// kubeFates is what the fake kubelet does with the host pod of a
+	// session; the hosts of other sessions become ready.
 	kubeMu    sync.Mutex
 	kubeFates = map[string]kubetest.Fate{}
-	kubeSeen  = map[string]int{}
 )
 
 func requireKube(t *testing.T) *kubetest.Cluster {
@@ -57,8 +57,7 @@ func requireKube(t *testing.T) *kubetest.Cluster {
 		kubeCluster.Kubelet(ctx, "portico.dev/role=session", func(pod *corev1.Pod) kubetest.Fate {
 			kubeMu.Lock()
 			defer kubeMu.Unlock()
-			kubeSeen[pod.Namespace]++
-			if f, ok := kubeFates[pod.Namespace]; ok {
+			if f, ok := kubeFates[pod.Labels["portico.dev/session"]]; ok {
 				return f
 			}
 			if h := runnerFor(pod); h != nil {
@@ -83,20 +82,14 @@ func stopKube() {
 	}
 }
 
-func setFate(ns string, f *kubetest.Fate) {
+func setFate(session string, f *kubetest.Fate) {
 	kubeMu.Lock()
 	defer kubeMu.Unlock()
 	if f == nil {
-		delete(kubeFates, ns)
+		delete(kubeFates, session)
 	} else {
-		kubeFates[ns] = *f
+		kubeFates[session] = *f
 	}
-}
-
-func seen(ns string) int {
-	kubeMu.Lock()
-	defer kubeMu.Unlock()
-	return kubeSeen[ns]
 }
 
 // kubeEntry sizes the workshop of a test portal on Kubernetes.
@@ -270,6 +263,49 @@ func awaitSession(t *testing.T, robot *client, env, name, user, state string) {
 	}
 }
 
+// kubeSessionClient is a client with the credentials of session of
+// environment env: the kubeconfig its host serves and its terminal uses.
+func kubeSessionClient(t *testing.T, c *kubetest.Cluster, env, session string) k8s.Interface {
+	t.Helper()
+	secret, err := c.Client.CoreV1().Secrets(env).Get(context.Background(), session+"-config", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(secret.Data["kubeconfig"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := k8s.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client
+}
+
+// kubeHostLeft names what is left of the host of session in environment
+// namespace env.
+func kubeHostLeft(c *kubetest.Cluster, env, session string) []string {
+	ctx, core := context.Background(), c.Client.CoreV1()
+	gets := map[string]func() error{
+		"pod":             func() error { _, err := core.Pods(env).Get(ctx, session, metav1.GetOptions{}); return err },
+		"service":         func() error { _, err := core.Services(env).Get(ctx, session, metav1.GetOptions{}); return err },
+		"service account": func() error { _, err := core.ServiceAccounts(env).Get(ctx, session, metav1.GetOptions{}); return err },
+	}
+	for _, suffix := range []string{"-config", "-request", "-token"} {
+		gets["secret "+session+suffix] = func() error {
+			_, err := core.Secrets(env).Get(ctx, session+suffix, metav1.GetOptions{})
+			return err
+		}
+	}
+	var left []string
+	for _, what := range sortedKeys(gets) {
+		if err := gets[what](); !apierrors.IsNotFound(err) {
+			left = append(left, fmt.Sprintf("%s (%v)", what, err))
+		}
+	}
+	return left
+}
+
 // awaitNamespaceGone waits until namespace ns is deleted or being deleted.
 func awaitNamespaceGone(t *testing.T, c *kubetest.Cluster, ns string, timeout time.Duration) {
 	t.Helper()
@@ -289,9 +325,11 @@ func awaitNamespaceGone(t *testing.T, c *kubetest.Cluster, ns string, timeout ti
 
 // TestKubernetesSessionLifecycle: acceptance items 1 and 3 through the REST
 // API of the real binary. A session requested through the API gets its
-// namespace, account, Role and binding, budget, pod and service; it is
-// ready when its pod is, and is alice's; terminated, its namespace goes.
-// Session objects come at start, request objects with an owner.
+// namespace with a Role and binding and its budget, and its host (account,
+// pod, service, secrets) in the environment namespace, out of the
+// session's reach; it is ready when its pod is, and is alice's;
+// terminated, its namespace and host go. Session objects come at start,
+// request objects with an owner.
 func TestKubernetesSessionLifecycle(t *testing.T) {
 	c := requireKube(t)
 	ctx := context.Background()
@@ -334,7 +372,7 @@ func TestKubernetesSessionLifecycle(t *testing.T) {
 			}
 			return err
 		},
-		"service account": func() error { _, err := core.ServiceAccounts(first).Get(ctx, first, metav1.GetOptions{}); return err },
+		"service account": func() error { _, err := core.ServiceAccounts(env).Get(ctx, first, metav1.GetOptions{}); return err },
 		"role": func() error {
 			role, err := c.Client.RbacV1().Roles(first).Get(ctx, "portico-session", metav1.GetOptions{})
 			if err == nil && len(role.Rules) == 0 {
@@ -345,7 +383,7 @@ func TestKubernetesSessionLifecycle(t *testing.T) {
 		"role binding": func() error {
 			rb, err := c.Client.RbacV1().RoleBindings(first).Get(ctx, "portico-session", metav1.GetOptions{})
 			if err == nil && (rb.RoleRef.Kind != "Role" || rb.RoleRef.Name != "portico-session" ||
-				len(rb.Subjects) != 1 || rb.Subjects[0].Name != first || rb.Subjects[0].Namespace != first) {
+				len(rb.Subjects) != 1 || rb.Subjects[0].Name != first || rb.Subjects[0].Namespace != env) {
 				err = fmt.Errorf("binds %+v to %+v, want the session's account to its role", rb.Subjects, rb.RoleRef)
 			}
 			return err
@@ -363,7 +401,7 @@ func TestKubernetesSessionLifecycle(t *testing.T) {
 			return err
 		},
 		"pod": func() error {
-			pod, err := core.Pods(first).Get(ctx, "session-host", metav1.GetOptions{})
+			pod, err := core.Pods(env).Get(ctx, first, metav1.GetOptions{})
 			if err != nil {
 				return err
 			}
@@ -375,7 +413,7 @@ func TestKubernetesSessionLifecycle(t *testing.T) {
 			}
 			return nil
 		},
-		"service": func() error { _, err := core.Services(first).Get(ctx, "session-host", metav1.GetOptions{}); return err },
+		"service": func() error { _, err := core.Services(env).Get(ctx, first, metav1.GetOptions{}); return err },
 		"session object": func() error {
 			cm, err := core.ConfigMaps(first).Get(ctx, "session-info", metav1.GetOptions{})
 			if err != nil {
@@ -389,7 +427,7 @@ func TestKubernetesSessionLifecycle(t *testing.T) {
 			return nil
 		},
 		"request secret": func() error {
-			s, err := core.Secrets(first).Get(ctx, first+"-request", metav1.GetOptions{})
+			s, err := core.Secrets(env).Get(ctx, first+"-request", metav1.GetOptions{})
 			if err == nil && (string(s.Data["GREETING"]) != "Hi" || !strings.Contains(string(s.Data["allocation.json"]), `"username":"alice"`)) {
 				err = fmt.Errorf("data %q, want alice and her parameter", s.Data)
 			}
@@ -416,11 +454,47 @@ func TestKubernetesSessionLifecycle(t *testing.T) {
 	}); msg != "" {
 		t.Fatalf("session %s: %s", first, msg)
 	}
+	// Nothing of the host is where the session is admin.
+	if pods, err := core.Pods(first).List(ctx, metav1.ListOptions{}); err != nil || len(pods.Items) != 0 {
+		t.Errorf("pods in the session namespace: %v, %v; want none", pods, err)
+	}
+	if secrets, err := core.Secrets(first).List(ctx, metav1.ListOptions{}); err != nil || len(secrets.Items) != 0 {
+		t.Errorf("secrets in the session namespace: %v, %v; want none", secrets, err)
+	}
+	// The session's own credentials, those of its kubeconfig, reach
+	// nothing of its host.
+	session := kubeSessionClient(t, c, env, first)
+	forbidden := map[string]func() error{
+		"get the host pod":    func() error { _, err := session.CoreV1().Pods(env).Get(ctx, first, metav1.GetOptions{}); return err },
+		"delete the host pod": func() error { return session.CoreV1().Pods(env).Delete(ctx, first, metav1.DeleteOptions{}) },
+		"get the host service": func() error {
+			_, err := session.CoreV1().Services(env).Get(ctx, first, metav1.GetOptions{})
+			return err
+		},
+		"get the config secret": func() error {
+			_, err := session.CoreV1().Secrets(env).Get(ctx, first+"-config", metav1.GetOptions{})
+			return err
+		},
+		"get the request secret": func() error {
+			_, err := session.CoreV1().Secrets(env).Get(ctx, first+"-request", metav1.GetOptions{})
+			return err
+		},
+		"create a service in the environment namespace": func() error {
+			svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "mine"}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 10080}}}}
+			_, err := session.CoreV1().Services(env).Create(ctx, svc, metav1.CreateOptions{})
+			return err
+		},
+	}
+	for _, what := range sortedKeys(forbidden) {
+		if err := forbidden[what](); !apierrors.IsForbidden(err) {
+			t.Errorf("%s with the session's credentials: %v, want forbidden", what, err)
+		}
+	}
 	// Not ready while its pod is not.
 	awaitSession(t, robot, env, first, "alice", "STARTING")
 
 	// The kubelet's part: the container is up and its probe passes.
-	pod, err := core.Pods(first).Get(ctx, "session-host", metav1.GetOptions{})
+	pod, err := core.Pods(env).Get(ctx, first, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -457,15 +531,21 @@ func TestKubernetesSessionLifecycle(t *testing.T) {
 		t.Fatal(msg)
 	}
 
-	// Terminate: the namespace goes, with everything in it.
+	// Terminate: the namespace goes, with everything in it, and the
+	// host with it.
 	for _, s := range []string{first, second} {
 		if resp, raw := robot.do("GET", "/workshops/session/"+s+"/terminate/", nil); resp.StatusCode != http.StatusOK {
 			t.Fatalf("terminate %s: %d %s", s, resp.StatusCode, raw)
 		}
 	}
 	if msg := eventually(2*settle, func() string {
-		if _, err := core.Namespaces().Get(ctx, first, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-			return fmt.Sprintf("namespace of the terminated session still there (%v)", err)
+		for _, s := range []string{first, second} {
+			if _, err := core.Namespaces().Get(ctx, s, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				return fmt.Sprintf("namespace of the terminated session %s still there (%v)", s, err)
+			}
+			if left := kubeHostLeft(c, env, s); len(left) > 0 {
+				return fmt.Sprintf("host of the terminated session %s still there: %v", s, left)
+			}
 		}
 		return ""
 	}); msg != "" {
@@ -597,6 +677,9 @@ func TestKubernetesFailedStart(t *testing.T) {
 		if _, err := core.Namespaces().Get(ctx, refill, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			return fmt.Sprintf("the ended reserve's namespace is still there (%v)", err)
 		}
+		if left := kubeHostLeft(c, env, refill); len(left) > 0 {
+			return fmt.Sprintf("the ended reserve's host is still there: %v", left)
+		}
 		return ""
 	}); msg != "" {
 		t.Fatal(msg)
@@ -637,7 +720,7 @@ func TestKubernetesRestartAdopts(t *testing.T) {
 	reserve := env + "-s003"
 	uids := map[string]types.UID{}
 	for _, s := range []string{alice.Name, reserve} {
-		pod, err := core.Pods(s).Get(ctx, "session-host", metav1.GetOptions{})
+		pod, err := core.Pods(env).Get(ctx, s, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -648,24 +731,46 @@ func TestKubernetesRestartAdopts(t *testing.T) {
 	// While the portal is down, namespaces of this portal appear that no
 	// live session owns: bob's ended session's (as a portal that died
 	// before its deletion reached the cluster would leave it), and one of
-	// a session the portal never had.
+	// a session the portal never had, with a host.
 	stale := []string{bob.Name, env + "-s099"}
 	for _, s := range stale {
 		labels := map[string]string{"app.kubernetes.io/managed-by": "portico", "portico.dev/portal": name,
 			"portico.dev/environment": env, "portico.dev/session": s, "portico.dev/role": "session"}
-		if _, err := core.Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s, Labels: labels}}, metav1.CreateOptions{}); err != nil {
+		ns, err := core.Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s, Labels: labels}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s == bob.Name {
+			continue
+		}
+		owner := []metav1.OwnerReference{{APIVersion: "v1", Kind: "Namespace", Name: s, UID: ns.UID}}
+		host := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: s, Labels: labels, OwnerReferences: owner},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "session", Image: "registry.example/lab-kube:1"}}}}
+		if _, err := core.Pods(env).Create(ctx, host, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: s + "-config", Labels: labels, OwnerReferences: owner}}
+		if _, err := core.Secrets(env).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	p.restart()
 	for _, s := range stale {
 		awaitNamespaceGone(t, c, s, 2*settle)
+		if msg := eventually(2*settle, func() string {
+			if left := kubeHostLeft(c, env, s); len(left) > 0 {
+				return fmt.Sprintf("host of %s still there: %v", s, left)
+			}
+			return ""
+		}); msg != "" {
+			t.Fatal(msg)
+		}
 	}
 	robot = p.robot()
 	awaitAvailable(t, robot, env, 1)
 	awaitSession(t, robot, env, alice.Name, "alice", "RUNNING")
 	for s, uid := range uids {
-		pod, err := core.Pods(s).Get(ctx, "session-host", metav1.GetOptions{})
+		pod, err := core.Pods(env).Get(ctx, s, metav1.GetOptions{})
 		if err != nil || pod.UID != uid {
 			t.Fatalf("pod of %s after the restart: %v (uid %v, was %s)", s, err, pod.GetUID(), uid)
 		}

@@ -48,16 +48,9 @@ const (
 	budgetAnnotation   = "resource-budget"
 )
 
-// What the session's own objects count against the object quota beside the
-// budget: the token, config and request secrets, and the host's service.
-const (
-	ownSecrets  = 3
-	ownServices = 1
-)
-
-// Default resources of the session host's container in a namespace with a
-// quota, where every container must state them, when the workshop's
-// session.resources does not.
+// Default resources of the session host's container, for a workshop with
+// a budget that does not state them in session.resources: its host is then
+// bounded as every container of its namespace is.
 var (
 	hostCPU    = resource.MustParse("500m")
 	hostMemory = resource.MustParse("512Mi")
@@ -65,19 +58,19 @@ var (
 
 // hostResources are the requests and limits of the session host's
 // container: spec.session.resources when given (requests equal to limits,
-// so the host is never the first evicted), else the defaults when a quota
-// requires them, else none. Limits.Storage is not applied yet: Educates
-// gives the home a persistent volume of that size.
-func hostResources(l runtime.Limits, quota bool) corev1.ResourceRequirements {
+// so the host is never the first evicted), else the defaults for a
+// session with a budget, else none. Limits.Storage is not applied yet:
+// Educates gives the home a persistent volume of that size.
+func hostResources(l runtime.Limits, budget bool) corev1.ResourceRequirements {
 	list := corev1.ResourceList{}
 	if l.CPUMilli > 0 {
 		list[corev1.ResourceCPU] = *resource.NewMilliQuantity(int64(l.CPUMilli), resource.DecimalSI)
-	} else if quota {
+	} else if budget {
 		list[corev1.ResourceCPU] = hostCPU
 	}
 	if l.Memory > 0 {
 		list[corev1.ResourceMemory] = *resource.NewQuantity(l.Memory, resource.BinarySI)
-	} else if quota {
+	} else if budget {
 		list[corev1.ResourceMemory] = hostMemory
 	}
 	if len(list) == 0 {
@@ -89,14 +82,13 @@ func hostResources(l runtime.Limits, quota bool) corev1.ResourceRequirements {
 // budgetOf is the ResourceQuotas and LimitRange of a session namespace with
 // the named budget, as Educates makes them: a compute quota for
 // long-running pods, one for time-bound pods, and object counts. The
-// session host lives in the same namespace (in Educates it runs in the
-// environment's), so what it takes is added: its compute to the quota of
-// long-running pods, its secrets and service to the counts. nil for no
-// budget or "custom" (the workshop brings its own in session.objects).
+// session host runs in the environment namespace, as in Educates, so the
+// budget is the session's own workloads' alone. nil for no budget or
+// "custom" (the workshop brings its own in session.objects).
 //
 // Beyond Educates, a session may have no LoadBalancer or NodePort service:
 // either would expose it outside the cluster, to anybody.
-func budgetOf(name string, host corev1.ResourceRequirements) ([]*corev1.ResourceQuota, *corev1.LimitRange, error) {
+func budgetOf(name string) ([]*corev1.ResourceQuota, *corev1.LimitRange, error) {
 	if name == "" || name == "custom" {
 		return nil, nil, nil
 	}
@@ -105,42 +97,32 @@ func budgetOf(name string, host corev1.ResourceRequirements) ([]*corev1.Resource
 		return nil, nil, fmt.Errorf("unknown budget %q", name)
 	}
 	cpu, memory := resource.MustParse(b.cpu), resource.MustParse(b.memory)
-	hostCPU, hostMemory := host.Limits[corev1.ResourceCPU], host.Limits[corev1.ResourceMemory]
-	withHostCPU, withHostMemory := cpu.DeepCopy(), memory.DeepCopy()
-	withHostCPU.Add(hostCPU)
-	withHostMemory.Add(hostMemory)
 	meta := func(n string) metav1.ObjectMeta {
 		return metav1.ObjectMeta{Name: n, Annotations: map[string]string{budgetAnnotation: name}}
 	}
 	count := func(n int64) resource.Quantity { return *resource.NewQuantity(n, resource.DecimalSI) }
+	compute := corev1.ResourceList{corev1.ResourceLimitsCPU: cpu, corev1.ResourceLimitsMemory: memory}
 	quotas := []*corev1.ResourceQuota{
 		{ObjectMeta: meta(computeQuotaName), Spec: corev1.ResourceQuotaSpec{
-			Hard: corev1.ResourceList{
-				corev1.ResourceLimitsCPU:    withHostCPU,
-				corev1.ResourceLimitsMemory: withHostMemory,
-			},
+			Hard:   compute,
 			Scopes: []corev1.ResourceQuotaScope{corev1.ResourceQuotaScopeNotTerminating},
 		}},
 		{ObjectMeta: meta(timeboundQuotaName), Spec: corev1.ResourceQuotaSpec{
-			Hard: corev1.ResourceList{
-				corev1.ResourceLimitsCPU:    cpu,
-				corev1.ResourceLimitsMemory: memory,
-			},
+			Hard:   compute.DeepCopy(),
 			Scopes: []corev1.ResourceQuotaScope{corev1.ResourceQuotaScopeTerminating},
 		}},
 		{ObjectMeta: meta(countsQuotaName), Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{
 			corev1.ResourcePersistentVolumeClaims: count(b.claims),
 			corev1.ResourceReplicationControllers: count(b.controllers),
-			corev1.ResourceSecrets:                count(b.secrets + ownSecrets),
-			corev1.ResourceServices:               count(b.services + ownServices),
+			corev1.ResourceSecrets:                count(b.secrets),
+			corev1.ResourceServices:               count(b.services),
 			corev1.ResourceServicesLoadBalancers:  count(0),
 			corev1.ResourceServicesNodePorts:      count(0),
 		}}},
 	}
-	// No pod or container may exceed the budget, except the session host
-	// when its session.resources are larger.
+	// No pod or container may exceed the budget.
 	minimum := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1m"), corev1.ResourceMemory: resource.MustParse("1Mi")}
-	maximum := corev1.ResourceList{corev1.ResourceCPU: maxQ(cpu, hostCPU), corev1.ResourceMemory: maxQ(memory, hostMemory)}
+	maximum := corev1.ResourceList{corev1.ResourceCPU: cpu, corev1.ResourceMemory: memory}
 	limits := &corev1.LimitRange{ObjectMeta: meta(limitRangeName), Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{
 		{Type: corev1.LimitTypePod, Min: minimum, Max: maximum},
 		{
@@ -165,11 +147,4 @@ func budgetOf(name string, host corev1.ResourceRequirements) ([]*corev1.Resource
 		},
 	}}}
 	return quotas, limits, nil
-}
-
-func maxQ(a, b resource.Quantity) resource.Quantity {
-	if a.Cmp(b) >= 0 {
-		return a
-	}
-	return b
 }

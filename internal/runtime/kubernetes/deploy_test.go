@@ -220,6 +220,13 @@ func TestDeployRBACSuffices(t *testing.T) {
 		t.Fatalf("environment as the portal's account: %v", err)
 	}
 	spec := specOf("rbac", "rbac-w01", "s001")
+	// A config secret of the session's name that its namespace does not
+	// own (left by an earlier namespace of that name) is replaced.
+	stale := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: spec.Session + "-config", Namespace: env.Name},
+		StringData: map[string]string{"session.json": `{"config_password":"stale"}`}}
+	if _, err := cluster.Client.CoreV1().Secrets(env.Name).Create(ctx, stale, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	spec.Cluster = runtime.Cluster{
 		Budget:         "small",
 		SessionObjects: []map[string]any{{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": "s"}}},
@@ -239,6 +246,10 @@ func TestDeployRBACSuffices(t *testing.T) {
 	if err := r.Allocate(ctx, inst, spec.ConfigPassword, runtime.Allocation{User: runtime.User{Username: "alice"}}); err != nil {
 		t.Fatalf("allocate as the portal's account: %v", err)
 	}
+	cfgSecret, err := cluster.Client.CoreV1().Secrets(env.Name).Get(ctx, spec.Session+"-config", metav1.GetOptions{})
+	if err != nil || len(cfgSecret.OwnerReferences) != 1 || !strings.Contains(string(cfgSecret.Data["session.json"]), spec.ConfigPassword) {
+		t.Errorf("config secret %+v, %v: want the session's, not the one left before", cfgSecret, err)
+	}
 	// A restarted portal lists and adopts it.
 	again, err := New(Options{Config: cfg, Portal: "rbac", Image: testImage, StartTimeout: 30 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
@@ -255,6 +266,9 @@ func TestDeployRBACSuffices(t *testing.T) {
 	if err := again.Stop(ctx, spec.Session); err != nil {
 		t.Fatalf("stop as the portal's account: %v", err)
 	}
+	if left := hostLeft(spec.Session, env.Name); len(left) > 0 {
+		t.Errorf("left of the host after a stop as the portal's account: %v", left)
+	}
 	// A start whose pod cannot pull its image fails with the reason and
 	// leaves nothing behind.
 	failing := specOf("rbac", "rbac-w01", "s002")
@@ -263,6 +277,9 @@ func TestDeployRBACSuffices(t *testing.T) {
 		t.Fatalf("failing start as the portal's account: %v", err)
 	}
 	waitFor(t, "the failed start's namespace to go", 5*time.Second, namespaceEnding(failing.Session))
+	if left := hostLeft(failing.Session, env.Name); len(left) > 0 {
+		t.Errorf("left of the failed start's host: %v", left)
+	}
 	if err := r.SyncEnvironments(ctx, nil); err != nil {
 		t.Fatalf("environment removal as the portal's account: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -17,10 +18,11 @@ import (
 
 // SyncEnvironments gives each wanted environment its namespace, named
 // after it, with the workshop's environment objects, and deletes the
-// environment namespaces of the portal that are not wanted any more. What
-// was applied is remembered by digest, so a pass over unchanged
-// environments makes no API call; removal reads the namespace informer's
-// cache.
+// environment namespaces of the portal that are not wanted any more (the
+// broker wants an environment as long as it has sessions, whose hosts live
+// in its namespace). What was applied is remembered by digest, so a pass
+// over unchanged environments makes no API call; removal reads the
+// namespace informer's cache.
 func (r *Runtime) SyncEnvironments(ctx context.Context, want []runtime.EnvironmentSpec) error {
 	var errs []error
 	wanted := make(map[string]bool, len(want))
@@ -39,7 +41,11 @@ func (r *Runtime) SyncEnvironments(ctx context.Context, want []runtime.Environme
 			continue
 		}
 		r.log.Info("removing the namespace of a stopped environment", "environment", ns.Name)
-		if err := r.deleteNamespace(ctx, ns.Name, roleEnvironment); err != nil {
+		own, err := r.ownNamespace(ctx, ns.Name, roleEnvironment)
+		if err == nil && own != nil {
+			err = r.deleteNamespace(ctx, own)
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("environment %s: %w", ns.Name, err))
 			continue
 		}
@@ -68,20 +74,10 @@ func (r *Runtime) ensureEnvironment(ctx context.Context, env runtime.Environment
 	if ns, err := r.namespaces.Get(env.Name); done && err == nil && ns.DeletionTimestamp == nil {
 		return nil
 	}
-	lbls := r.environmentLabels(env.Name)
-	ns, err := r.client.CoreV1().Namespaces().Get(ctx, env.Name, metav1.GetOptions{})
-	switch {
-	case err == nil && (ns.Labels[labelPortal] != r.portal || ns.Labels[labelRole] != roleEnvironment):
-		return fmt.Errorf("namespace %s exists and is not an environment of portal %s", env.Name, r.portal)
-	case err == nil && ns.DeletionTimestamp != nil:
-		return fmt.Errorf("namespace %s is still being deleted", env.Name)
-	case err == nil:
-	default:
-		ns = &corev1.Namespace{ObjectMeta: objectMeta(env.Name, "", lbls)}
-		if err := exists(r.client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{FieldManager: fieldManager})); err != nil {
-			return err
-		}
+	if err := r.environmentNamespace(ctx, env.Name); err != nil {
+		return err
 	}
+	lbls := r.environmentLabels(env.Name)
 	vars := map[string]string{
 		"environment_name":   env.Name,
 		"workshop_namespace": env.Name,
@@ -99,5 +95,28 @@ func (r *Runtime) ensureEnvironment(ctx context.Context, env runtime.Environment
 	r.mu.Lock()
 	r.envs[env.Name] = digest
 	r.mu.Unlock()
+	return nil
+}
+
+// environmentNamespace makes sure the namespace of environment env exists
+// and is this portal's, creating it if need be: SyncEnvironments prepares
+// it, and a session starting first makes it, as its host lives there.
+func (r *Runtime) environmentNamespace(ctx context.Context, env string) error {
+	ns, err := r.namespaces.Get(env)
+	if err != nil {
+		// Not in the cache (yet): the API server tells.
+		ns, err = r.client.CoreV1().Namespaces().Get(ctx, env, metav1.GetOptions{})
+	}
+	switch {
+	case apierrors.IsNotFound(err):
+		ns = &corev1.Namespace{ObjectMeta: objectMeta(env, "", r.environmentLabels(env))}
+		return exists(r.client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{FieldManager: fieldManager}))
+	case err != nil:
+		return err
+	case ns.Labels[labelPortal] != r.portal || ns.Labels[labelRole] != roleEnvironment:
+		return fmt.Errorf("namespace %s exists and is not an environment of portal %s", env, r.portal)
+	case ns.DeletionTimestamp != nil:
+		return fmt.Errorf("namespace %s is still being deleted", env)
+	}
 	return nil
 }

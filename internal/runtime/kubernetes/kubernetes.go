@@ -1,16 +1,20 @@
 // Package kubernetes is the session runtime for a Kubernetes cluster, the
-// way Educates runs every session: each session gets a namespace named
-// after it (labelled with the portal, environment and session), a
-// ServiceAccount with a Role of admin rights in that namespace only,
-// a ResourceQuota and LimitRange from the workshop's budget, its session
-// host as a pod behind a service, and the workshop's session objects; its
-// request objects follow at allocation. Each workshop environment gets a
-// namespace holding its environment objects.
+// way Educates runs every session. Each workshop environment gets a
+// namespace named after it, holding its environment objects and the
+// session hosts of its sessions: each host a pod behind a service, with its
+// ServiceAccount and its secrets (configuration, token, request). Each
+// session gets a namespace named after it (labelled with the portal,
+// environment and session) holding a Role of admin rights there, bound to
+// the session's account, a ResourceQuota and LimitRange from the
+// workshop's budget, and the workshop's session objects; its request
+// objects follow at allocation. The session administers its namespace and
+// has no rights in the environment's: it can neither read the host's
+// secrets nor replace, redirect or stop its host.
 //
 // Everything the runtime knows is in the cluster, found by label, so a
 // restarted portal (or another replica) lists and re-adopts what is there.
-// Readiness and failure of hosts come from a pod informer (one watch for
-// all sessions) and, while a session starts, a watch of its namespace's
+// Readiness and failure of hosts come from pod informers (one watch per
+// environment namespace) and, while a session starts, a watch of its pod's
 // events; nothing polls per session.
 package kubernetes
 
@@ -29,7 +33,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -50,6 +53,9 @@ import (
 const (
 	defaultStartTimeout = 5 * time.Minute // image pulls take time
 	syncTimeout         = 30 * time.Second
+	// checkTimeout bounds an API call of an event handler, which holds up
+	// the events after it.
+	checkTimeout = 5 * time.Second
 	// exitsBuffer is how many exits Exited holds for a slow reader.
 	exitsBuffer = 1024
 )
@@ -99,7 +105,6 @@ type Runtime struct {
 	mapper  *restmapper.DeferredDiscoveryRESTMapper
 	http    *http.Client
 
-	pods       corelisters.PodLister
 	namespaces corelisters.NamespaceLister
 	stopInform chan struct{}
 	closeOnce  sync.Once
@@ -113,6 +118,15 @@ type Runtime struct {
 	starts   map[string]context.CancelCauseFunc // Starts in flight, which a Stop of their session cuts short
 	exited   map[string]bool                    // sessions whose exit was reported
 	envs     map[string]string                  // environment → digest of what was applied to it
+	hosts    map[string]*hostWatch              // environment namespace → informer of its session hosts
+	closed   bool                               // Close was called: no informer starts any more
+}
+
+// hostWatch is the informer of the session host pods of one environment
+// namespace.
+type hostWatch struct {
+	informer cache.SharedIndexInformer
+	stop     chan struct{}
 }
 
 var (
@@ -121,9 +135,9 @@ var (
 	_ runtime.EnvironmentRuntime = (*Runtime)(nil)
 )
 
-// New connects to the cluster and starts the informers of the portal's
-// pods and namespaces; it fails when the cluster cannot be listed. Close
-// stops the informers.
+// New connects to the cluster and starts the informer of the portal's
+// namespaces; it fails when the cluster cannot be listed. Close stops the
+// informers.
 func New(opts Options) (*Runtime, error) {
 	switch {
 	case opts.Config == nil:
@@ -169,6 +183,7 @@ func New(opts Options) (*Runtime, error) {
 		starts:     make(map[string]context.CancelCauseFunc),
 		exited:     make(map[string]bool),
 		envs:       make(map[string]string),
+		hosts:      make(map[string]*hostWatch),
 	}
 	if r.sessionRole == "" {
 		r.sessionRole = "admin"
@@ -199,40 +214,28 @@ func New(opts Options) (*Runtime, error) {
 
 // Close stops the informers.
 func (r *Runtime) Close() {
-	r.closeOnce.Do(func() { close(r.stopInform) })
+	r.closeOnce.Do(func() {
+		close(r.stopInform)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.closed = true
+		for env, w := range r.hosts {
+			close(w.stop)
+			delete(r.hosts, env)
+		}
+	})
 }
 
 func (r *Runtime) startInformers() error {
 	portal := labels.SelectorFromSet(labels.Set{labelPortal: r.portal}).String()
 	factory := informers.NewSharedInformerFactoryWithOptions(r.client, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = portal }))
-	// Of pods, the session hosts only, one a namespace at most: a session
-	// can make as many pods with the portal's labels as its budget allows.
-	// Each is cached as hostPodOf trims it.
-	podInformer := factory.InformerFor(&corev1.Pod{}, func(c k8s.Interface, resync time.Duration) cache.SharedIndexInformer {
-		return coreinformers.NewFilteredPodInformer(c, metav1.NamespaceAll, resync,
-			cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc},
-			func(o *metav1.ListOptions) {
-				o.LabelSelector = portal
-				o.FieldSelector = fields.OneTermEqualSelector("metadata.name", hostName).String()
-			})
-	})
-	if err := podInformer.SetTransform(hostPodOf); err != nil {
-		return err
-	}
 	nsInformer := factory.Core().V1().Namespaces()
-	r.pods, r.namespaces = corelisters.NewPodLister(podInformer.GetIndexer()), nsInformer.Lister()
-	if _, err := podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { r.podChanged(o, false) },
-		UpdateFunc: func(_, o any) { r.podChanged(o, false) },
-		DeleteFunc: func(o any) { r.podChanged(o, true) },
-	}); err != nil {
-		return err
-	}
+	r.namespaces = nsInformer.Lister()
 	if _, err := nsInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { r.namespaceChanged(o) },
-		UpdateFunc: func(_, o any) { r.namespaceChanged(o) },
-		DeleteFunc: func(o any) { r.namespaceChanged(o) },
+		AddFunc:    func(o any) { r.namespaceChanged(o, false) },
+		UpdateFunc: func(_, o any) { r.namespaceChanged(o, false) },
+		DeleteFunc: func(o any) { r.namespaceChanged(o, true) },
 	}); err != nil {
 		return err
 	}
@@ -247,12 +250,61 @@ func (r *Runtime) startInformers() error {
 	return nil
 }
 
+// hostPods returns the cache of the session host pods of environment
+// namespace env, starting its informer on first use. Pods are watched in
+// environment namespaces only, which only the portal writes: the pods a
+// session makes in its own namespace, with whatever labels, never reach
+// the runtime.
+func (r *Runtime) hostPods(ctx context.Context, env string) (corelisters.PodNamespaceLister, error) {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, errors.New("kubernetes runtime closed")
+	}
+	w := r.hosts[env]
+	if w == nil {
+		var err error
+		if w, err = r.watchHosts(env); err != nil {
+			r.mu.Unlock()
+			return nil, err
+		}
+		r.hosts[env] = w
+	}
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
+	defer cancel()
+	if !cache.WaitForCacheSync(ctx.Done(), w.informer.HasSynced) {
+		return nil, fmt.Errorf("cannot list the session hosts of namespace %s: %w", env, context.Cause(ctx))
+	}
+	return corelisters.NewPodLister(w.informer.GetIndexer()).Pods(env), nil
+}
+
+// watchHosts starts the informer of the session host pods of namespace
+// env.
+func (r *Runtime) watchHosts(env string) (*hostWatch, error) {
+	selector := labels.SelectorFromSet(labels.Set{labelPortal: r.portal, labelRole: roleSession}).String()
+	informer := coreinformers.NewFilteredPodInformer(r.client, env, 0,
+		cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc},
+		func(o *metav1.ListOptions) { o.LabelSelector = selector })
+	if err := informer.SetTransform(hostPodOf); err != nil {
+		return nil, err
+	}
+	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { r.podChanged(o, false) },
+		UpdateFunc: func(_, o any) { r.podChanged(o, false) },
+		DeleteFunc: func(o any) { r.podChanged(o, true) },
+	}); err != nil {
+		return nil, err
+	}
+	w := &hostWatch{informer: informer, stop: make(chan struct{})}
+	go informer.Run(w.stop)
+	return w, nil
+}
+
 // hostPodOf trims a pod, in place, to what the runtime reads of a session
 // host's pod before the informer caches it: its name, the portal's labels,
-// its deletion and the state of its containers. A session may pile labels
-// and annotations on its host pod, up to the size of an object, or put a
-// pod of its own choosing in its place. Whoever reads more of the cached
-// pods keeps it here.
+// its deletion and the state of its containers. Whoever reads more of the
+// cached pods keeps it here.
 func hostPodOf(o any) (any, error) {
 	pod, ok := o.(*corev1.Pod)
 	if !ok {
@@ -283,10 +335,13 @@ func (r *Runtime) podChanged(o any, deleted bool) {
 		o, deleted = d.Obj, true
 	}
 	pod, ok := o.(*corev1.Pod)
-	if !ok || pod.Name != hostName || pod.Labels[labelRole] != roleSession {
+	if !ok {
 		return
 	}
-	session := pod.Namespace
+	session := pod.Labels[labelSession]
+	if session == "" || pod.Name != hostName(session) || pod.Labels[labelRole] != roleSession {
+		return
+	}
 	r.ping(session)
 	failure := podFailure(pod)
 	if deleted {
@@ -296,8 +351,13 @@ func (r *Runtime) podChanged(o any, deleted bool) {
 		return
 	}
 	ns, err := r.namespaces.Get(session)
-	if err != nil || ns.Annotations[annotationStarted] != "true" || ns.DeletionTimestamp != nil {
+	if err != nil || ns.Labels[labelEnvironment] != pod.Namespace || ns.Annotations[annotationStarted] != "true" || ns.DeletionTimestamp != nil {
 		return // still starting (Start reports it) or going away
+	}
+	if deleted && r.namespaceGoing(session) {
+		// Stopped by another replica, whose deletion of the namespace
+		// this one's cache has not seen yet.
+		return
 	}
 	r.mu.Lock()
 	report := !r.stopping[session] && !r.exited[session]
@@ -315,12 +375,33 @@ func (r *Runtime) podChanged(o any, deleted bool) {
 	}
 }
 
-func (r *Runtime) namespaceChanged(o any) {
+// namespaceGoing asks the API server whether the namespace of session is
+// gone or being deleted.
+func (r *Runtime) namespaceGoing(session string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+	defer cancel()
+	ns, err := r.client.CoreV1().Namespaces().Get(ctx, session, metav1.GetOptions{})
+	return apierrors.IsNotFound(err) || err == nil && ns.DeletionTimestamp != nil
+}
+
+// namespaceChanged wakes the Starts waiting for a session namespace, and
+// stops watching the hosts of an environment namespace that is gone.
+func (r *Runtime) namespaceChanged(o any, deleted bool) {
 	if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
-		o = d.Obj
+		o, deleted = d.Obj, true
 	}
-	if ns, ok := o.(*corev1.Namespace); ok {
-		r.ping(ns.Name)
+	ns, ok := o.(*corev1.Namespace)
+	if !ok {
+		return
+	}
+	r.ping(ns.Name)
+	if deleted && ns.Labels[labelRole] == roleEnvironment {
+		r.mu.Lock()
+		if w := r.hosts[ns.Name]; w != nil {
+			close(w.stop)
+			delete(r.hosts, ns.Name)
+		}
+		r.mu.Unlock()
 	}
 }
 
@@ -367,17 +448,27 @@ func (r *Runtime) Status(ctx context.Context, name string) (runtime.Instance, er
 	if err != nil {
 		return runtime.Instance{}, err
 	}
-	return r.inspect(ns), nil
+	return r.inspect(ctx, ns)
 }
 
-// inspect tells the state of the session of namespace ns.
-func (r *Runtime) inspect(ns *corev1.Namespace) runtime.Instance {
-	inst := runtime.Instance{Session: ns.Name, Address: address(ns.Name)}
-	if ns.DeletionTimestamp != nil {
+// inspect tells the state of the session of namespace ns; it fails only
+// when the cache of its environment's hosts cannot be filled.
+func (r *Runtime) inspect(ctx context.Context, ns *corev1.Namespace) (runtime.Instance, error) {
+	env := ns.Labels[labelEnvironment]
+	inst := runtime.Instance{Session: ns.Name, Address: address(ns.Name, env)}
+	switch {
+	case ns.DeletionTimestamp != nil:
 		inst.Failed = "session namespace being deleted"
-		return inst
+		return inst, nil
+	case !validName(env):
+		inst.Address, inst.Failed = "", "session namespace names no environment namespace"
+		return inst, nil
 	}
-	pod, err := r.pods.Pods(ns.Name).Get(hostName)
+	pods, err := r.hostPods(ctx, env)
+	if err != nil {
+		return runtime.Instance{}, err
+	}
+	pod, err := pods.Get(hostName(ns.Name))
 	switch {
 	case apierrors.IsNotFound(err):
 		if ns.Annotations[annotationStarted] == "true" {
@@ -390,7 +481,7 @@ func (r *Runtime) inspect(ns *corev1.Namespace) runtime.Instance {
 	default:
 		inst.Ready = podReady(pod)
 	}
-	return inst
+	return inst, nil
 }
 
 // List reports every session namespace of the portal.
@@ -401,13 +492,18 @@ func (r *Runtime) List(ctx context.Context) ([]runtime.Instance, error) {
 	}
 	out := make([]runtime.Instance, 0, len(list))
 	for _, ns := range list {
-		out = append(out, r.inspect(ns))
+		inst, err := r.inspect(ctx, ns)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, inst)
 	}
 	return out, nil
 }
 
-// Stop deletes the session's namespace, and with it everything in it.
-// The deletion goes on in the cluster after Stop returns.
+// Stop deletes the session's host and its namespace, and with them
+// everything of the session. The deletion goes on in the cluster after
+// Stop returns.
 func (r *Runtime) Stop(ctx context.Context, name string) error {
 	if !validName(name) {
 		return nil
@@ -433,30 +529,82 @@ func (r *Runtime) Stop(ctx context.Context, name string) error {
 		delete(r.exited, name)
 		r.mu.Unlock()
 	}()
-	if err := r.deleteNamespace(ctx, name, roleSession); err != nil {
+	if err := r.removeSession(ctx, name); err != nil {
 		return fmt.Errorf("stop %s: %w", name, err)
 	}
 	return nil
 }
 
-// deleteNamespace deletes namespace name if it is one of this portal's of
-// the given role; a namespace of anyone else is never touched.
-func (r *Runtime) deleteNamespace(ctx context.Context, name, role string) error {
-	ns, err := r.client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
+// removeSession deletes the namespace of session name, if it is a session
+// namespace of this portal (a namespace of anyone else is never touched),
+// then its host. The namespace goes first, so that every replica takes the
+// host's end for a stop, not an exit. The namespace owns the host's
+// objects: those of a stop cut short, or of a namespace that went some
+// other way, are the garbage collector's.
+func (r *Runtime) removeSession(ctx context.Context, name string) error {
+	ns, err := r.ownNamespace(ctx, name, roleSession)
+	if err != nil || ns == nil {
 		return err
 	}
-	if ns.Labels[labelPortal] != r.portal || ns.Labels[labelRole] != role {
-		return fmt.Errorf("namespace %s does not belong to portal %s: left alone", name, r.portal)
+	if err := r.deleteNamespace(ctx, ns); err != nil {
+		return err
 	}
+	if env := ns.Labels[labelEnvironment]; validName(env) {
+		return r.deleteHost(ctx, name, env)
+	}
+	return nil
+}
+
+// deleteHost deletes the objects of the session host of session in
+// environment namespace env, the pod first, so that the host ends at once.
+func (r *Runtime) deleteHost(ctx context.Context, session, env string) error {
+	core := r.client.CoreV1()
+	opts := metav1.DeleteOptions{}
+	deletes := []struct {
+		what string
+		del  func() error
+	}{
+		{"pod", func() error { return core.Pods(env).Delete(ctx, hostName(session), opts) }},
+		{"service", func() error { return core.Services(env).Delete(ctx, hostName(session), opts) }},
+		{"config secret", func() error { return core.Secrets(env).Delete(ctx, configSecretName(session), opts) }},
+		{"request secret", func() error { return core.Secrets(env).Delete(ctx, requestSecretName(session), opts) }},
+		// The account's token stops working with it.
+		{"service account", func() error { return core.ServiceAccounts(env).Delete(ctx, serviceAccountName(session), opts) }},
+		{"token secret", func() error { return core.Secrets(env).Delete(ctx, tokenSecretName(session), opts) }},
+	}
+	for _, d := range deletes {
+		if err := d.del(); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("session host %s: %w", d.what, err)
+		}
+	}
+	return nil
+}
+
+// ownNamespace returns namespace name if it is one of this portal's of the
+// given role, nil if there is none, and an error for a namespace of
+// anyone else.
+func (r *Runtime) ownNamespace(ctx context.Context, name, role string) (*corev1.Namespace, error) {
+	ns, err := r.client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if ns.Labels[labelPortal] != r.portal || ns.Labels[labelRole] != role {
+		return nil, fmt.Errorf("namespace %s does not belong to portal %s: left alone", name, r.portal)
+	}
+	return ns, nil
+}
+
+// deleteNamespace deletes ns, unless it is being deleted already or has
+// been replaced by a namespace of the same name.
+func (r *Runtime) deleteNamespace(ctx context.Context, ns *corev1.Namespace) error {
 	if ns.DeletionTimestamp != nil {
 		return nil
 	}
 	policy := metav1.DeletePropagationBackground
-	err = r.client.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{
+	err := r.client.CoreV1().Namespaces().Delete(ctx, ns.Name, metav1.DeleteOptions{
 		PropagationPolicy: &policy,
 		Preconditions:     &metav1.Preconditions{UID: &ns.UID},
 	})
@@ -484,13 +632,26 @@ func (r *Runtime) Activity(ctx context.Context, inst runtime.Instance) (runtime.
 // the workshop's request objects with the request parameters substituted,
 // and, as a fast path, a POST to the host. The Secret is what counts: a
 // host that the POST does not reach (starting, restarting, or a portal
-// outside the cluster network) reads it from its mounted copy.
+// outside the cluster network) reads it from its mounted copy. What to
+// apply comes from the session's config Secret in the environment
+// namespace, which the session can neither read nor write.
 func (r *Runtime) Allocate(ctx context.Context, inst runtime.Instance, secret string, a runtime.Allocation) error {
 	name := inst.Session
 	if !validName(name) {
 		return fmt.Errorf("allocate %s: invalid session name", name)
 	}
-	cfg, err := r.client.CoreV1().Secrets(name).Get(ctx, configSecret, metav1.GetOptions{})
+	ns, err := r.ownNamespace(ctx, name, roleSession)
+	if err == nil && ns == nil {
+		err = runtime.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("allocate %s: %w", name, err)
+	}
+	env := ns.Labels[labelEnvironment]
+	if !validName(env) {
+		return fmt.Errorf("allocate %s: session namespace names no environment namespace", name)
+	}
+	cfg, err := r.client.CoreV1().Secrets(env).Get(ctx, configSecretName(name), metav1.GetOptions{})
 	if err != nil {
 		return fmt.Errorf("allocate %s: %w", name, err)
 	}
@@ -504,41 +665,42 @@ func (r *Runtime) Allocate(ctx context.Context, inst runtime.Instance, secret st
 	if err := json.Unmarshal(cfg.Data[variablesKey], &vars); err != nil {
 		return fmt.Errorf("allocate %s: variables: %w", name, err)
 	}
-	if err := r.allocate(ctx, name, cfg.Labels, templates, vars, a); err != nil {
+	if err := r.allocate(ctx, ns, env, cfg.Labels, templates, vars, a); err != nil {
 		return fmt.Errorf("allocate %s: %w", name, err)
 	}
-	if err := r.post(ctx, inst, secret, a); err != nil {
+	if err := r.post(ctx, address(name, env), secret, a); err != nil {
 		r.log.Info("session host not told of its owner directly; it reads the request secret", "session", name, "err", err)
 	}
 	return nil
 }
 
-// allocate writes the request Secret and applies the request objects.
-func (r *Runtime) allocate(ctx context.Context, ns string, lbls map[string]string, templates []map[string]any, vars map[string]string, a runtime.Allocation) error {
+// allocate applies the request objects in the session namespace ns and
+// writes the request Secret in the environment namespace env.
+func (r *Runtime) allocate(ctx context.Context, ns *corev1.Namespace, env string, lbls map[string]string, templates []map[string]any, vars map[string]string, a runtime.Allocation) error {
 	vars = withParams(vars, a)
-	objs, err := objectsOf(templates, vars, ns, "spec.request.objects")
+	objs, err := objectsOf(templates, vars, ns.Name, "spec.request.objects")
 	if err != nil {
 		return err
 	}
 	if err := r.apply(ctx, objs, "spec.request.objects", lbls); err != nil {
 		return err
 	}
-	s, err := requestSecretOf(ns, lbls, &a)
+	s, err := requestSecretOf(ns, env, lbls, &a)
 	if err != nil {
 		return err
 	}
-	_, err = r.client.CoreV1().Secrets(ns).Update(ctx, s, metav1.UpdateOptions{FieldManager: fieldManager})
+	_, err = r.client.CoreV1().Secrets(env).Update(ctx, s, metav1.UpdateOptions{FieldManager: fieldManager})
 	if apierrors.IsNotFound(err) {
-		_, err = r.client.CoreV1().Secrets(ns).Create(ctx, s, metav1.CreateOptions{FieldManager: fieldManager})
+		_, err = r.client.CoreV1().Secrets(env).Create(ctx, s, metav1.CreateOptions{FieldManager: fieldManager})
 	}
 	return err
 }
 
-// requestSecretOf is the request Secret of a session: each request
-// parameter under its name, as Educates has them, and the whole allocation
-// for the host; empty while the session has no owner.
-func requestSecretOf(ns string, lbls map[string]string, a *runtime.Allocation) (*corev1.Secret, error) {
-	s := &corev1.Secret{ObjectMeta: objectMeta(requestSecret(ns), ns, lbls), Data: map[string][]byte{}}
+// requestSecretOf is the request Secret of the session of namespace ns:
+// each request parameter under its name, as Educates has them, and the
+// whole allocation for the host; empty while the session has no owner.
+func requestSecretOf(ns *corev1.Namespace, env string, lbls map[string]string, a *runtime.Allocation) (*corev1.Secret, error) {
+	s := &corev1.Secret{ObjectMeta: hostMeta(requestSecretName(ns.Name), ns, env, lbls), Data: map[string][]byte{}}
 	if a == nil {
 		return s, nil
 	}
@@ -557,10 +719,10 @@ func requestSecretOf(ns string, lbls map[string]string, a *runtime.Allocation) (
 	return s, nil
 }
 
-func (r *Runtime) post(ctx context.Context, inst runtime.Instance, secret string, a runtime.Allocation) error {
+func (r *Runtime) post(ctx context.Context, addr, secret string, a runtime.Allocation) error {
 	ctx, cancel := context.WithTimeout(ctx, sessionhost.CallTimeout)
 	defer cancel()
-	return (sessionhost.Client{HTTP: r.http}).Allocate(ctx, address(inst.Session), secret, a)
+	return (sessionhost.Client{HTTP: r.http}).Allocate(ctx, addr, secret, a)
 }
 
 // markStarted records in the namespace that its host was ready once.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,10 +17,13 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	k8s "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -66,6 +70,37 @@ func namespaceGone(name string) func() bool {
 	}
 }
 
+// hostGone reports whether every object of the host of session is gone
+// from environment namespace env.
+func hostGone(session, env string) func() bool {
+	return func() bool { return len(hostLeft(session, env)) == 0 }
+}
+
+// hostLeft names the objects of the host of session still in environment
+// namespace env.
+func hostLeft(session, env string) []string {
+	core := cluster.Client.CoreV1()
+	var left []string
+	gets := map[string]func() error{
+		"pod":             func() error { _, err := core.Pods(env).Get(ctx, session, metav1.GetOptions{}); return err },
+		"service":         func() error { _, err := core.Services(env).Get(ctx, session, metav1.GetOptions{}); return err },
+		"service account": func() error { _, err := core.ServiceAccounts(env).Get(ctx, session, metav1.GetOptions{}); return err },
+	}
+	for _, suffix := range []string{"-config", "-request", "-token"} {
+		gets["secret "+session+suffix] = func() error {
+			_, err := core.Secrets(env).Get(ctx, session+suffix, metav1.GetOptions{})
+			return err
+		}
+	}
+	for what, get := range gets {
+		if err := get(); !apierrors.IsNotFound(err) {
+			left = append(left, fmt.Sprintf("%s (%v)", what, err))
+		}
+	}
+	slices.Sort(left)
+	return left
+}
+
 // namespaceEnding reports whether the namespace is gone or being deleted.
 func namespaceEnding(name string) func() bool {
 	return func() bool {
@@ -103,9 +138,9 @@ func TestSessionLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	name := spec.Session
-	if !inst.Ready || inst.Address != "session-host."+name+".svc:10080" {
-		t.Fatalf("instance %+v, want ready at the service's address", inst)
+	name, env := spec.Session, spec.Environment
+	if !inst.Ready || inst.Address != name+".life-w01.svc:10080" {
+		t.Fatalf("instance %+v, want ready at its service's address in the environment namespace", inst)
 	}
 	core := cluster.Client.CoreV1()
 	ns, err := core.Namespaces().Get(ctx, name, metav1.GetOptions{})
@@ -118,8 +153,27 @@ func TestSessionLifecycle(t *testing.T) {
 			t.Errorf("namespace label %s = %q, want %q", k, ns.Labels[k], v)
 		}
 	}
-	if _, err := core.ServiceAccounts(name).Get(ctx, name, metav1.GetOptions{}); err != nil {
-		t.Errorf("service account: %v", err)
+	// The environment namespace, made by the start as the environment
+	// has not been synced, holds the host: its account, pod, service and
+	// secrets, all owned by the session namespace.
+	envNS, err := core.Namespaces().Get(ctx, env, metav1.GetOptions{})
+	if err != nil || envNS.Labels[labelRole] != roleEnvironment || envNS.Labels[labelPortal] != "life" {
+		t.Fatalf("environment namespace %+v, %v", envNS, err)
+	}
+	owned := func(what string, m metav1.ObjectMeta) {
+		t.Helper()
+		want := []metav1.OwnerReference{{APIVersion: "v1", Kind: "Namespace", Name: name, UID: ns.UID}}
+		if !reflect.DeepEqual(m.OwnerReferences, want) || m.Namespace != env || m.Labels[labelSession] != name {
+			t.Errorf("%s: namespace %s, owners %+v, labels %v: want it in %s, owned by the session namespace", what, m.Namespace, m.OwnerReferences, m.Labels, env)
+		}
+	}
+	sa, err := core.ServiceAccounts(env).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("service account: %v", err)
+	}
+	owned("service account", sa.ObjectMeta)
+	if _, err := core.ServiceAccounts(name).Get(ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("service account in the session namespace: %v, want none", err)
 	}
 	// The account's rights are a Role of the namespace, bound to it there:
 	// the cluster's admin rules, which change neither quota nor limits.
@@ -143,20 +197,19 @@ func TestSessionLifecycle(t *testing.T) {
 	}
 	rb, err := cluster.Client.RbacV1().RoleBindings(name).Get(ctx, "portico-session", metav1.GetOptions{})
 	if err != nil || rb.RoleRef != (rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "portico-session"}) ||
-		len(rb.Subjects) != 1 || rb.Subjects[0].Kind != rbacv1.ServiceAccountKind || rb.Subjects[0].Name != name || rb.Subjects[0].Namespace != name {
+		len(rb.Subjects) != 1 || rb.Subjects[0].Kind != rbacv1.ServiceAccountKind || rb.Subjects[0].Name != name || rb.Subjects[0].Namespace != env {
 		t.Errorf("role binding %+v, %v: want the account bound to the role", rb, err)
 	}
-	// The small budget as Educates makes it, the host's compute (its
-	// default 500m, 512Mi) beside it.
+	// The small budget as Educates makes it: the host is elsewhere.
 	quota, err := core.ResourceQuotas(name).Get(ctx, "compute-resources", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := quota.Spec.Hard[corev1.ResourceLimitsMemory]; got.String() != "1536Mi" {
-		t.Errorf("quota limits.memory = %s, want 1536Mi", got.String())
+	if got := quota.Spec.Hard[corev1.ResourceLimitsMemory]; got.String() != "1Gi" {
+		t.Errorf("quota limits.memory = %s, want 1Gi", got.String())
 	}
-	if got := quota.Spec.Hard[corev1.ResourceLimitsCPU]; got.String() != "1500m" {
-		t.Errorf("quota limits.cpu = %s, want 1500m", got.String())
+	if got := quota.Spec.Hard[corev1.ResourceLimitsCPU]; got.String() != "1" {
+		t.Errorf("quota limits.cpu = %s, want 1", got.String())
 	}
 	for _, q := range []string{"compute-resources-timebound", "object-counts"} {
 		if _, err := core.ResourceQuotas(name).Get(ctx, q, metav1.GetOptions{}); err != nil {
@@ -166,16 +219,33 @@ func TestSessionLifecycle(t *testing.T) {
 	if _, err := core.LimitRanges(name).Get(ctx, "resource-limits", metav1.GetOptions{}); err != nil {
 		t.Errorf("limit range: %v", err)
 	}
-	pod, err := core.Pods(name).Get(ctx, hostName, metav1.GetOptions{})
+	pod, err := core.Pods(env).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	owned("pod", pod.ObjectMeta)
 	c := pod.Spec.Containers[0]
 	if c.Image != testImage || c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/healthz" || pod.Spec.ServiceAccountName != name {
 		t.Errorf("pod: image %q, probe %+v, account %q", c.Image, c.ReadinessProbe, pod.Spec.ServiceAccountName)
 	}
-	if _, err := core.Services(name).Get(ctx, hostName, metav1.GetOptions{}); err != nil {
-		t.Errorf("service: %v", err)
+	// The host's compute is its own, outside the budget: the defaults of
+	// a session with a budget.
+	if got := c.Resources.Limits[corev1.ResourceMemory]; got.String() != "512Mi" {
+		t.Errorf("host memory limit %s, want 512Mi", got.String())
+	}
+	svc, err := core.Services(env).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("service: %v", err)
+	}
+	owned("service", svc.ObjectMeta)
+	if !reflect.DeepEqual(svc.Spec.Selector, map[string]string{labelSession: name, labelRole: roleSession}) {
+		t.Errorf("service selects %v", svc.Spec.Selector)
+	}
+	if list, err := core.Pods(name).List(ctx, metav1.ListOptions{}); err != nil || len(list.Items) != 0 {
+		t.Errorf("pods in the session namespace: %v, %v; want none", list, err)
+	}
+	if list, err := core.Secrets(name).List(ctx, metav1.ListOptions{}); err != nil || len(list.Items) != 0 {
+		t.Errorf("secrets in the session namespace: %v, %v; want none", list, err)
 	}
 	cm, err := core.ConfigMaps(name).Get(ctx, "session-info", metav1.GetOptions{})
 	if err != nil {
@@ -190,10 +260,11 @@ func TestSessionLifecycle(t *testing.T) {
 	}
 	// The host's configuration and kubeconfig are in the secret the pod
 	// mounts.
-	cfgSecret, err := core.Secrets(name).Get(ctx, configSecret, metav1.GetOptions{})
+	cfgSecret, err := core.Secrets(env).Get(ctx, name+"-config", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	owned("config secret", cfgSecret.ObjectMeta)
 	var hc sessionhost.Config
 	if err := json.Unmarshal(cfgSecret.Data[sessionhost.SeedConfig], &hc); err != nil || hc.ConfigPassword != "config-s001" || hc.Owner != nil {
 		t.Errorf("host config %+v, %v", hc, err)
@@ -219,10 +290,11 @@ func TestSessionLifecycle(t *testing.T) {
 	if err != nil || cm.Data["greeting"] != "Hi, "+name {
 		t.Fatalf("request object %+v, %v: want the parameter substituted", cm, err)
 	}
-	req, err := core.Secrets(name).Get(ctx, name+"-request", metav1.GetOptions{})
+	req, err := core.Secrets(env).Get(ctx, name+"-request", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	owned("request secret", req.ObjectMeta)
 	// The user's details and the parameters, for the host, which mounts
 	// the secret.
 	var got runtime.Allocation
@@ -245,9 +317,23 @@ func TestSessionLifecycle(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].Session != name || !list[0].Ready {
 		t.Fatalf("list %+v, %v: want the one ready session", list, err)
 	}
+	session := sessionClient(t, name, env)
+	if _, err := session.CoreV1().ConfigMaps(name).List(ctx, metav1.ListOptions{}); err != nil {
+		t.Fatalf("the session's credentials before the stop: %v", err)
+	}
 	if err := r.Stop(ctx, name); err != nil {
 		t.Fatal(err)
 	}
+	// The host goes at once, and with its account the session's
+	// credentials; then the namespace.
+	if left := hostLeft(name, env); len(left) > 0 {
+		t.Errorf("left of the host after the stop: %v", left)
+	}
+	// The API server may keep a token it checked for a few seconds.
+	waitFor(t, "the session's credentials to be refused", 30*time.Second, func() bool {
+		_, err := session.CoreV1().ConfigMaps(name).List(ctx, metav1.ListOptions{})
+		return apierrors.IsUnauthorized(err)
+	})
 	waitFor(t, "the namespace to be deleted", 60*time.Second, namespaceGone(name))
 	if _, err := r.Status(ctx, name); err != runtime.ErrNotFound {
 		waitFor(t, "the informer to see it", 5*time.Second, func() bool {
@@ -276,7 +362,7 @@ func TestKubeconfig(t *testing.T) {
 	}
 	t.Cleanup(func() { r.Stop(ctx, a.Session); r.Stop(ctx, b.Session) })
 
-	kubeconfig := serveKubeconfig(t, a.Session, "config-s001")
+	kubeconfig := serveKubeconfig(t, a.Session, "kcfg-w01", "config-s001")
 	cfg, err := clientcmd.RESTConfigFromKubeConfig(kubeconfig)
 	if err != nil {
 		t.Fatal(err)
@@ -345,9 +431,9 @@ func TestKubeconfig(t *testing.T) {
 
 // serveKubeconfig runs the session host of session as its pod would, from
 // the pod's secret, and returns what it serves at /config/kubeconfig.
-func serveKubeconfig(t *testing.T, session, password string) []byte {
+func serveKubeconfig(t *testing.T, session, env, password string) []byte {
 	t.Helper()
-	secret, err := cluster.Client.CoreV1().Secrets(session).Get(ctx, configSecret, metav1.GetOptions{})
+	secret, err := cluster.Client.CoreV1().Secrets(env).Get(ctx, session+"-config", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -438,25 +524,54 @@ func TestPodFailureFailsStart(t *testing.T) {
 		t.Errorf("the failure took %s to be noticed", d)
 	}
 	waitFor(t, "the namespace to go", 5*time.Second, namespaceEnding(spec.Session))
+	if left := hostLeft(spec.Session, spec.Environment); len(left) > 0 {
+		t.Errorf("left of the failed start's host: %v", left)
+	}
 }
 
-// TestQuotaFailsStart: a pod the namespace's quota refuses (here a quota
-// of the workshop's own, with a custom budget) fails the start with the
-// API server's reason.
+// TestQuotaFailsStart: what a quota refuses fails the start with the API
+// server's reason: a quota of the workshop's own in the session namespace
+// (a custom budget) refusing a request object, and one of its environment
+// objects refusing the host's pod in the environment namespace.
 func TestQuotaFailsStart(t *testing.T) {
 	r := newRuntime(t, "quota")
-	spec := specOf("quota", "quota-w01", "s001")
-	spec.Cluster.Budget = "custom"
-	spec.Cluster.SessionObjects = []map[string]any{{
+	noPods := map[string]any{
 		"apiVersion": "v1", "kind": "ResourceQuota",
 		"metadata": map[string]any{"name": "no-pods"},
 		"spec":     map[string]any{"hard": map[string]any{"pods": "0"}},
+	}
+	spec := specOf("quota", "quota-w01", "s001")
+	spec.Cluster.Budget = "custom"
+	spec.Cluster.SessionObjects = []map[string]any{noPods}
+	spec.Cluster.RequestObjects = []map[string]any{{
+		"apiVersion": "v1", "kind": "Pod",
+		"metadata": map[string]any{"name": "web"},
+		"spec":     map[string]any{"containers": []any{map[string]any{"name": "web", "image": "nginx"}}},
 	}}
+	spec.Owner = &runtime.Allocation{User: runtime.User{Username: "alice"}}
 	_, err := r.Start(ctx, spec)
-	if err == nil || !strings.Contains(err.Error(), "session host pod: ") || !strings.Contains(err.Error(), "exceeded quota: no-pods") {
-		t.Fatalf("start: %v, want the quota's refusal", err)
+	if err == nil || !strings.Contains(err.Error(), "spec.request.objects[0] (Pod web): ") || !strings.Contains(err.Error(), "exceeded quota: no-pods") {
+		t.Fatalf("start: %v, want the session quota's refusal of the request object", err)
 	}
 	waitFor(t, "the namespace to go", 5*time.Second, namespaceEnding(spec.Session))
+
+	env := runtime.EnvironmentSpec{Name: "quota-w02", Workshop: "lab", Portal: "quota", Objects: []map[string]any{noPods}}
+	if err := r.SyncEnvironments(ctx, []runtime.EnvironmentSpec{env}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the quota controller", 10*time.Second, func() bool {
+		q, err := cluster.Client.CoreV1().ResourceQuotas(env.Name).Get(ctx, "no-pods", metav1.GetOptions{})
+		return err == nil && len(q.Status.Hard) > 0
+	})
+	spec = specOf("quota", env.Name, "s001")
+	_, err = r.Start(ctx, spec)
+	if err == nil || !strings.Contains(err.Error(), "session host pod: ") || !strings.Contains(err.Error(), "exceeded quota: no-pods") {
+		t.Fatalf("start: %v, want the environment quota's refusal of the host pod", err)
+	}
+	waitFor(t, "the namespace to go", 5*time.Second, namespaceEnding(spec.Session))
+	if left := hostLeft(spec.Session, env.Name); len(left) > 0 {
+		t.Errorf("left of the failed start's host: %v", left)
+	}
 }
 
 // TestStopEndsStart: a Stop does not wait for a Start stuck on its pod; the
@@ -471,7 +586,7 @@ func TestStopEndsStart(t *testing.T) {
 		errs <- err
 	}()
 	waitFor(t, "the pod", 20*time.Second, func() bool {
-		_, err := cluster.Client.CoreV1().Pods(spec.Session).Get(ctx, hostName, metav1.GetOptions{})
+		_, err := cluster.Client.CoreV1().Pods(spec.Environment).Get(ctx, spec.Session, metav1.GetOptions{})
 		return err == nil
 	})
 	begin := time.Now()
@@ -495,7 +610,7 @@ func TestHostExitReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Stop(ctx, spec.Session) })
-	pod, err := cluster.Client.CoreV1().Pods(spec.Session).Get(ctx, hostName, metav1.GetOptions{})
+	pod, err := cluster.Client.CoreV1().Pods(spec.Environment).Get(ctx, spec.Session, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -514,6 +629,31 @@ func TestHostExitReported(t *testing.T) {
 	if err != nil || !strings.Contains(st.Failed, "CrashLoopBackOff") {
 		t.Errorf("status %+v, %v: want failed", st, err)
 	}
+}
+
+// TestHostGoesWithItsNamespace: a session namespace deleted behind the
+// portal's back (by a cluster administrator, or a stop cut short after the
+// namespace) takes its host in the environment namespace with it: the
+// namespace owns the host's objects, and the garbage collector removes
+// them.
+func TestHostGoesWithItsNamespace(t *testing.T) {
+	r := newRuntime(t, "orphan")
+	spec := specOf("orphan", "orphan-w01", "s001")
+	if _, err := r.Start(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if left := hostLeft(spec.Session, spec.Environment); len(left) != 6 {
+		t.Fatalf("host objects %v, want all six", left)
+	}
+	if err := cluster.Client.CoreV1().Namespaces().Delete(ctx, spec.Session, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the namespace to go", 60*time.Second, namespaceGone(spec.Session))
+	waitFor(t, "the garbage collector to remove the host", 60*time.Second, hostGone(spec.Session, spec.Environment))
+	waitFor(t, "the runtime to forget the session", 5*time.Second, func() bool {
+		_, err := r.Status(ctx, spec.Session)
+		return err == runtime.ErrNotFound
+	})
 }
 
 // TestAdoptAfterRestart: a new runtime (a restarted portal) lists the
@@ -539,18 +679,18 @@ func TestAdoptAfterRestart(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0] != first {
 		t.Fatalf("list after restart %+v, %v, want %+v", list, err, first)
 	}
-	uid := podUID(t, spec.Session)
+	uid := podUID(t, spec)
 	inst, err := again.Start(ctx, spec)
 	if err != nil || inst != first {
 		t.Fatalf("start after restart: %+v, %v", inst, err)
 	}
-	if podUID(t, spec.Session) != uid {
+	if podUID(t, spec) != uid {
 		t.Error("adopting the session replaced its pod")
 	}
 }
 
-func podUID(t *testing.T, ns string) string {
-	pod, err := cluster.Client.CoreV1().Pods(ns).Get(ctx, hostName, metav1.GetOptions{})
+func podUID(t *testing.T, spec runtime.Spec) string {
+	pod, err := cluster.Client.CoreV1().Pods(spec.Environment).Get(ctx, spec.Session, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -587,49 +727,184 @@ func TestEnvironments(t *testing.T) {
 	waitFor(t, "the environment namespace to go", 5*time.Second, namespaceEnding("envs-w01"))
 }
 
-// TestSessionPodsKeptOutOfTheCache: a session is admin of its namespace.
-// The pods it makes with the portal's labels stay out of the runtime's
-// cache, and what it piles on its host pod is not kept there.
-func TestSessionPodsKeptOutOfTheCache(t *testing.T) {
-	r := newRuntime(t, "hoard")
-	spec := specOf("hoard", "hoard-w01", "s001")
+// sessionClient is a client with the session's own credentials: the
+// kubeconfig its host serves at /config/kubeconfig and its terminal uses
+// (TestKubeconfig shows they are the same).
+func sessionClient(t *testing.T, session, env string) k8s.Interface {
+	t.Helper()
+	secret, err := cluster.Client.CoreV1().Secrets(env).Get(ctx, session+"-config", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(secret.Data[sessionhost.SeedKubeconfig])
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := k8s.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client
+}
+
+// TestSessionCannotReachItsHost: with its own credentials, admin of its
+// namespace, a session can neither read, change nor stop its host (pod,
+// service, account, secrets), nor make a service or endpoints the portal
+// would reach it by, nor change what an allocation applies. What it makes
+// in its own namespace in their likeness, under the names the host had
+// there once, the portal ignores.
+func TestSessionCannotReachItsHost(t *testing.T) {
+	r := newRuntime(t, "hostile")
+	spec := specOf("hostile", "hostile-w01", "s001")
+	spec.Cluster.RequestObjects = []map[string]any{{
+		"apiVersion": "v1", "kind": "ConfigMap",
+		"metadata": map[string]any{"name": "greeting"},
+		"data":     map[string]any{"text": "$(GREETING)"},
+	}}
 	inst, err := r.Start(ctx, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Stop(ctx, spec.Session) })
-	pods := cluster.Client.CoreV1().Pods(spec.Session)
-	host, err := pods.Get(ctx, hostName, metav1.GetOptions{})
+	name, env := spec.Session, spec.Environment
+	session := sessionClient(t, name, env)
+	core := session.CoreV1()
+	merge := []byte(`{"metadata":{"labels":{"portico.dev/session":"elsewhere"}}}`)
+	forbidden := func(what string, err error) {
+		t.Helper()
+		if !apierrors.IsForbidden(err) {
+			t.Errorf("%s with the session's credentials: %v, want forbidden", what, err)
+		}
+	}
+
+	// Its host: pod, service, account and secrets.
+	_, err = core.Pods(env).Get(ctx, name, metav1.GetOptions{})
+	forbidden("get the host pod", err)
+	_, err = core.Pods(env).List(ctx, metav1.ListOptions{})
+	forbidden("list the pods of the environment namespace", err)
+	_, err = core.Pods(env).Patch(ctx, name, types.MergePatchType, merge, metav1.PatchOptions{})
+	forbidden("patch the host pod", err)
+	forbidden("delete the host pod", core.Pods(env).Delete(ctx, name, metav1.DeleteOptions{}))
+	_, err = core.Services(env).Get(ctx, name, metav1.GetOptions{})
+	forbidden("get the host service", err)
+	_, err = core.Services(env).List(ctx, metav1.ListOptions{})
+	forbidden("list the services of the environment namespace", err)
+	_, err = core.Services(env).Patch(ctx, name, types.MergePatchType, []byte(`{"spec":{"selector":{"app":"mine"}}}`), metav1.PatchOptions{})
+	forbidden("repoint the host service", err)
+	forbidden("delete the host service", core.Services(env).Delete(ctx, name, metav1.DeleteOptions{}))
+	_, err = core.ServiceAccounts(env).Get(ctx, name, metav1.GetOptions{})
+	forbidden("get the session's account", err)
+	forbidden("delete the session's account", core.ServiceAccounts(env).Delete(ctx, name, metav1.DeleteOptions{}))
+	for _, secret := range []string{name + "-config", name + "-request", name + "-token"} {
+		_, err = core.Secrets(env).Get(ctx, secret, metav1.GetOptions{})
+		forbidden("get secret "+secret, err)
+		_, err = core.Secrets(env).Patch(ctx, secret, types.MergePatchType, []byte(`{"stringData":{"request-objects.json":"[]"}}`), metav1.PatchOptions{})
+		forbidden("patch secret "+secret, err)
+		_, err = core.Secrets(env).Update(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: secret, Namespace: env}}, metav1.UpdateOptions{})
+		forbidden("replace secret "+secret, err)
+		forbidden("delete secret "+secret, core.Secrets(env).Delete(ctx, secret, metav1.DeleteOptions{}))
+	}
+	_, err = core.Secrets(env).List(ctx, metav1.ListOptions{})
+	forbidden("list the secrets of the environment namespace", err)
+
+	// No way for the portal to reach something else at the host's
+	// address: no service, endpoints or slice in the environment
+	// namespace, no pod of its own there.
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "mine"}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 10080}}}}
+	_, err = core.Services(env).Create(ctx, svc, metav1.CreateOptions{})
+	forbidden("create a service in the environment namespace", err)
+	eps := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: name}, Subsets: []corev1.EndpointSubset{{
+		Addresses: []corev1.EndpointAddress{{IP: "10.0.0.99"}}, Ports: []corev1.EndpointPort{{Port: 10080}}}}}
+	_, err = core.Endpoints(env).Create(ctx, eps, metav1.CreateOptions{})
+	forbidden("create endpoints in the environment namespace", err)
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: name + "-mine", Labels: map[string]string{discoveryv1.LabelServiceName: name}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.0.0.99"}}},
+	}
+	_, err = session.DiscoveryV1().EndpointSlices(env).Create(ctx, slice, metav1.CreateOptions{})
+	forbidden("create an endpoint slice in the environment namespace", err)
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "mine"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: testImage}}}}
+	_, err = core.Pods(env).Create(ctx, pod, metav1.CreateOptions{})
+	forbidden("create a pod in the environment namespace", err)
+	// Nor reach into the host through the API server.
+	for _, sub := range []string{"exec", "attach", "portforward", "proxy"} {
+		review, err := session.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Namespace: env, Verb: "create", Resource: "pods", Subresource: sub, Name: name}},
+		}, metav1.CreateOptions{})
+		if err != nil || review.Status.Allowed {
+			t.Errorf("pods/%s of the host: %+v, %v; want not allowed", sub, review.Status, err)
+		}
+	}
+	// Its namespace, whose labels name the environment, is not its to
+	// change or delete.
+	_, err = core.Namespaces().Patch(ctx, name, types.MergePatchType, []byte(`{"metadata":{"labels":{"portico.dev/environment":"elsewhere"}}}`), metav1.PatchOptions{})
+	forbidden("relabel its namespace", err)
+	forbidden("delete its namespace", core.Namespaces().Delete(ctx, name, metav1.DeleteOptions{}))
+
+	// In its own namespace it may make what it likes: a config secret
+	// asking for other request objects, and a service and a pod named and
+	// labelled as the host's, under the names the host had there once.
+	rogue := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "portico-session"}, StringData: map[string]string{
+		"request-objects.json": `[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"rogue"}}]`,
+		"variables.json":       `{}`,
+	}}
+	for _, secretName := range []string{"portico-session", name + "-config"} {
+		rogue.Name = secretName
+		if _, err := core.Secrets(name).Create(ctx, rogue, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("a secret in its own namespace: %v", err)
+		}
+	}
+	host, err := cluster.Client.CoreV1().Pods(env).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	decoy := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "decoy", Labels: host.Labels},
-		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: testImage}}},
+	for _, podName := range []string{name, "session-host"} {
+		decoy := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: podName, Labels: host.Labels},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: testImage}}},
+		}
+		if _, err := core.Pods(name).Create(ctx, decoy, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("a pod in its own namespace: %v", err)
+		}
+		decoySvc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: podName}, Spec: corev1.ServiceSpec{
+			Selector: map[string]string{labelSession: name, labelRole: roleSession},
+			Ports:    []corev1.ServicePort{{Name: "http", Port: 10080}}}}
+		if _, err := core.Services(name).Create(ctx, decoySvc, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("a service in its own namespace: %v", err)
+		}
 	}
-	if _, err := pods.Create(ctx, decoy, metav1.CreateOptions{}); err != nil {
+	if err := r.Allocate(ctx, inst, spec.ConfigPassword, runtime.Allocation{
+		User: runtime.User{Username: "alice"}, Params: []runtime.EnvVar{{Name: "GREETING", Value: "Hi"}},
+	}); err != nil {
 		t.Fatal(err)
 	}
-	pile := fmt.Sprintf(`{"metadata":{"annotations":{"pile":%q},"labels":{"extra":"x"}}}`, strings.Repeat("x", 100<<10))
-	patched, err := pods.Patch(ctx, hostName, types.MergePatchType, []byte(pile), metav1.PatchOptions{})
+	if cm, err := cluster.Client.CoreV1().ConfigMaps(name).Get(ctx, "greeting", metav1.GetOptions{}); err != nil || cm.Data["text"] != "Hi" {
+		t.Errorf("the workshop's request object: %+v, %v", cm, err)
+	}
+	if _, err := cluster.Client.CoreV1().ConfigMaps(name).Get(ctx, "rogue", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the request object of the session's own secret was applied: %v", err)
+	}
+	// The session's pods never reach the runtime's caches, which watch
+	// environment namespaces only.
+	pods, err := r.hostPods(ctx, env)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cached *corev1.Pod
-	waitFor(t, "the patched host pod in the cache", 10*time.Second, func() bool {
-		cached, err = r.pods.Pods(spec.Session).Get(hostName)
-		return err == nil && cached.ResourceVersion == patched.ResourceVersion
-	})
-	if len(cached.Annotations) != 0 || cached.Labels["extra"] != "" || len(cached.Spec.Containers) != 0 {
-		t.Errorf("cached host pod keeps what the session added: annotations %d, labels %v, containers %d",
-			len(cached.Annotations), cached.Labels, len(cached.Spec.Containers))
+	if list, err := pods.List(labels.Everything()); err != nil || len(list) != 1 || list[0].UID != host.UID {
+		t.Errorf("cached host pods %v, %v; want the host's alone", list, err)
 	}
-	// Events come in order: the decoy, made before the patch, would be
-	// cached by now.
-	if _, err := r.pods.Pods(spec.Session).Get("decoy"); !apierrors.IsNotFound(err) {
-		t.Errorf("decoy pod in the cache: %v", err)
+	r.mu.Lock()
+	watched := slices.Collect(maps.Keys(r.hosts))
+	r.mu.Unlock()
+	if !slices.Equal(watched, []string{env}) {
+		t.Errorf("pods watched in %v, want %s only", watched, env)
 	}
-	if st, err := r.Status(ctx, spec.Session); err != nil || st != inst {
+	if st, err := r.Status(ctx, name); err != nil || st != inst {
 		t.Errorf("Status = %+v, %v; want %+v", st, err, inst)
+	}
+	if got := podUID(t, spec); got != string(host.UID) {
+		t.Errorf("the host pod was replaced")
 	}
 }

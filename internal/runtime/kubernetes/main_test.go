@@ -19,8 +19,8 @@ import (
 var (
 	cluster    *kubetest.Cluster
 	skipReason string
-	// fates holds what the fake kubelet does with the pod of a session
-	// (by namespace); pods of other sessions become ready.
+	// fates holds what the fake kubelet does with the host pod of a
+	// session (by session); pods of other sessions become ready.
 	fates sync.Map
 )
 
@@ -41,7 +41,7 @@ func run(m *testing.M) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cluster.Kubelet(ctx, labelRole+"="+roleSession, func(pod *corev1.Pod) kubetest.Fate {
-		if f, ok := fates.Load(pod.Namespace); ok {
+		if f, ok := fates.Load(pod.Labels[labelSession]); ok {
 			return f.(kubetest.Fate)
 		}
 		return kubetest.Fate{Ready: true}

@@ -1,6 +1,8 @@
 package kubernetes
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"maps"
 	"slices"
 
@@ -8,6 +10,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/portico-dev/portico/internal/runtime"
 	"github.com/portico-dev/portico/internal/sessionhost"
@@ -22,26 +25,27 @@ const (
 	labelPortal      = "portico.dev/portal"
 	labelEnvironment = "portico.dev/environment"
 	labelSession     = "portico.dev/session"
-	// labelRole tells session namespaces from environment namespaces.
+	// labelRole tells session namespaces, and the objects of their hosts,
+	// from environment namespaces.
 	labelRole       = "portico.dev/role"
 	roleSession     = "session"
 	roleEnvironment = "environment"
 	// annotationStarted marks a session namespace whose host was ready
-	// once: a pod missing from it then means the host is gone, not that
-	// it is still being made.
+	// once: its host's pod missing then means the host is gone, not that
+	// it is still being made. On the namespace, which the session can
+	// read but not change.
 	annotationStarted = "portico.dev/started"
 	fieldManager      = "portico"
 )
 
-// Fixed names inside a session namespace: the namespace itself is the
-// session's name, so nothing inside needs to repeat it, except the request
-// Secret, named as in Educates.
+// Names of what the runtime makes. The session namespace, which the
+// session administers, holds the Role of its account and the RoleBinding
+// to it. The session host's pod, service, account and secrets are in the
+// environment namespace, where the session has no rights at all, named
+// after the session.
 const (
-	hostName      = "session-host" // pod and service
 	hostContainer = "session"
 	hostPort      = 10080
-	configSecret  = "portico-session"
-	tokenSecret   = "portico-token"
 	// sessionRoleName names the Role of the session's account and its
 	// RoleBinding.
 	sessionRoleName = "portico-session"
@@ -61,7 +65,21 @@ const (
 	hostUID = 1001
 )
 
-func requestSecret(session string) string { return session + "-request" }
+// hostName names the session host's pod and service: the session's name,
+// as Educates names them, when it can name a service (a DNS-1035 label,
+// which starts with a letter); else, as a portal's name may start with a
+// digit, a name made from it.
+func hostName(session string) string {
+	if len(validation.IsDNS1035Label(session)) == 0 {
+		return session
+	}
+	sum := sha256.Sum256([]byte(session))
+	return "session-" + hex.EncodeToString(sum[:8])
+}
+
+func configSecretName(session string) string  { return session + "-config" }
+func tokenSecretName(session string) string   { return session + "-token" }
+func requestSecretName(session string) string { return session + "-request" }
 
 // serviceAccountName is the account of the session, named after it as the
 // $(service_account) variable says.
@@ -112,13 +130,14 @@ func sessionRoleOf(ns string, labels map[string]string, from *rbacv1.ClusterRole
 	return &rbacv1.Role{ObjectMeta: objectMeta(sessionRoleName, ns, labels), Rules: rules}, dropped
 }
 
-// sessionBinding binds the session's account to its Role, in its namespace
+// sessionBinding binds the session's account, in the environment
+// namespace, to its Role in the session namespace: its rights are there
 // only.
-func sessionBinding(ns string, labels map[string]string) *rbacv1.RoleBinding {
+func sessionBinding(ns, env string, labels map[string]string) *rbacv1.RoleBinding {
 	return &rbacv1.RoleBinding{
 		ObjectMeta: objectMeta(sessionRoleName, ns, labels),
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: sessionRoleName},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: serviceAccountName(ns), Namespace: ns}},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: serviceAccountName(ns), Namespace: env}},
 	}
 }
 
@@ -185,25 +204,36 @@ func sessionRules(from []rbacv1.PolicyRule) (rules []rbacv1.PolicyRule, dropped 
 	return rules, dropped
 }
 
+// hostMeta is the metadata of an object of the session host, in the
+// environment namespace, owned by the session's namespace: the garbage
+// collector removes it once that namespace is gone, however it went.
+func hostMeta(name string, ns *corev1.Namespace, env string, labels map[string]string) metav1.ObjectMeta {
+	m := objectMeta(name, env, labels)
+	m.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Namespace", Name: ns.Name, UID: ns.UID}}
+	return m
+}
+
 // tokenSecretOf asks the token controller for a long-lived token of the
-// session's account: it lives exactly as long as the namespace, which a
+// session's account: it lives exactly as long as the account, which a
 // requested (expiring) token would not, for a session of unknown length.
-func tokenSecretOf(ns string, labels map[string]string) *corev1.Secret {
-	m := objectMeta(tokenSecret, ns, labels)
-	m.Annotations = map[string]string{corev1.ServiceAccountNameKey: serviceAccountName(ns)}
+func tokenSecretOf(ns *corev1.Namespace, env string, labels map[string]string) *corev1.Secret {
+	m := hostMeta(tokenSecretName(ns.Name), ns, env, labels)
+	m.Annotations = map[string]string{corev1.ServiceAccountNameKey: serviceAccountName(ns.Name)}
 	return &corev1.Secret{ObjectMeta: m, Type: corev1.SecretTypeServiceAccountToken}
 }
 
 // hostPod is the session host. It runs as the session's account, so that
-// the in-cluster configuration of its shells is the session's too.
-func (r *Runtime) hostPod(spec runtime.Spec, labels map[string]string, res corev1.ResourceRequirements) *corev1.Pod {
+// the in-cluster credentials of its shells are the session's too (its
+// kubeconfig names the session namespace; the pod's own namespace is the
+// environment's, where the account can do nothing).
+func (r *Runtime) hostPod(spec runtime.Spec, ns *corev1.Namespace, labels map[string]string, res corev1.ResourceRequirements) *corev1.Pod {
 	image := spec.Cluster.Image
 	if image == "" {
 		image = r.image
 	}
 	uid, no, yes := int64(hostUID), false, true
 	return &corev1.Pod{
-		ObjectMeta: objectMeta(hostName, spec.Session, labels),
+		ObjectMeta: hostMeta(hostName(spec.Session), ns, spec.Environment, labels),
 		Spec: corev1.PodSpec{
 			ServiceAccountName: serviceAccountName(spec.Session),
 			EnableServiceLinks: &no,
@@ -241,7 +271,7 @@ func (r *Runtime) hostPod(spec runtime.Spec, labels map[string]string, res corev
 			Volumes: []corev1.Volume{
 				{Name: "home", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 				{Name: "seed", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-					SecretName: configSecret,
+					SecretName: configSecretName(spec.Session),
 					Items: []corev1.KeyToPath{
 						{Key: sessionhost.SeedConfig, Path: sessionhost.SeedConfig},
 						{Key: sessionhost.SeedKubeconfig, Path: sessionhost.SeedKubeconfig},
@@ -250,23 +280,28 @@ func (r *Runtime) hostPod(spec runtime.Spec, labels map[string]string, res corev
 				// Mounted whole, not by subPath: the kubelet refreshes it, so
 				// an allocation written after the start reaches the host.
 				{Name: "request", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-					SecretName: requestSecret(spec.Session), Optional: &yes,
+					SecretName: requestSecretName(spec.Session), Optional: &yes,
 				}}},
 			},
 		},
 	}
 }
 
-func hostService(ns string, labels map[string]string) *corev1.Service {
+// hostService selects the host's pod by the labels only the portal sets
+// in the environment namespace.
+func hostService(ns *corev1.Namespace, env string, labels map[string]string) *corev1.Service {
 	return &corev1.Service{
-		ObjectMeta: objectMeta(hostName, ns, labels),
+		ObjectMeta: hostMeta(hostName(ns.Name), ns, env, labels),
 		Spec: corev1.ServiceSpec{
-			Selector: map[string]string{labelSession: ns, labelRole: roleSession},
+			Selector: map[string]string{labelSession: ns.Name, labelRole: roleSession},
 			Ports:    []corev1.ServicePort{{Name: "http", Port: hostPort, TargetPort: intstr.FromString("http")}},
 		},
 	}
 }
 
-// address is where the portal reaches the host of session ns: its
-// service's cluster DNS name, the same from every replica.
-func address(ns string) string { return hostName + "." + ns + ".svc:" + itoa(hostPort) }
+// address is where the portal reaches the host of session in environment
+// env: its service's cluster DNS name, the same from every replica, in a
+// namespace where the session can neither make nor change a service.
+func address(session, env string) string {
+	return hostName(session) + "." + env + ".svc:" + itoa(hostPort)
+}

@@ -12,6 +12,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/portico-dev/portico/internal/runtime"
@@ -79,17 +80,16 @@ var educatesBudgets = map[string]struct {
 }
 
 // TestBudgets: each named budget makes Educates' LimitRange and three
-// ResourceQuotas, by Educates' names and with its values, plus what the
-// session host takes in the namespace: its compute in the quota of
-// long-running pods, its secrets and service in the object counts.
+// ResourceQuotas, by Educates' names and with its values: the session
+// host is not in the session's namespace, so nothing is added for it.
 func TestBudgets(t *testing.T) {
-	if q, l, err := budgetOf("", hostResources(runtime.Limits{}, false)); q != nil || l != nil || err != nil {
+	if q, l, err := budgetOf(""); q != nil || l != nil || err != nil {
 		t.Errorf("no budget: %v %v %v", q, l, err)
 	}
-	if q, l, err := budgetOf("custom", corev1.ResourceRequirements{}); q != nil || l != nil || err != nil {
+	if q, l, err := budgetOf("custom"); q != nil || l != nil || err != nil {
 		t.Errorf("custom: %v %v %v", q, l, err)
 	}
-	if _, _, err := budgetOf("huge", corev1.ResourceRequirements{}); err == nil {
+	if _, _, err := budgetOf("huge"); err == nil {
 		t.Error("unknown budget accepted")
 	}
 	if len(budgets) != len(educatesBudgets) {
@@ -101,9 +101,8 @@ func TestBudgets(t *testing.T) {
 			t.Errorf("%s = %s, want %s", what, got.String(), want)
 		}
 	}
-	host := hostResources(runtime.Limits{}, true) // the defaults: 500m, 512Mi
 	for name, want := range educatesBudgets {
-		quotas, limits, err := budgetOf(name, host)
+		quotas, limits, err := budgetOf(name)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -119,20 +118,14 @@ func TestBudgets(t *testing.T) {
 			!slices.Equal(timebound.Spec.Scopes, []corev1.ResourceQuotaScope{corev1.ResourceQuotaScopeTerminating}) {
 			t.Errorf("%s: scopes %v and %v", name, compute.Spec.Scopes, timebound.Spec.Scopes)
 		}
-		cpu, memory := resource.MustParse(want.cpu), resource.MustParse(want.memory)
-		cpu.Add(resource.MustParse("500m"))
-		memory.Add(resource.MustParse("512Mi"))
-		eq(name+" compute limits.cpu (budget + host)", compute.Spec.Hard[corev1.ResourceLimitsCPU], cpu.String())
-		eq(name+" compute limits.memory (budget + host)", compute.Spec.Hard[corev1.ResourceLimitsMemory], memory.String())
-		eq(name+" timebound limits.cpu", timebound.Spec.Hard[corev1.ResourceLimitsCPU], want.cpu)
-		eq(name+" timebound limits.memory", timebound.Spec.Hard[corev1.ResourceLimitsMemory], want.memory)
+		for what, q := range map[string]*corev1.ResourceQuota{"compute": compute, "timebound": timebound} {
+			eq(name+" "+what+" limits.cpu", q.Spec.Hard[corev1.ResourceLimitsCPU], want.cpu)
+			eq(name+" "+what+" limits.memory", q.Spec.Hard[corev1.ResourceLimitsMemory], want.memory)
+		}
 		eq(name+" persistentvolumeclaims", counts.Spec.Hard[corev1.ResourcePersistentVolumeClaims], want.claims)
 		eq(name+" replicationcontrollers", counts.Spec.Hard[corev1.ResourceReplicationControllers], want.controllers)
-		secrets, services := resource.MustParse(want.secrets), resource.MustParse(want.services)
-		secrets.Add(resource.MustParse("3"))  // token, config, request
-		services.Add(resource.MustParse("1")) // session-host
-		eq(name+" secrets (budget + the session's own)", counts.Spec.Hard[corev1.ResourceSecrets], secrets.String())
-		eq(name+" services (budget + the session host's)", counts.Spec.Hard[corev1.ResourceServices], services.String())
+		eq(name+" secrets", counts.Spec.Hard[corev1.ResourceSecrets], want.secrets)
+		eq(name+" services", counts.Spec.Hard[corev1.ResourceServices], want.services)
 		eq(name+" services.loadbalancers", counts.Spec.Hard[corev1.ResourceServicesLoadBalancers], "0")
 		eq(name+" services.nodeports", counts.Spec.Hard[corev1.ResourceServicesNodePorts], "0")
 
@@ -159,20 +152,50 @@ func TestBudgets(t *testing.T) {
 		eq(name+" claim min", pvc.Min[corev1.ResourceStorage], "1Gi")
 		eq(name+" claim max", pvc.Max[corev1.ResourceStorage], want.claim)
 	}
+}
 
-	// spec.session.resources of the host beyond the budget: one pod may
-	// be that large, and the quota holds it beside the budget.
-	host = hostResources(runtime.Limits{Memory: 2 << 30, CPUMilli: 250}, true)
-	quotas, limits, err := budgetOf("small", host)
-	if err != nil {
-		t.Fatal(err)
+// TestHostResources: the host's container takes spec.session.resources,
+// else the defaults when the session has a budget, else nothing.
+func TestHostResources(t *testing.T) {
+	for _, tc := range []struct {
+		limits      runtime.Limits
+		budget      bool
+		cpu, memory string
+	}{
+		{runtime.Limits{}, false, "", ""},
+		{runtime.Limits{}, true, "500m", "512Mi"},
+		{runtime.Limits{Memory: 2 << 30, CPUMilli: 250}, true, "250m", "2Gi"},
+		{runtime.Limits{Memory: 2 << 30}, false, "", "2Gi"},
+	} {
+		res := hostResources(tc.limits, tc.budget)
+		for name, want := range map[corev1.ResourceName]string{corev1.ResourceCPU: tc.cpu, corev1.ResourceMemory: tc.memory} {
+			lim, hasLimit := res.Limits[name]
+			req := res.Requests[name]
+			switch {
+			case want == "" && hasLimit:
+				t.Errorf("%+v, budget %v: %s limit %s, want none", tc.limits, tc.budget, name, lim.String())
+			case want != "" && (lim.Cmp(resource.MustParse(want)) != 0 || req.Cmp(lim) != 0):
+				t.Errorf("%+v, budget %v: %s limit %s request %s, want both %s", tc.limits, tc.budget, name, lim.String(), req.String(), want)
+			}
+		}
 	}
-	eq("compute limits.memory", quotas[0].Spec.Hard[corev1.ResourceLimitsMemory], "3Gi")
-	eq("compute limits.cpu", quotas[0].Spec.Hard[corev1.ResourceLimitsCPU], "1250m")
-	eq("pod max memory", limits.Spec.Limits[0].Max[corev1.ResourceMemory], "2Gi")
-	eq("container max memory", limits.Spec.Limits[1].Max[corev1.ResourceMemory], "2Gi")
-	if r := hostResources(runtime.Limits{}, false); len(r.Limits) != 0 {
-		t.Errorf("host resources without quota or limits: %v", r)
+}
+
+// TestHostName: the host's pod and service are named after the session,
+// and a session whose name cannot name a service (it starts with a digit)
+// gets a name that can, its own.
+func TestHostName(t *testing.T) {
+	if got := hostName("lab-w01-s001"); got != "lab-w01-s001" {
+		t.Errorf("hostName = %q, want the session's name", got)
+	}
+	a, b := hostName("1lab-w01-s001"), hostName("1lab-w01-s002")
+	for _, n := range []string{a, b} {
+		if errs := validation.IsDNS1035Label(n); len(errs) > 0 {
+			t.Errorf("hostName = %q: %v", n, errs)
+		}
+	}
+	if a == b {
+		t.Errorf("two sessions share the host name %q", a)
 	}
 }
 
@@ -258,7 +281,7 @@ func TestHostPodOf(t *testing.T) {
 			LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Message: strings.Repeat("t", 4096)}}}
 	}
 	meta := metav1.ObjectMeta{
-		Name: hostName, Namespace: "p-w01-s001", ResourceVersion: "7",
+		Name: "p-w01-s001", Namespace: "p-w01", ResourceVersion: "7",
 		Labels:        map[string]string{labelPortal: "p", labelRole: roleSession, labelSession: "p-w01-s001", "pile": "x"},
 		Annotations:   map[string]string{"pile": strings.Repeat("x", 100<<10)},
 		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
@@ -291,7 +314,7 @@ func TestHostPodOf(t *testing.T) {
 			t.Errorf("pod %d: identity lost: %+v", i, trimmed.ObjectMeta)
 		}
 		if trimmed.Labels["pile"] != "" || trimmed.Annotations != nil || trimmed.ManagedFields != nil || len(trimmed.Spec.Containers) != 0 {
-			t.Errorf("pod %d keeps what the session piled on it: %+v", i, trimmed)
+			t.Errorf("pod %d keeps what the runtime does not read: %+v", i, trimmed)
 		}
 		for _, c := range append(trimmed.Status.ContainerStatuses, trimmed.Status.InitContainerStatuses...) {
 			if c.LastTerminationState.Terminated != nil || c.Image != "" {
@@ -303,7 +326,7 @@ func TestHostPodOf(t *testing.T) {
 			t.Errorf("pod %d: trimming twice changes it", i)
 		}
 	}
-	tombstone := cache.DeletedFinalStateUnknown{Key: "ns/" + hostName}
+	tombstone := cache.DeletedFinalStateUnknown{Key: "p-w01/p-w01-s001"}
 	if o, err := hostPodOf(tombstone); err != nil || o != tombstone {
 		t.Errorf("tombstone: %v, %v", o, err)
 	}
