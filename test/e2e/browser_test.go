@@ -8,6 +8,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -153,6 +154,8 @@ type person struct {
 	name string // for messages
 	ctx  context.Context
 	base string // the portal's URL
+	// domain is the one the portal serves sessions under, <session>.<domain>.
+	domain string
 
 	mu          sync.Mutex
 	dialogs     []string // messages of the dialogs accepted
@@ -166,7 +169,7 @@ func (c *chromium) person(name string, p *portal) *person {
 	c.t.Helper()
 	ctx, cancel := chromedp.NewContext(c.ctx, chromedp.WithNewBrowserContext())
 	c.t.Cleanup(cancel)
-	b := &person{t: c.t, name: name, ctx: ctx, base: p.url}
+	b := &person{t: c.t, name: name, ctx: ctx, base: p.url, domain: cmp.Or(p.sessionDomain, "localhost")}
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(windowWidth, windowHeight)); err != nil {
 		c.t.Fatalf("%s: open a tab: %v", name, err)
 	}
@@ -590,7 +593,7 @@ func (b *person) startedSession() string {
 		if err != nil {
 			return "at " + href
 		}
-		if label, ok := strings.CutSuffix(u.Hostname(), ".localhost"); ok && !strings.Contains(label, ".") {
+		if label, ok := strings.CutSuffix(u.Hostname(), "."+b.domain); ok && !strings.Contains(label, ".") {
 			name = label
 			return ""
 		}
@@ -612,7 +615,7 @@ func (b *person) sessionOrigin(session string) string {
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	return "http://" + session + ".localhost:" + u.Port()
+	return "http://" + session + "." + b.domain + ":" + u.Port()
 }
 
 // waitDashboard waits until the tab shows the dashboard of session, on

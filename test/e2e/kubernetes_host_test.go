@@ -81,9 +81,9 @@ func (h *hostRunner) serveProxy(w http.ResponseWriter, r *http.Request) {
 	service := r.URL.Host
 	// The portal's proxy to sessions keeps the browser's Host, and Go's
 	// transport puts that Host in the absolute URL it sends a proxy: the
-	// session is then known by its origin, <session>.localhost.
+	// session is then known by its origin, <session>.<domain>.
 	h.mu.Lock()
-	if session, ok := strings.CutSuffix(r.URL.Hostname(), ".localhost"); ok && !strings.Contains(session, ".") {
+	if session, _, ok := strings.Cut(r.URL.Hostname(), "."); ok && h.services[session] != "" {
 		service = h.services[session]
 	}
 	target, ok := h.addrs[service]
@@ -223,4 +223,38 @@ func TestKubernetesKubeconfigThroughPortal(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || json.Unmarshal(raw, &vars) != nil || vars["username"] != "alice" {
 		t.Errorf("variables of alice's session: %d %s", resp.StatusCode, raw)
 	}
+}
+
+// TestBrowserKubernetes: the browser flow of a person (register, start,
+// terminal, finish) and the admin's view of the session, on Kubernetes,
+// with sessions on their own origins under --session-domain, as behind an
+// ingress with a wildcard name.
+func TestBrowserKubernetes(t *testing.T) {
+	requireChromium(t)
+	c := requireKube(t)
+	const name = portalName // the browser helpers know its environment
+	h := newHostRunner(t, c, name)
+	p := startKubePortalWith(t, c, name, kubeEntry{Capacity: 2, Reserved: 1, Initial: 1},
+		[]string{"HTTP_PROXY=" + h.proxy.URL, "http_proxy=" + h.proxy.URL, "NO_PROXY=", "no_proxy="})
+	awaitAvailable(t, p.robot(), envName, 1)
+	browsers := newChromium(t)
+	alice := browsers.person("alice", p)
+	alice.register("alice")
+	alice.waitCard("available")
+	session := alice.startWorkshop()
+	alice.waitDashboard(session)
+	if loc := alice.location(); !strings.HasPrefix(loc, "http://"+session+"."+kubeSessionDomain+":") {
+		t.Errorf("the dashboard is at %s, not on the session's origin under --session-domain", loc)
+	}
+	alice.typeInTerminal(`echo "kube-$((6*7))"`, "kube-42")
+
+	admin := browsers.person("admin", p)
+	admin.open("/accounts/login/?next=/admin/sessions/")
+	admin.loginHere(adminUser, adminPass)
+	admin.waitPath("/admin/sessions/")
+	admin.open("/workshops/session/" + session + "/open/")
+	admin.waitDashboard(session)
+
+	alice.finish(session)
+	awaitNamespaceGone(t, c, session, settle)
 }

@@ -162,6 +162,9 @@ spec:
 }
 
 // startKubePortal starts a portal on the test cluster.
+// kubeSessionDomain is the --session-domain of the portals on Kubernetes.
+const kubeSessionDomain = "sessions.localhost"
+
 func startKubePortal(t *testing.T, c *kubetest.Cluster, name string, e kubeEntry) *portal {
 	t.Helper()
 	return startKubePortalWith(t, c, name, e, nil)
@@ -183,8 +186,12 @@ func startKubePortalWith(t *testing.T, c *kubetest.Cluster, name string, e kubeE
 		logPath: filepath.Join(dir, "portal.log"),
 		addr:    freeAddr(t),
 		args: []string{"--runtime", "kubernetes", "--kubeconfig", kubeconfig,
-			"--session-image", "registry.example/portico-session:test", "--ingress-domain", "training.example"},
-		env: env,
+			"--session-image", "registry.example/portico-session:test", "--ingress-domain", "training.example",
+			// Sessions behind an ingress: a wildcard name of their own,
+			// which browsers (and the tests' client) resolve to loopback.
+			"--session-domain", kubeSessionDomain},
+		env:           env,
+		sessionDomain: kubeSessionDomain,
 	}
 	p.url = "http://" + p.addr
 	if err := os.Mkdir(filepath.Dir(p.config), 0o700); err != nil {

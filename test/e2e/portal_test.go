@@ -179,7 +179,10 @@ type portal struct {
 	url     string
 	logPath string   // stdout and stderr of every run
 	args    []string // further flags of `portico serve`, e.g. --database
-	env     []string // further environment of `portico serve`, KEY=VALUE
+	// sessionDomain is the --session-domain the portal was given ("" for
+	// the default, localhost).
+	sessionDomain string
+	env           []string // further environment of `portico serve`, KEY=VALUE
 
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when cmd has exited
