@@ -236,3 +236,72 @@ func TestSessionSetsNoPortalCookie(t *testing.T) {
 		t.Errorf("cookies through the proxy: %d %q, want only app=1", resp.StatusCode, got)
 	}
 }
+
+// Staff open any session from the admin pages; there they read, and act
+// on it from the admin pages only.
+func TestStaffOpenSessions(t *testing.T) {
+	p := newPortal(t)
+	name, _ := request(t, p, "alice", "/")
+	pointAt(t, p, name, newFakeHost(t))
+	admin := p.Client()
+	form := url.Values{"username": {portaltest.AdminUser}, "password": {portaltest.AdminPassword}}
+	admin.Raw("GET", "/accounts/login/", nil)
+	u, _ := url.Parse(p.Server.URL)
+	for _, c := range admin.HTTP.Jar.Cookies(u) {
+		if c.Name == "portico_csrf" {
+			form.Set("csrf_token", c.Value)
+		}
+	}
+	if resp, raw := admin.Raw("POST", "/accounts/login/", strings.NewReader(form.Encode()),
+		"Content-Type", "application/x-www-form-urlencoded", "Origin", p.Server.URL); resp.StatusCode != 302 {
+		t.Fatalf("admin login: %d %s", resp.StatusCode, raw)
+	}
+	if _, raw := admin.Raw("GET", "/admin/sessions/", nil, "Accept", "text/html"); !strings.Contains(string(raw), `href="/workshops/session/`+name+`/open/"`) {
+		t.Errorf("the admin sessions page does not link to the session's dashboard: %s", raw)
+	}
+	origin := admin.Enter(name)
+	if resp, raw := admin.Raw("GET", origin+"/", nil); resp.StatusCode != 200 {
+		t.Errorf("staff on the session's origin: %d %s", resp.StatusCode, raw)
+	}
+	if resp, raw := admin.Raw("GET", origin+"/workshops/session/"+name+"/schedule/", nil, "X-Portico-Browser", "1"); resp.StatusCode != 200 {
+		t.Errorf("staff reads the schedule on the session's origin: %d %s", resp.StatusCode, raw)
+	}
+	before := p.Session(name).Expires
+	if resp, raw := admin.Raw("GET", origin+"/workshops/session/"+name+"/extend/", nil, "X-Portico-Browser", "1"); resp.StatusCode != 403 {
+		t.Errorf("staff extends on the session's origin: %d %s", resp.StatusCode, raw)
+	}
+	if resp, raw := admin.Raw("GET", origin+"/workshops/session/"+name+"/delete/", nil, "Sec-Fetch-Site", "same-origin"); resp.StatusCode != 403 {
+		t.Errorf("staff finishes on the session's origin: %d %s", resp.StatusCode, raw)
+	}
+	if s := p.Session(name); !s.Expires.Equal(before) || s.State == store.Stopping {
+		t.Errorf("the session changed: %s until %v (was %v)", s.State, s.Expires, before)
+	}
+}
+
+// The dashboard's finish button ends the session from the session's
+// origin and sends the browser back to the portal; a link from elsewhere
+// does not end it.
+func TestFinishOnSessionOrigin(t *testing.T) {
+	p := newPortal(t)
+	name, activation := request(t, p, "alice", "https://hub.example/")
+	pointAt(t, p, name, newFakeHost(t))
+	alice := p.Client()
+	alice.Raw("GET", activation, nil)
+	origin := alice.Enter(name)
+	finish := origin + "/workshops/session/" + name + "/delete/"
+	for _, site := range []string{"cross-site", "same-site"} {
+		if resp, raw := alice.Raw("GET", finish, nil, "Sec-Fetch-Site", site); resp.StatusCode != 403 {
+			t.Errorf("finish from a %s link: %d %s", site, resp.StatusCode, raw)
+		}
+	}
+	if s := p.Session(name); s.State == store.Stopping {
+		t.Fatal("a link from elsewhere ended the session")
+	}
+	resp, raw := alice.Raw("GET", finish, nil, "Sec-Fetch-Site", "same-origin")
+	if loc := resp.Header.Get("Location"); resp.StatusCode != 302 || loc != "https://hub.example/?notification=session-deleted" {
+		t.Errorf("finish: %d to %q %s", resp.StatusCode, loc, raw)
+	}
+	if s := p.Session(name); s.State != store.Stopping {
+		t.Errorf("session %s after finish", s.State)
+	}
+}
