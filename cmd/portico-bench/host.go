@@ -60,7 +60,7 @@ func (b *bench) hostScenario(ctx context.Context) error {
 	for i := range o.hosts {
 		name := fmt.Sprintf("%s-s%03d", benchEnv, i+1)
 		spec := runtime.Spec{Session: name, ID: fmt.Sprintf("s%03d", i+1), Environment: benchEnv, Workshop: "bench",
-			Portal: benchPortal, PortalURL: "http://127.0.0.1:9", SessionURL: "http://127.0.0.1:9/sessions/" + name,
+			Portal: benchPortal, PortalURL: "http://127.0.0.1:9", SessionURL: "http://" + name + ".localhost:9",
 			ConfigPassword: fmt.Sprintf("config-password-%d", i), WorkshopDir: workshop}
 		t0 := time.Now()
 		_, err := rt.Start(ctx, spec)
