@@ -94,3 +94,30 @@ func TestOneScript(t *testing.T) {
 		}
 	}
 }
+
+// FuzzKey checks the properties the stores rely on: a key is its own key
+// (so an account found by its key is found by its name), the kept Display
+// form has the name's key, and no input makes any of it panic.
+func FuzzKey(f *testing.F) {
+	for _, seed := range []string{"alice", "ＡＬＩＣＥ", "Ada Lovelace", "аlice", "x²", "ΣΊΣΥΦΟΣ", "e\u0301", " ", "\xff", "שלום", "a\u202eb"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		username.Skeleton(name)
+		username.OneScript(name)
+		key, err := username.Key(name)
+		if err != nil {
+			return
+		}
+		if again, err := username.Key(key); err != nil || again != key {
+			t.Fatalf("Key(%q) = %q, whose key is %q, %v", name, key, again, err)
+		}
+		display, err := username.Display(name)
+		if err != nil {
+			t.Fatalf("Key(%q) = %q but Display fails: %v", name, key, err)
+		}
+		if k, err := username.Key(display); err != nil || k != key {
+			t.Fatalf("Display(%q) = %q, whose key is %q, %v; want %q", name, display, k, err, key)
+		}
+	})
+}
