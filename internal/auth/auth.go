@@ -108,7 +108,7 @@ func (s *Service) ensureAccount(tx store.Tx, c config.Credentials, role store.Ro
 	u, err := tx.User(c.Username)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		u = store.User{Username: c.Username, Role: role, Created: s.clock.Now()}
+		u = store.User{Username: c.Username, Role: role, Origin: store.OriginPortal, Created: s.clock.Now()}
 		password := c.Password
 		if password == "" {
 			password = secret.Alnum(32)
@@ -343,12 +343,29 @@ func (s *Service) Bearer(ctx context.Context, token string) (store.User, error) 
 	return s.lookup(ctx, token, store.AccessToken, "")
 }
 
+// BearerClient returns the user an access token belongs to and the OAuth
+// client it was issued to: accounts a robot makes belong to its client.
+func (s *Service) BearerClient(ctx context.Context, token string) (store.User, string, error) {
+	u, k, err := s.live(ctx, token, store.AccessToken, "")
+	return u, k.Client, err
+}
+
 // lookup returns the user of a live token of kind, issued for session
 // ("" but for visits).
 func (s *Service) lookup(ctx context.Context, token string, kind store.TokenKind, session string) (store.User, error) {
-	var u store.User
+	u, _, err := s.live(ctx, token, kind, session)
+	return u, err
+}
+
+// live returns a live token of kind, issued for session, and its user.
+func (s *Service) live(ctx context.Context, token string, kind store.TokenKind, session string) (store.User, store.Token, error) {
+	var (
+		u store.User
+		k store.Token
+	)
 	err := s.store.View(ctx, func(tx store.Tx) error {
-		k, err := tx.Token(secret.Hash(token))
+		var err error
+		k, err = tx.Token(secret.Hash(token))
 		if errors.Is(err, store.ErrNotFound) {
 			return ErrUnauthenticated
 		}
@@ -365,7 +382,7 @@ func (s *Service) lookup(ctx context.Context, token string, kind store.TokenKind
 		}
 		return err
 	})
-	return u, err
+	return u, k, err
 }
 
 // CookieName is the cookie of a logged-in browser.

@@ -12,7 +12,9 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/portico-dev/portico/internal/config"
 	"github.com/portico-dev/portico/internal/store"
+	"github.com/portico-dev/portico/internal/username"
 )
 
 // Invalid lists what is wrong with a form, by field, in words for the
@@ -40,9 +42,13 @@ const maxUsername = 150 // characters, as Django counts them
 
 // Register creates a registered user, after the checks Django makes:
 // a valid, free username, an email address, and a password that is long
-// enough, not only digits, not common and not like the username.
-func (s *Service) Register(ctx context.Context, in Signup) (store.User, error) {
+// enough, not only digits, not common and not like the username. Beyond
+// Django, the username must not be reserved by portal p (nameProblem),
+// nor normalise like an account's name or look like one as written: the
+// account keeps its name in the Display form.
+func (s *Service) Register(ctx context.Context, p config.Portal, in Signup) (store.User, error) {
 	bad := Invalid{}
+	display, _ := username.Display(in.Username)
 	switch {
 	case in.Username == "":
 		bad["username"] = "Enter a username."
@@ -50,6 +56,10 @@ func (s *Service) Register(ctx context.Context, in Signup) (store.User, error) {
 		bad["username"] = fmt.Sprintf("Use at most %d characters.", maxUsername)
 	case !usernamePattern.MatchString(in.Username):
 		bad["username"] = "Use only letters, digits and @ . + - _ characters."
+	default:
+		if reason := nameProblem(p, display); reason != "" {
+			bad["username"] = reason
+		}
 	}
 	if addr, err := mail.ParseAddress(in.Email); err != nil || addr.Address != in.Email {
 		bad["email"] = "Enter a valid email address."
@@ -66,14 +76,33 @@ func (s *Service) Register(ctx context.Context, in Signup) (store.User, error) {
 	if err != nil {
 		return store.User{}, err
 	}
-	u := store.User{Username: in.Username, Email: in.Email, PasswordHash: hash,
-		Role: store.RoleRegistered, Created: s.clock.Now()}
-	err = s.store.Update(ctx, func(tx store.Tx) error { return tx.InsertUser(&u) })
+	u := store.User{Username: display, Email: in.Email, PasswordHash: hash,
+		Role: store.RoleRegistered, Origin: store.OriginSignup, Created: s.clock.Now()}
+	err = s.store.Update(ctx, func(tx store.Tx) error {
+		// Names that look alike are not a unique key: sign-ups take turns
+		// to check them, on every replica.
+		if err := tx.LockPortal(); err != nil {
+			return err
+		}
+		if _, err := tx.User(display); err == nil {
+			return errTaken
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if _, err := tx.UserLike(display); err == nil {
+			return Invalid{"username": "That username looks like the name of another account."}
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		return tx.InsertUser(&u)
+	})
 	if errors.Is(err, store.ErrConflict) {
-		return u, Invalid{"username": "A user with that username already exists."}
+		return u, errTaken
 	}
 	return u, err
 }
+
+var errTaken = Invalid{"username": "A user with that username already exists."}
 
 // MinPassword is the shortest password accepted, as Django's default.
 const MinPassword = 8

@@ -14,8 +14,9 @@ import (
 func TestRegister(t *testing.T) {
 	s, _ := newService(t)
 	ctx := context.Background()
+	p := portal(config.Credentials{}, config.Credentials{}, config.Client{})
 	good := auth.Signup{Username: "alice", Email: "alice@example.com", Password: "correct horse", Confirm: "correct horse"}
-	u, err := s.Register(ctx, good)
+	u, err := s.Register(ctx, p, good)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +45,7 @@ func TestRegister(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := s.Register(ctx, tt.in)
+			_, err := s.Register(ctx, p, tt.in)
 			var bad auth.Invalid
 			if !errors.As(err, &bad) || bad[tt.field] == "" {
 				t.Fatalf("err = %v, want a reason for %s", err, tt.field)
@@ -85,14 +86,68 @@ func TestRotateRobot(t *testing.T) {
 func TestRegisterLimitsUsernameInCharacters(t *testing.T) {
 	s, _ := newService(t)
 	ctx := context.Background()
+	p := portal(config.Credentials{}, config.Credentials{}, config.Client{})
 	name := strings.Repeat("ж", 150) // 300 bytes
 	in := auth.Signup{Username: name, Email: "zh@example.com", Password: "correct horse", Confirm: "correct horse"}
-	if _, err := s.Register(ctx, in); err != nil {
+	if _, err := s.Register(ctx, p, in); err != nil {
 		t.Fatalf("150-character username: %v", err)
 	}
 	in.Username += "ж"
 	var bad auth.Invalid
-	if _, err := s.Register(ctx, in); !errors.As(err, &bad) || bad["username"] == "" {
+	if _, err := s.Register(ctx, p, in); !errors.As(err, &bad) || bad["username"] == "" {
 		t.Errorf("151-character username: %v", err)
+	}
+}
+
+// Sign-up refuses the names of the portal's own accounts, its name and the
+// names that speak for any portal, names that are taken in another
+// spelling, and names that look like any of them.
+func TestRegisterRefusesReservedAndLookAlikeNames(t *testing.T) {
+	s, _ := newService(t)
+	ctx := context.Background()
+	p := portal(config.Credentials{Username: "staffer"}, config.Credentials{Username: "frontend-bot"}, config.Client{})
+	p.Name = "summit"
+	if _, err := s.Bootstrap(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	signup := func(name string) auth.Signup {
+		return auth.Signup{Username: name, Email: "x@example.com", Password: "correct horse", Confirm: "correct horse"}
+	}
+	if _, err := s.Register(ctx, p, signup("Alice")); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{
+		"admin", "Admin", "ROOT", "Educates", "educates", "portico", "r00t", "adrnin",
+		"staffer", "STAFFER", "frontend-bot", "Summit", "summit", "SUMMlT",
+		"alice", "ALICE", "ａｌｉｃｅ", // Alice in other spellings
+		"аlice", // Cyrillic а among Latin letters
+		"Аlice", // and a capital one
+		"ɑlice", // Latin alpha: one script, but looks like Alice
+		"a1ice", // a digit for an l
+		"ΑDMIN", // Greek Alpha
+		"х²",    // no PRECIS form
+		"ᴬlice", // a compatibility character
+	} {
+		_, err := s.Register(ctx, p, signup(name))
+		var bad auth.Invalid
+		if !errors.As(err, &bad) || bad["username"] == "" {
+			t.Errorf("Register(%q) = %v, want a reason for the username", name, err)
+		}
+	}
+	for _, name := range []string{"иван", "σίσυφος", "田中"} {
+		if _, err := s.Register(ctx, p, signup(name)); err != nil {
+			t.Errorf("Register(%q) = %v; a name in one script of its own is fine", name, err)
+		}
+	}
+	// Fullwidth letters are kept as their usual form, so the account is
+	// not named with letters that look like nobody else's.
+	u, err := s.Register(ctx, p, signup("ｂｏｂ"))
+	if err != nil || u.Username != "bob" || u.Origin != store.OriginSignup {
+		t.Errorf("Register(fullwidth bob) = %+v, %v; want bob, of origin signup", u, err)
+	}
+	for _, login := range []string{"ALICE", "ａｌｉｃｅ", "alice"} {
+		if got, err := s.Password(ctx, login, "correct horse"); err != nil || got.Username != "Alice" {
+			t.Errorf("Password(%q) = %+v, %v; want Alice", login, got, err)
+		}
 	}
 }

@@ -6,12 +6,13 @@ import (
 	"testing"
 
 	"github.com/portico-dev/portico/internal/auth"
+	"github.com/portico-dev/portico/internal/config"
 )
 
 func TestTicketLetsOneBrowserIntoOneSessionOnce(t *testing.T) {
 	ctx := context.Background()
 	s, c := newService(t)
-	u, err := s.Register(ctx, auth.Signup{Username: "alice", Email: "alice@example.com", Password: "correct horse battery", Confirm: "correct horse battery"})
+	u, err := s.Register(ctx, config.Portal{}, auth.Signup{Username: "alice", Email: "alice@example.com", Password: "correct horse battery", Confirm: "correct horse battery"})
 	if err != nil {
 		t.Fatal(err)
 	}

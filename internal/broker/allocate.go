@@ -31,6 +31,9 @@ type Request struct {
 	// Session, when set, only reacquires that existing session.
 	Session string
 	Params  []config.EnvVar
+	// Client is the OAuth client of the robot making the request: the
+	// accounts it makes are its own, and the only ones it may name.
+	Client string
 }
 
 // Allocation is the answer to a Request.
@@ -58,12 +61,9 @@ func (b *Broker) Request(ctx context.Context, caller store.User, r Request) (All
 		if err != nil {
 			return err
 		}
-		user, err := b.ensureUser(tx, r, record)
+		user, err := b.clientUser(tx, r, record)
 		if err != nil {
 			return err
-		}
-		if user.Role == store.RoleAdmin || user.Role == store.RoleRobot {
-			return errorf(Invalid, "Session requests not permitted for user")
 		}
 		s, err := b.retrieve(tx, &env, user, claim{
 			rest: true, timeout: r.Timeout, params: r.Params, indexURL: r.IndexURL,
@@ -123,20 +123,50 @@ func (b *Broker) lockEnvironment(tx store.Tx, name string) (store.Environment, e
 	return tx.LockEnvironment(env.ID)
 }
 
-// ensureUser finds the user a request names, creating it when unknown.
-// The details of an existing user are not changed.
-func (b *Broker) ensureUser(tx store.Tx, r Request, record func(Event)) (store.User, error) {
+// clientUser finds the account a robot's request names, making it when no
+// account has a name that normalises like it. An account is reused only
+// when the same client made it: a person who signed up as
+// frank@corp.example, or another front end, must not be handed the
+// session a front end asks for its own Frank. The details of an existing
+// account are not changed.
+func (b *Broker) clientUser(tx store.Tx, r Request, record func(Event)) (store.User, error) {
 	u, err := tx.User(r.Username)
-	if !errors.Is(err, store.ErrNotFound) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		u = store.User{Username: r.Username, Email: r.Email, FirstName: r.FirstName, LastName: r.LastName,
+			Role: store.RoleAnonymous, Origin: store.OriginClient, Client: r.Client, Created: b.now()}
+		return u, b.insertUser(tx, &u, record)
+	case err != nil:
 		return u, err
+	case u.Role == store.RoleAdmin || u.Role == store.RoleRobot:
+		return u, errorf(Invalid, "Session requests not permitted for user")
+	case u.Origin != store.OriginClient || u.Client != r.Client:
+		return u, errorf(Conflict, "user %s was not created by this client (%s)", r.Username, madeBy(u))
 	}
-	u = store.User{Username: r.Username, Email: r.Email, FirstName: r.FirstName, LastName: r.LastName,
-		Role: store.RoleAnonymous, Created: b.now()}
-	if err := tx.InsertUser(&u); err != nil {
-		return u, err
+	return u, nil
+}
+
+// madeBy says where an account came from, in words for the front end that
+// cannot have it; other clients are not named.
+func madeBy(u store.User) string {
+	switch u.Origin {
+	case store.OriginSignup:
+		return "it signed up on the portal"
+	case store.OriginAnonymous:
+		return "it is an anonymous visitor of the portal"
+	case store.OriginClient:
+		return "another client made it"
+	}
+	return "it belongs to the portal"
+}
+
+// insertUser adds an account that a request or a visitor makes.
+func (b *Broker) insertUser(tx store.Tx, u *store.User, record func(Event)) error {
+	if err := tx.InsertUser(u); err != nil {
+		return err
 	}
 	record(Event{Name: "User/Create", Time: u.Created, User: u.Username, Data: map[string]any{"group": "anonymous"}})
-	return u, nil
+	return nil
 }
 
 // claim is how a session is being asked for.

@@ -14,6 +14,7 @@ const (
 	Unauthorized                 // no valid credentials: 401
 	Forbidden                    // valid credentials without the right: 403
 	NotFound                     // no such object: 404
+	Conflict                     // the request's object belongs to another: 409
 	Unavailable                  // no capacity, or not ready: 503
 )
 

@@ -133,9 +133,8 @@ func (b *Broker) Expire(ctx context.Context, caller store.User, name string) err
 func (b *Broker) NewAnonymous(ctx context.Context, username string) (store.User, error) {
 	var u store.User
 	err := b.update(ctx, func(tx store.Tx, record func(Event)) error {
-		var err error
-		u, err = b.ensureUser(tx, Request{Username: username}, record)
-		return err
+		u = store.User{Username: username, Role: store.RoleAnonymous, Origin: store.OriginAnonymous, Created: b.now()}
+		return b.insertUser(tx, &u, record)
 	})
 	return u, err
 }

@@ -165,6 +165,7 @@ func Status(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error)
 			broker.Unauthorized: http.StatusUnauthorized,
 			broker.Forbidden:    http.StatusForbidden,
 			broker.NotFound:     http.StatusNotFound,
+			broker.Conflict:     http.StatusConflict,
 			broker.Unavailable:  http.StatusServiceUnavailable,
 		}[broker.KindOf(err)], err.Error()
 	case errors.Is(err, store.ErrConflict):
@@ -230,6 +231,25 @@ func (a *API) robot(r *http.Request, reason string) (store.User, error) {
 		err = errorf(http.StatusForbidden, "%s", reason)
 	}
 	return u, err
+}
+
+// robotClient authenticates a robot's bearer token and returns the OAuth
+// client it was issued to, whose accounts the robot may reuse. A browser
+// cookie names no client, so it does not do.
+func (a *API) robotClient(r *http.Request, reason string) (store.User, string, error) {
+	token, ok := bearer(r)
+	if !ok {
+		_, err := a.caller(r)
+		if err == nil {
+			err = errorf(http.StatusForbidden, "%s", reason)
+		}
+		return store.User{}, "", err
+	}
+	u, client, err := a.auth.BearerClient(r.Context(), token)
+	if err == nil && u.Role != store.RoleRobot {
+		err = errorf(http.StatusForbidden, "%s", reason)
+	}
+	return u, client, err
 }
 
 // query parses the query string strictly: Educates answered 500 to what it

@@ -15,6 +15,7 @@ import (
 
 	"github.com/portico-dev/portico/internal/broker"
 	"github.com/portico-dev/portico/internal/config"
+	"github.com/portico-dev/portico/internal/username"
 )
 
 const (
@@ -30,7 +31,7 @@ const (
 // §7.9). Every input is checked before anything is written: bad input is a
 // 400 with the reason, never a 500.
 func (a *API) requestSession(w http.ResponseWriter, r *http.Request) (any, error) {
-	caller, err := a.robot(r, "Session requests not permitted")
+	caller, client, err := a.robotClient(r, "Session requests not permitted")
 	if err != nil {
 		return nil, err
 	}
@@ -38,6 +39,7 @@ func (a *API) requestSession(w http.ResponseWriter, r *http.Request) (any, error
 	if err != nil {
 		return nil, err
 	}
+	req.Client = client
 	al, err := a.broker.Request(r.Context(), caller, req)
 	if err != nil {
 		return nil, err
@@ -96,6 +98,9 @@ func (a *API) parseRequest(w http.ResponseWriter, r *http.Request) (broker.Reque
 	}
 	if err := checkName("user", req.Username); err != nil {
 		return req, err
+	}
+	if _, err := username.Key(req.Username); req.Username != "" && err != nil {
+		return req, badRequest("Invalid user: %v", err)
 	}
 	for _, f := range []struct{ name, v string }{{"first_name", req.FirstName}, {"last_name", req.LastName}, {"session", req.Session}} {
 		if utf8.RuneCountInString(f.v) > maxUsername || strings.ContainsFunc(f.v, unicode.IsControl) {

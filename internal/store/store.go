@@ -79,9 +79,20 @@ type Tx interface {
 
 	// Users
 
-	InsertUser(u *User) error // ErrConflict when the username is taken
+	// InsertUser adds an account under the normalised form of its name
+	// (username.Key): ErrConflict when an account has that form already,
+	// an error wrapping username.ErrInvalid when the name has none.
+	InsertUser(u *User) error
+	// UpdateUser changes an account's details, password and role; its
+	// name, origin and client never change.
 	UpdateUser(u *User) error
+	// User finds the account of a name: the one of that exact name, else
+	// the one whose name has the same normalised form ("ALICE" finds
+	// alice).
 	User(username string) (User, error)
+	// UserLike finds an account whose name looks like name as written
+	// (the same username.Skeleton): ErrNotFound when none does.
+	UserLike(name string) (User, error)
 	UserByID(id int64) (User, error)
 	// Users lists users, newest first, at most limit of them.
 	Users(limit int) ([]User, error)
@@ -264,6 +275,18 @@ const (
 	RoleAnonymous  Role = "anonymous"  // created on the fly
 )
 
+// Origin is how an account came to be. An account made one way is never
+// taken over another way: a robot client's session request reuses only
+// the accounts that client made.
+type Origin string
+
+const (
+	OriginSignup    Origin = "signup"    // the portal's sign-up form
+	OriginAnonymous Origin = "anonymous" // made on the spot for a visitor of the portal's pages
+	OriginPortal    Origin = "portal"    // the admin and robot accounts of the portal definition
+	OriginClient    Origin = "client"    // a robot client's session request; User.Client names the client
+)
+
 // User is a person or machine known to the portal.
 type User struct {
 	ID           int64
@@ -273,6 +296,8 @@ type User struct {
 	LastName     string
 	PasswordHash string // empty: cannot log in with a password
 	Role         Role
+	Origin       Origin
+	Client       string // the OAuth client that made the account (OriginClient)
 	Created      time.Time
 }
 

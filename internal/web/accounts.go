@@ -194,7 +194,7 @@ func (p *Pages) register(w http.ResponseWriter, r *http.Request) {
 		p.render(w, r, http.StatusTooManyRequests, "register.html", "Sign up", data)
 		return
 	}
-	u, err := p.auth.Register(r.Context(), in)
+	u, err := p.auth.Register(r.Context(), *p.broker.Portal(), in)
 	if errors.As(err, &data.Errors) {
 		p.render(w, r, http.StatusBadRequest, "register.html", "Sign up", data)
 		return

@@ -14,6 +14,7 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -250,18 +251,18 @@ func timedOut(ctx, tctx context.Context, err error) error {
 
 // migrate applies the embedded migrations that have not run yet, on a
 // connection of its own holding a session advisory lock: replicas starting
-// together take turns, and the lock goes with the connection whatever
-// happens.
+// together take turns. The connection is closed afterwards rather than
+// returned to the pool, and the lock goes with it whatever happens.
 func (db *DB) migrate(ctx context.Context) error {
-	conn, err := pgx.ConnectConfig(ctx, db.cfg.Copy())
+	conn, err := db.db.Conn(ctx)
 	if err != nil {
 		return unavailable(ctx, err)
 	}
-	defer closeConn(conn)
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(migrationLock)); err != nil {
+	defer conn.Raw(func(any) error { return driver.ErrBadConn })
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, int64(migrationLock)); err != nil {
 		return unavailable(ctx, err)
 	}
-	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY)`); err != nil {
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY)`); err != nil {
 		return unavailable(ctx, err)
 	}
 	list, err := sqlstore.Migrations(migrations, "migrations")
@@ -269,20 +270,16 @@ func (db *DB) migrate(ctx context.Context) error {
 		return err
 	}
 	for _, m := range list {
-		version, body := m.Version, m.SQL
-		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			var n int
-			if err := tx.QueryRow(ctx, `SELECT count(*) FROM schema_migrations WHERE version = $1`, version).Scan(&n); err != nil || n > 0 {
-				return err
-			}
-			if _, err := tx.Exec(ctx, body); err != nil {
-				return fmt.Errorf("%s: %w", version, err)
-			}
-			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, version)
-			return err
-		})
+		sqltx, err := conn.BeginTx(ctx, nil)
 		if err != nil {
+			return unavailable(ctx, err)
+		}
+		if err := sqlstore.Apply(sqlstore.New(ctx, sqltx, dialect), m); err != nil {
+			sqltx.Rollback()
 			return err
+		}
+		if err := sqltx.Commit(); err != nil {
+			return unavailable(ctx, err)
 		}
 	}
 	return nil

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/portico-dev/portico/internal/store"
 	"github.com/portico-dev/portico/internal/store/postgres"
 	"github.com/portico-dev/portico/internal/store/postgres/pgtest"
@@ -53,7 +55,7 @@ func TestConcurrentOpen(t *testing.T) {
 		}
 		t.Cleanup(func() { db.Close() })
 	}
-	if got := pgtest.Query(t, srv.DSN, "SELECT version FROM schema_migrations ORDER BY version"); got != "0001_initial\n0002_leases\n0003_delivered\n0004_reserve_index\n" {
+	if got := pgtest.Query(t, srv.DSN, "SELECT version FROM schema_migrations ORDER BY version"); got != "0001_initial\n0002_leases\n0003_delivered\n0004_reserve_index\n0005_accounts\n" {
 		t.Errorf("schema_migrations:\n%s", got)
 	}
 	for i, db := range dbs {
@@ -64,6 +66,24 @@ func TestConcurrentOpen(t *testing.T) {
 	}
 	// And once more, on a migrated database.
 	open(t, srv.DSN)
+}
+
+// A database of the release before keyed usernames keeps every account.
+func TestUpgradeKeysUsernames(t *testing.T) {
+	srv := pgtest.Start(t)
+	dsn := srv.NewDatabase(t)
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range storetest.Legacy(t, "migrations") {
+		if _, err := conn.Exec(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	conn.Close(ctx)
+	storetest.CheckUpgrade(t, open(t, dsn))
 }
 
 // waitChange fails the test unless ch signals within a generous bound.

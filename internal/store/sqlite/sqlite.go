@@ -81,20 +81,7 @@ func (db *DB) migrate(ctx context.Context) error {
 		return err
 	}
 	for _, m := range list {
-		version, body := m.Version, m.SQL
-		err = db.Update(ctx, func(t store.Tx) error {
-			tx := t.(*sqlstore.Tx)
-			var n int
-			if err := tx.QueryRow(`SELECT count(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil || n > 0 {
-				return err
-			}
-			if _, err := tx.Exec(body); err != nil {
-				return fmt.Errorf("%s: %w", version, err)
-			}
-			_, err := tx.Exec(`INSERT INTO schema_migrations (version) VALUES (?)`, version)
-			return err
-		})
-		if err != nil {
+		if err := db.Update(ctx, func(tx store.Tx) error { return sqlstore.Apply(tx.(*sqlstore.Tx), m) }); err != nil {
 			return err
 		}
 	}

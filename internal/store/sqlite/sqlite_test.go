@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"testing"
 
@@ -35,4 +36,25 @@ func TestReopen(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// A database of the release before keyed usernames keeps every account.
+func TestUpgradeKeysUsernames(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "portico.db")
+	raw, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range storetest.Legacy(t, "migrations") {
+		if _, err := raw.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	raw.Close()
+	db, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	storetest.CheckUpgrade(t, db)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/portico-dev/portico/internal/config"
 	"github.com/portico-dev/portico/internal/store"
+	"github.com/portico-dev/portico/internal/username"
 )
 
 // Dialect is what differs between databases.
@@ -515,32 +516,61 @@ func (t *Tx) NextDeadline() (time.Time, error) {
 
 // ---- users ----
 
-const userColumns = `id, username, email, first_name, last_name, password_hash, role, created`
+const userColumns = `id, username, email, first_name, last_name, password_hash, role, origin, origin_client, created`
 
 func scanUser(row interface{ Scan(...any) error }) (store.User, error) {
 	var (
 		u       store.User
 		created int64
 	)
-	err := row.Scan(&u.ID, &u.Username, &u.Email, &u.FirstName, &u.LastName, &u.PasswordHash, &u.Role, &created)
+	err := row.Scan(&u.ID, &u.Username, &u.Email, &u.FirstName, &u.LastName, &u.PasswordHash, &u.Role,
+		&u.Origin, &u.Client, &created)
 	u.Created = fromMS(created)
 	return u, err
 }
 
+// InsertUser keys the account by the normalised form of its name: the
+// unique index on it is what makes "alice", "Alice" and "ａｌｉｃｅ" one
+// account on every database, whoever inserts.
 func (t *Tx) InsertUser(u *store.User) error {
-	return t.insertID("user", u.Username, &u.ID, `INSERT INTO users (username, email, first_name, last_name,
-		password_hash, role, created) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id`,
-		u.Username, u.Email, u.FirstName, u.LastName, u.PasswordHash, u.Role, ms(u.Created))
+	key, err := username.Key(u.Username)
+	if err != nil {
+		return fmt.Errorf("user %q: %w", u.Username, err)
+	}
+	return t.insertID("user", u.Username, &u.ID, `INSERT INTO users (username, username_key, skeleton, email,
+		first_name, last_name, password_hash, role, origin, origin_client, created)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id`,
+		u.Username, key, username.Skeleton(u.Username), u.Email, u.FirstName, u.LastName, u.PasswordHash,
+		u.Role, u.Origin, u.Client, ms(u.Created))
 }
 
+// UpdateUser leaves the name and origin of the account as they are: an
+// account is never renamed into another's name, nor taken over.
 func (t *Tx) UpdateUser(u *store.User) error {
-	return checkOne(t.write(`UPDATE users SET username = ?, email = ?, first_name = ?, last_name = ?,
+	return checkOne(t.write(`UPDATE users SET email = ?, first_name = ?, last_name = ?,
 		password_hash = ?, role = ? WHERE id = ?`,
-		u.Username, u.Email, u.FirstName, u.LastName, u.PasswordHash, u.Role, u.ID))
+		u.Email, u.FirstName, u.LastName, u.PasswordHash, u.Role, u.ID))
 }
 
-func (t *Tx) User(username string) (store.User, error) {
-	u, err := scanUser(t.QueryRow(`SELECT `+userColumns+` FROM users WHERE username = ?`, username))
+// User tries the exact name first: it is the only way to the accounts that
+// kept no key in the upgrade to keyed names (see keyUsernames). Any other
+// account with that exact name has the name's key too.
+func (t *Tx) User(name string) (store.User, error) {
+	u, err := scanUser(t.QueryRow(`SELECT `+userColumns+` FROM users WHERE username = ?`, name))
+	if !errors.Is(err, sql.ErrNoRows) {
+		return u, t.wrap(err)
+	}
+	key, kerr := username.Key(name)
+	if kerr != nil {
+		return u, store.ErrNotFound
+	}
+	u, err = scanUser(t.QueryRow(`SELECT `+userColumns+` FROM users WHERE username_key = ?`, key))
+	return u, t.wrap(err)
+}
+
+func (t *Tx) UserLike(name string) (store.User, error) {
+	u, err := scanUser(t.QueryRow(`SELECT `+userColumns+` FROM users WHERE skeleton = ? ORDER BY id LIMIT 1`,
+		username.Skeleton(name)))
 	return u, t.wrap(err)
 }
 

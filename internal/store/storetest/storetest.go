@@ -6,9 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/portico-dev/portico/internal/config"
 	"github.com/portico-dev/portico/internal/store"
+	"github.com/portico-dev/portico/internal/username"
 )
 
 // Run runs the suite. open returns a new, empty store for each subtest and
@@ -31,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"NextDeadline", testNextDeadline},
 		{"DeleteStoppedSessions", testDeleteStoppedSessions},
 		{"Users", testUsers},
+		{"UsernameKeys", testUsernameKeys},
 		{"DeleteIdleAnonymousUsers", testDeleteIdleAnonymousUsers},
 		{"Clients", testClients},
 		{"Tokens", testTokens},
@@ -546,7 +551,7 @@ func testDeleteStoppedSessions(t *testing.T, st store.Store) {
 
 func testUsers(t *testing.T, st store.Store) {
 	u := store.User{Username: "alice", Email: "a@example.com", FirstName: "Alice", LastName: "Liddell",
-		PasswordHash: "$2a$hash", Role: store.RoleAdmin, Created: at(time.Minute)}
+		PasswordHash: "$2a$hash", Role: store.RoleAdmin, Origin: store.OriginPortal, Created: at(time.Minute)}
 	update(t, st, func(tx store.Tx) error { return tx.InsertUser(&u) })
 	if u.ID == 0 {
 		t.Fatal("InsertUser set no id")
@@ -611,10 +616,17 @@ func testUsers(t *testing.T, st store.Store) {
 		}
 		return err
 	})
+	// Nothing renames an account, or changes where it came from.
 	renamed := u
-	renamed.Username = "bob"
-	err = st.Update(context.Background(), func(tx store.Tx) error { return tx.UpdateUser(&renamed) })
-	wantErr(t, "UpdateUser(taken username)", err, store.ErrConflict)
+	renamed.Username, renamed.Origin, renamed.Client = "bob", store.OriginClient, "robot"
+	update(t, st, func(tx store.Tx) error { return tx.UpdateUser(&renamed) })
+	view(t, st, func(tx store.Tx) error {
+		got, err := tx.UserByID(u.ID)
+		if err == nil && !reflect.DeepEqual(got, u) {
+			t.Errorf("after UpdateUser with another name and origin:\n got %+v\nwant %+v", got, u)
+		}
+		return err
+	})
 	ghost := store.User{ID: 9999, Username: "ghost", Role: store.RoleAnonymous}
 	if err := st.Update(context.Background(), func(tx store.Tx) error { return tx.UpdateUser(&ghost) }); err == nil {
 		t.Error("UpdateUser(unknown) succeeded")
@@ -624,6 +636,68 @@ func testUsers(t *testing.T, st store.Store) {
 		wantErr(t, "LockUser(unknown)", tx.LockUser(9999), store.ErrNotFound)
 		return tx.LockUser(u.ID)
 	})
+}
+
+// testUsernameKeys: accounts are unique by the normalised form of their
+// name, found by any spelling of it, and told apart from look-alikes.
+func testUsernameKeys(t *testing.T, st store.Store) {
+	alice := store.User{Username: "Alice", Role: store.RoleRegistered, Origin: store.OriginSignup, Created: base}
+	update(t, st, func(tx store.Tx) error { return tx.InsertUser(&alice) })
+	frank := store.User{Username: "frank@corp.example", Role: store.RoleAnonymous, Origin: store.OriginClient,
+		Client: "front-end", Created: base}
+	update(t, st, func(tx store.Tx) error { return tx.InsertUser(&frank) })
+
+	for _, name := range []string{"alice", "ALICE", "ａｌｉｃｅ", "ＡＬＩＣＥ"} {
+		err := st.Update(context.Background(), func(tx store.Tx) error {
+			dup := store.User{Username: name, Role: store.RoleRegistered, Origin: store.OriginSignup, Created: base}
+			return tx.InsertUser(&dup)
+		})
+		wantErr(t, fmt.Sprintf("InsertUser(%q) beside Alice", name), err, store.ErrConflict)
+	}
+	view(t, st, func(tx store.Tx) error {
+		for _, name := range []string{"Alice", "alice", "ALICE", "ａｌｉｃｅ"} {
+			got, err := tx.User(name)
+			if err != nil || !reflect.DeepEqual(got, alice) {
+				t.Errorf("User(%q) = %+v, %v; want %+v", name, got, err, alice)
+			}
+		}
+		got, err := tx.User("FRANK@corp.example")
+		if err != nil || !reflect.DeepEqual(got, frank) {
+			t.Errorf("User(FRANK@corp.example) = %+v, %v; want %+v", got, err, frank)
+		}
+		for _, name := range []string{"аlice", "x²", "", "alice\t"} { // Cyrillic а; no key
+			_, err := tx.User(name)
+			wantErr(t, fmt.Sprintf("User(%q)", name), err, store.ErrNotFound)
+		}
+		return nil
+	})
+
+	// A look-alike is another name to the store (sign-up refuses it,
+	// not the store); UserLike finds what it looks like.
+	cyrillic := store.User{Username: "аlice", Role: store.RoleAnonymous, Origin: store.OriginClient, Client: "x", Created: base}
+	update(t, st, func(tx store.Tx) error { return tx.InsertUser(&cyrillic) })
+	if cyrillic.ID == alice.ID {
+		t.Fatal("Cyrillic аlice is Alice's account")
+	}
+	view(t, st, func(tx store.Tx) error {
+		for _, name := range []string{"alice", "аlice", "a1ice"} {
+			got, err := tx.UserLike(name)
+			if err != nil || got.ID != alice.ID {
+				t.Errorf("UserLike(%q) = %+v, %v; want Alice, the first of her look-alikes", name, got, err)
+			}
+		}
+		_, err := tx.UserLike("bob")
+		wantErr(t, "UserLike(bob)", err, store.ErrNotFound)
+		return nil
+	})
+
+	err := st.Update(context.Background(), func(tx store.Tx) error {
+		bad := store.User{Username: "tab\there", Role: store.RoleAnonymous, Created: base}
+		return tx.InsertUser(&bad)
+	})
+	if !errors.Is(err, username.ErrInvalid) {
+		t.Errorf("InsertUser(tab\\there) = %v, want username.ErrInvalid", err)
+	}
 }
 
 func testDeleteIdleAnonymousUsers(t *testing.T, st store.Store) {
@@ -1192,9 +1266,12 @@ func testConcurrentUserLimit(t *testing.T, st store.Store) {
 func testConcurrentNewUser(t *testing.T, st store.Store) {
 	warm(t, st)
 	for round := range 5 {
-		name := fmt.Sprint("newcomer", round)
+		// Spellings of one name: whichever is inserted first, the others
+		// find it.
+		names := []string{fmt.Sprint("newcomer", round), fmt.Sprint("NewComer", round), fmt.Sprint("ＮＥＷＣＯＭＥＲ", round)}
 		ids := make([]int64, workers)
 		parallel(workers, func(i int) {
+			name := names[i%len(names)]
 			err := st.Update(context.Background(), func(tx store.Tx) error {
 				u, err := tx.User(name)
 				if errors.Is(err, store.ErrNotFound) {
@@ -1240,4 +1317,92 @@ func testConcurrentLeases(t *testing.T, st store.Store) {
 			t.Errorf("round %d: %d holders won the lease, want 1", round, n)
 		}
 	}
+}
+
+// ---- upgrades ----
+
+// Legacy returns the statements that make a database as the release
+// before keyed usernames left it: the migrations in dir (the store's
+// migrations directory, relative to the test) before 0005_accounts,
+// recorded as applied, and accounts that normalise alike, one name that
+// does not normalise, a sign-up named as a robot's user will be, and the
+// robot with its client. CheckUpgrade checks what the store makes of it.
+func Legacy(t *testing.T, dir string) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(files)
+	out := []string{`CREATE TABLE schema_migrations (version TEXT PRIMARY KEY)`}
+	for _, f := range files {
+		version := strings.TrimSuffix(filepath.Base(f), ".sql")
+		if version >= "0005" {
+			break
+		}
+		body, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(body), `INSERT INTO schema_migrations (version) VALUES ('`+version+`')`)
+	}
+	return append(out,
+		`INSERT INTO users (username, password_hash, role, created) VALUES ('robot@educates', 'h', 'robot', 1)`,
+		`INSERT INTO clients (id, secret_hash, user_id) SELECT 'robot-client', 'h', id FROM users WHERE role = 'robot'`,
+		`INSERT INTO users (username, password_hash, role, created) VALUES ('educates', 'h', 'admin', 2)`,
+		`INSERT INTO users (username, password_hash, role, created) VALUES ('Alice', 'h', 'registered', 3)`,
+		`INSERT INTO users (username, role, created) VALUES ('alice', 'anonymous', 4)`,
+		`INSERT INTO users (username, password_hash, role, created) VALUES ('ALICE', 'h', 'registered', 5)`,
+		`INSERT INTO users (username, role, created) VALUES ('x²', 'anonymous', 6)`,
+		`INSERT INTO users (username, password_hash, role, created) VALUES ('frank@corp.example', 'h', 'registered', 7)`,
+	)
+}
+
+// CheckUpgrade checks a store opened on a database that Legacy made: every
+// account is still there and still reachable by its own name, the oldest
+// of names that normalise alike keeps the normalised name, nobody new can
+// take it, and every account has its origin.
+func CheckUpgrade(t *testing.T, st store.Store) {
+	view(t, st, func(tx store.Tx) error {
+		list, err := tx.Users(100)
+		if err != nil {
+			return err
+		}
+		if len(list) != 7 {
+			t.Errorf("%d accounts after the upgrade, want the 7 there were: %+v", len(list), list)
+		}
+		for _, tc := range []struct {
+			lookup, found string
+			origin        store.Origin
+			client        string
+		}{
+			{"robot@educates", "robot@educates", store.OriginPortal, ""},
+			{"EDUCATES", "educates", store.OriginPortal, ""},
+			{"Alice", "Alice", store.OriginSignup, ""},
+			{"aLiCe", "Alice", store.OriginSignup, ""}, // the oldest keeps the key
+			{"alice", "alice", store.OriginClient, "robot-client"},
+			{"ALICE", "ALICE", store.OriginSignup, ""},
+			{"x²", "x²", store.OriginClient, "robot-client"},
+			{"Frank@Corp.Example", "frank@corp.example", store.OriginSignup, ""},
+		} {
+			u, err := tx.User(tc.lookup)
+			if err != nil || u.Username != tc.found || u.Origin != tc.origin || u.Client != tc.client {
+				t.Errorf("User(%q) = %+v, %v; want %s of origin %s %s", tc.lookup, u, err, tc.found, tc.origin, tc.client)
+			}
+		}
+		u, err := tx.UserLike("аlice") // Cyrillic а
+		if err != nil || u.Username != "Alice" {
+			t.Errorf("UserLike(аlice) = %+v, %v; want Alice", u, err)
+		}
+		return nil
+	})
+	for _, name := range []string{"aLICE", "ａｌｉｃｅ", "Frank@corp.example", "EDUCATES"} {
+		err := st.Update(context.Background(), func(tx store.Tx) error {
+			u := store.User{Username: name, Role: store.RoleRegistered, Origin: store.OriginSignup, Created: base}
+			return tx.InsertUser(&u)
+		})
+		wantErr(t, fmt.Sprintf("InsertUser(%q) after the upgrade", name), err, store.ErrConflict)
+	}
+	u := store.User{Username: "carol", Role: store.RoleRegistered, Origin: store.OriginSignup, Created: base}
+	update(t, st, func(tx store.Tx) error { return tx.InsertUser(&u) })
 }
