@@ -183,13 +183,22 @@ type ClientCredentials struct {
 	Secret string
 }
 
-// client checks a client's credentials. Educates' robot client was public,
-// so a missing secret was accepted; here the secret is always required.
-func (s *Service) client(tx store.Tx, cc ClientCredentials) (store.Client, error) {
+// client checks a client's credentials outside any transaction: bcrypt
+// takes tens of milliseconds, and a write transaction held that long
+// stalls every other write (SQLite has one writer). Educates' robot
+// client was public, so a missing secret was accepted; here the secret is
+// always required. The caller's write transaction checks with unchanged
+// that the client did not change meanwhile.
+func (s *Service) client(ctx context.Context, cc ClientCredentials) (store.Client, error) {
 	if cc.ID == "" || cc.Secret == "" {
 		return store.Client{}, errInvalidClient
 	}
-	c, err := tx.Client(cc.ID)
+	var c store.Client
+	err := s.store.View(ctx, func(tx store.Tx) error {
+		var err error
+		c, err = tx.Client(cc.ID)
+		return err
+	})
 	if errors.Is(err, store.ErrNotFound) {
 		// Spend the time a hash check takes, so timing does not tell
 		// which client ids exist.
@@ -205,6 +214,17 @@ func (s *Service) client(tx store.Tx, cc ClientCredentials) (store.Client, error
 	return c, nil
 }
 
+// unchanged makes sure, inside a write transaction, that the client whose
+// secret was checked before it began still has that secret: a rotation in
+// between wins.
+func unchanged(tx store.Tx, c store.Client) (store.Client, error) {
+	now, err := tx.Client(c.ID)
+	if errors.Is(err, store.ErrNotFound) || err == nil && now.SecretHash != c.SecretHash {
+		return now, errInvalidClient
+	}
+	return now, err
+}
+
 // dummyHash is made on first use: at package init it cost every process of
 // the binary, each session host included, 100 ms of CPU.
 var dummyHash = sync.OnceValue(func() []byte {
@@ -212,28 +232,27 @@ var dummyHash = sync.OnceValue(func() []byte {
 	return h
 })
 
-// Password checks a username and password; the web login uses it too.
+// Password checks a username and password, for the web login and the
+// password grant alike, outside any transaction.
 func (s *Service) Password(ctx context.Context, username, password string) (store.User, error) {
 	var u store.User
 	err := s.store.View(ctx, func(tx store.Tx) error {
 		var err error
-		u, err = s.password(tx, username, password)
+		u, err = tx.User(username)
 		return err
 	})
-	return u, err
-}
-
-func (s *Service) password(tx store.Tx, username, password string) (store.User, error) {
-	u, err := tx.User(username)
-	if errors.Is(err, store.ErrNotFound) || err == nil && u.PasswordHash == "" {
-		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
-		return u, errInvalidGrant
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		u = store.User{}
+	case err != nil:
 		return u, err
 	}
+	if u.ID == 0 || u.PasswordHash == "" {
+		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
+		return store.User{}, errInvalidGrant
+	}
 	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
-		return u, errInvalidGrant
+		return store.User{}, errInvalidGrant
 	}
 	return u, nil
 }
@@ -241,13 +260,25 @@ func (s *Service) password(tx store.Tx, username, password string) (store.User, 
 // PasswordGrant is grant_type=password: any user with a password may log
 // in; what they may do is decided per endpoint (spec §3.1).
 func (s *Service) PasswordGrant(ctx context.Context, cc ClientCredentials, username, password string) (TokenResponse, error) {
+	c, err := s.client(ctx, cc)
+	if err != nil {
+		return TokenResponse{}, err
+	}
+	u, err := s.Password(ctx, username, password)
+	if err != nil {
+		return TokenResponse{}, err
+	}
 	var out TokenResponse
-	err := s.store.Update(ctx, func(tx store.Tx) error {
-		c, err := s.client(tx, cc)
-		if err != nil {
+	err = s.store.Update(ctx, func(tx store.Tx) error {
+		if _, err := unchanged(tx, c); err != nil {
 			return err
 		}
-		u, err := s.password(tx, username, password)
+		// The password checked is still the account's: a change in
+		// between wins.
+		now, err := tx.UserByID(u.ID)
+		if errors.Is(err, store.ErrNotFound) || err == nil && now.PasswordHash != u.PasswordHash {
+			return errInvalidGrant
+		}
 		if err != nil {
 			return err
 		}
@@ -261,9 +292,13 @@ func (s *Service) PasswordGrant(ctx context.Context, cc ClientCredentials, usern
 // client gets a token for the robot without a password (Educates #936). No
 // refresh token is issued (RFC 6749 §4.4.3).
 func (s *Service) ClientCredentialsGrant(ctx context.Context, cc ClientCredentials) (TokenResponse, error) {
+	checked, err := s.client(ctx, cc)
+	if err != nil {
+		return TokenResponse{}, err
+	}
 	var out TokenResponse
-	err := s.store.Update(ctx, func(tx store.Tx) error {
-		c, err := s.client(tx, cc)
+	err = s.store.Update(ctx, func(tx store.Tx) error {
+		c, err := unchanged(tx, checked)
 		if err != nil {
 			return err
 		}
@@ -279,10 +314,13 @@ func (s *Service) ClientCredentialsGrant(ctx context.Context, cc ClientCredentia
 // RefreshGrant is grant_type=refresh_token. The refresh token is used up:
 // its grant is revoked and a new pair issued.
 func (s *Service) RefreshGrant(ctx context.Context, cc ClientCredentials, refresh string) (TokenResponse, error) {
+	c, err := s.client(ctx, cc)
+	if err != nil {
+		return TokenResponse{}, err
+	}
 	var out TokenResponse
-	err := s.store.Update(ctx, func(tx store.Tx) error {
-		c, err := s.client(tx, cc)
-		if err != nil {
+	err = s.store.Update(ctx, func(tx store.Tx) error {
+		if _, err := unchanged(tx, c); err != nil {
 			return err
 		}
 		k, err := tx.Token(secret.Hash(refresh))
@@ -321,9 +359,12 @@ func (s *Service) issue(tx store.Tx, client string, user int64, refresh bool) (T
 // Revoke revokes a token and the others of its grant (RFC 7009). Unknown
 // tokens are not an error.
 func (s *Service) Revoke(ctx context.Context, cc ClientCredentials, token string) error {
+	c, err := s.client(ctx, cc)
+	if err != nil {
+		return err
+	}
 	return s.store.Update(ctx, func(tx store.Tx) error {
-		c, err := s.client(tx, cc)
-		if err != nil {
+		if _, err := unchanged(tx, c); err != nil {
 			return err
 		}
 		k, err := tx.Token(secret.Hash(token))
