@@ -9,12 +9,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/portico-dev/portico/internal/config"
+	"github.com/portico-dev/portico/internal/ratelimit"
 	"github.com/portico-dev/portico/internal/secret"
 	"github.com/portico-dev/portico/internal/store"
 )
@@ -52,11 +55,14 @@ type Service struct {
 	clock Clock
 	// cost of bcrypt; tests lower it.
 	cost int
+	// passwords limits wrong passwords, for the web login and the
+	// password grant alike.
+	passwords *ratelimit.Passwords
 }
 
 // New returns a Service on st.
 func New(st store.Store, clock Clock) *Service {
-	return &Service{store: st, clock: clock, cost: bcrypt.DefaultCost}
+	return &Service{store: st, clock: clock, cost: bcrypt.DefaultCost, passwords: ratelimit.NewPasswords(clock)}
 }
 
 // SetHashCost sets the bcrypt cost of new password hashes (tests use the
@@ -233,7 +239,10 @@ var dummyHash = sync.OnceValue(func() []byte {
 })
 
 // Password checks a username and password, for the web login and the
-// password grant alike, outside any transaction.
+// password grant alike, outside any transaction and within the limits of
+// wrong passwords per account and client address (the client that ctx
+// carries, ratelimit.WithClient): a *ratelimit.Refused when they are
+// spent.
 func (s *Service) Password(ctx context.Context, username, password string) (store.User, error) {
 	var u store.User
 	err := s.store.View(ctx, func(tx store.Tx) error {
@@ -247,6 +256,16 @@ func (s *Service) Password(ctx context.Context, username, password string) (stor
 	case err != nil:
 		return u, err
 	}
+	// Failures count against the account itself, whatever spelling of
+	// its name found it; names of nobody, by their case-folded spelling.
+	account := "name:" + strings.ToLower(username)
+	if u.ID != 0 {
+		account = "id:" + strconv.FormatInt(u.ID, 10)
+	}
+	from := ratelimit.ClientOf(ctx)
+	if err := s.passwords.Attempt(account, from); err != nil {
+		return store.User{}, err
+	}
 	if u.ID == 0 || u.PasswordHash == "" {
 		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
 		return store.User{}, errInvalidGrant
@@ -254,6 +273,7 @@ func (s *Service) Password(ctx context.Context, username, password string) (stor
 	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
 		return store.User{}, errInvalidGrant
 	}
+	s.passwords.Succeeded(account, from)
 	return u, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -280,6 +281,19 @@ func (p *Portal) Client() *Client {
 	return &Client{p: p, HTTP: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
 	}}}
+}
+
+// ClientFrom returns a client without credentials whose connections come
+// from addr, an address of 127.0.0.0/8 other than 127.0.0.1: all of that
+// block is loopback on Linux, so the portal sees another client address
+// without a proxy or a header.
+func (p *Portal) ClientFrom(addr string) *Client {
+	c := p.Client()
+	c.HTTP.Transport = &http.Transport{
+		DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(addr)}}).DialContext,
+	}
+	p.T.Cleanup(c.HTTP.CloseIdleConnections)
+	return c
 }
 
 // Robot returns a client logged in as the robot through the password grant.
