@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,11 +59,17 @@ type Service struct {
 	// passwords limits wrong passwords, for the web login and the
 	// password grant alike.
 	passwords *ratelimit.Passwords
+	// hashing bounds the bcrypt work running at once to half the CPUs
+	// (at least one): each check costs tens of milliseconds of CPU, and
+	// a flood of wrong secrets from many addresses, each within its
+	// limits, must leave the rest of the portal CPUs to run on.
+	hashing chan struct{}
 }
 
 // New returns a Service on st.
 func New(st store.Store, clock Clock) *Service {
-	return &Service{store: st, clock: clock, cost: bcrypt.DefaultCost, passwords: ratelimit.NewPasswords(clock)}
+	return &Service{store: st, clock: clock, cost: bcrypt.DefaultCost, passwords: ratelimit.NewPasswords(clock),
+		hashing: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))}
 }
 
 // SetHashCost sets the bcrypt cost of new password hashes (tests use the
@@ -71,8 +78,22 @@ func (s *Service) SetHashCost(cost int) { s.cost = cost }
 
 // HashPassword hashes a password for storage.
 func (s *Service) HashPassword(password string) (string, error) {
+	s.hashing <- struct{}{}
+	defer func() { <-s.hashing }()
 	h, err := bcrypt.GenerateFromPassword([]byte(password), s.cost)
 	return string(h), err
+}
+
+// matches reports whether secret is the one hash was made from, in its
+// turn among the bcrypt work of the process.
+func (s *Service) matches(ctx context.Context, hash []byte, secret string) (bool, error) {
+	select {
+	case s.hashing <- struct{}{}:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	defer func() { <-s.hashing }()
+	return bcrypt.CompareHashAndPassword(hash, []byte(secret)) == nil, nil
 }
 
 // Generated holds the credentials Bootstrap made up because the
@@ -205,16 +226,20 @@ func (s *Service) client(ctx context.Context, cc ClientCredentials) (store.Clien
 		c, err = tx.Client(cc.ID)
 		return err
 	})
-	if errors.Is(err, store.ErrNotFound) {
+	hash := []byte(c.SecretHash)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		// Spend the time a hash check takes, so timing does not tell
 		// which client ids exist.
-		bcrypt.CompareHashAndPassword(dummyHash(), []byte(cc.Secret))
-		return c, errInvalidClient
+		hash = dummyHash()
+	case err != nil:
+		return c, err
 	}
+	ok, err := s.matches(ctx, hash, cc.Secret)
 	if err != nil {
 		return c, err
 	}
-	if bcrypt.CompareHashAndPassword([]byte(c.SecretHash), []byte(cc.Secret)) != nil {
+	if !ok || c.ID == "" {
 		return c, errInvalidClient
 	}
 	return c, nil
@@ -266,11 +291,15 @@ func (s *Service) Password(ctx context.Context, username, password string) (stor
 	if err := s.passwords.Attempt(account, from); err != nil {
 		return store.User{}, err
 	}
+	hash := []byte(u.PasswordHash)
 	if u.ID == 0 || u.PasswordHash == "" {
-		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
-		return store.User{}, errInvalidGrant
+		hash = dummyHash() // the same time, whether the account exists or not
 	}
-	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
+	ok, err := s.matches(ctx, hash, password)
+	if err != nil {
+		return store.User{}, err
+	}
+	if !ok || u.ID == 0 || u.PasswordHash == "" {
 		return store.User{}, errInvalidGrant
 	}
 	s.passwords.Succeeded(account, from)
