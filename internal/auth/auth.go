@@ -231,7 +231,7 @@ func (s *Service) client(ctx context.Context, cc ClientCredentials) (store.Clien
 	case errors.Is(err, store.ErrNotFound):
 		// Spend the time a hash check takes, so timing does not tell
 		// which client ids exist.
-		hash = dummyHash()
+		c, hash = store.Client{}, dummyHash()
 	case err != nil:
 		return c, err
 	}

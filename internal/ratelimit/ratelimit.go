@@ -21,9 +21,34 @@ import (
 // Clock is the time source, so tests can move time.
 type Clock interface{ Now() time.Time }
 
-// maxKeys is how many keys a limiter holds before it forgets those that
-// carry no information any more.
-const maxKeys = 10000
+// Keys a limiter holds. Past pruneFrom it forgets the keys that carry
+// nothing any more (a full bucket, old failures), then waits until it
+// holds twice as many before it looks again, so that looking costs O(1)
+// per key added. It never holds more than maxKeys: clients from more
+// addresses than that at once (an IPv6 block walked /64 by /64) make it
+// forget arbitrary keys, which lets some of them start again from
+// nothing, rather than take the portal's memory.
+const pruneFrom, maxKeys = 10_000, 200_000
+
+// bound applies pruneFrom and maxKeys to m; *next is the size at which it
+// looks again.
+func bound[V any](m map[string]V, next *int, stale func(V) bool) {
+	if len(m) < max(*next, pruneFrom) {
+		return
+	}
+	for k, v := range m {
+		if stale(v) {
+			delete(m, k)
+		}
+	}
+	for k := range m {
+		if len(m) <= maxKeys/2 {
+			break
+		}
+		delete(m, k)
+	}
+	*next = min(2*len(m), maxKeys)
+}
 
 // Limiter is a token bucket per key.
 type Limiter struct {
@@ -32,6 +57,7 @@ type Limiter struct {
 	burst   float64
 	rate    float64 // tokens per second
 	buckets map[string]*bucket
+	next    int // see bound
 }
 
 type bucket struct {
@@ -96,24 +122,16 @@ func (l *Limiter) bucket(key string) *bucket {
 	now := l.clock.Now()
 	b, ok := l.buckets[key]
 	if !ok {
-		if len(l.buckets) > maxKeys {
-			l.prune(now)
-		}
+		// A bucket that has refilled is the same as a new one.
+		bound(l.buckets, &l.next, func(b *bucket) bool {
+			return b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst
+		})
 		b = &bucket{tokens: l.burst, last: now}
 		l.buckets[key] = b
 	}
 	b.tokens = min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
 	b.last = now
 	return b
-}
-
-// prune forgets buckets that have refilled: they are the same as new ones.
-func (l *Limiter) prune(now time.Time) {
-	for k, b := range l.buckets {
-		if b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst {
-			delete(l.buckets, k)
-		}
-	}
 }
 
 // Backoff makes a key wait longer after each failure: the first few
@@ -125,6 +143,7 @@ type Backoff struct {
 	clock  Clock
 	policy BackoffPolicy
 	keys   map[string]*failures
+	next   int // see bound
 }
 
 // BackoffPolicy is the shape of a Backoff's delays.
@@ -169,13 +188,7 @@ func (b *Backoff) Fail(key string) {
 	now := b.clock.Now()
 	f := b.keys[key]
 	if f == nil {
-		if len(b.keys) > maxKeys {
-			for k, f := range b.keys {
-				if now.Sub(f.last) >= b.policy.Forget {
-					delete(b.keys, k)
-				}
-			}
-		}
+		bound(b.keys, &b.next, func(f *failures) bool { return now.Sub(f.last) >= b.policy.Forget })
 		f = &failures{}
 		b.keys[key] = f
 	}

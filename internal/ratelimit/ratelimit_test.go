@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"errors"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -184,6 +185,38 @@ func TestPasswordsCountParallelGuesses(t *testing.T) {
 	wg.Wait()
 	if passed != passwordBackoff.Free {
 		t.Fatalf("%d of 40 parallel guesses checked, want %d", passed, passwordBackoff.Free)
+	}
+}
+
+// Keys that carry nothing are forgotten, and no limiter holds more than
+// maxKeys however many clients come.
+func TestLimitersForget(t *testing.T) {
+	c := &clock{now: time.Unix(1000, 0)}
+	l := New(c, 2, 1)
+	b := NewBackoff(c, BackoffPolicy{Free: 1, First: time.Second, Max: time.Minute, Forget: time.Hour})
+	for i := range pruneFrom {
+		l.Spend(strconv.Itoa(i))
+		b.Fail(strconv.Itoa(i))
+	}
+	c.now = c.now.Add(2 * time.Hour)
+	l.Spend("new")
+	b.Fail("new")
+	if len(l.buckets) != 1 || len(b.keys) != 1 {
+		t.Fatalf("after everything refilled and was forgotten: %d buckets, %d failures kept, want 1 each", len(l.buckets), len(b.keys))
+	}
+	for i := range 3 * maxKeys {
+		l.Spend(strconv.Itoa(i))
+		b.Fail(strconv.Itoa(i))
+		if len(l.buckets) > maxKeys || len(b.keys) > maxKeys {
+			t.Fatalf("%d keys at once: %d buckets, %d failures kept", i+1, len(l.buckets), len(b.keys))
+		}
+	}
+	// What was kept still counts.
+	l.Spend("last")
+	l.Spend("last")
+	b.Fail("last")
+	if l.Wait("last") == 0 || b.Wait("last") == 0 {
+		t.Fatal("the last key's state was lost")
 	}
 }
 
