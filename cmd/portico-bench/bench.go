@@ -74,6 +74,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		{"host", b.hostScenario}, // before ondemand, which refers to it
 		{"ondemand", b.onDemandScenario},
 		{"catalog", b.catalogScenario}, // catalog and idle: one portal
+		{"flood", b.floodScenario},
 		{"peer", b.peerScenario},
 	}
 	var errs []error

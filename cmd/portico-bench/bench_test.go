@@ -75,12 +75,50 @@ func TestQuickReserved(t *testing.T) {
 	}
 }
 
+// TestQuickFlood runs the flood scenario in its quick mode against the
+// real binary: the harness measures the request alone and under the
+// flood, and every answer of the flood is a 401 or a 429.
+func TestQuickFlood(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds portico and runs real portals")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out := filepath.Join(t.TempDir(), "bench.json")
+	var table bytes.Buffer
+	err := run(ctx, []string{"--quick", "--scenarios", "flood", "--flood-loops", "2",
+		"--warmup", "100ms", "--window", "500ms", "--json", out}, &table)
+	t.Logf("table:\n%s", table.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r report
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]bool{}
+	for _, x := range r.Rows {
+		rows[x.Case+" "+x.Metric] = x.Metric == "flood checked" || x.Value > 0 && x.RefValue > 0
+	}
+	for _, c := range []string{"2 loops, one address", "2 loops, 2 addresses"} {
+		for _, m := range []string{"p50 latency", "p99 latency", "throughput", "flood checked"} {
+			if !rows[c+" "+m] {
+				t.Errorf("no row %q with a value and its reference in %v", c+" "+m, rows)
+			}
+		}
+	}
+}
+
 func TestFlags(t *testing.T) {
 	o, err := parseFlags(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(o.scenarios, ",") != "reserved,ondemand,catalog,idle,host" || o.peer != "" {
+	if strings.Join(o.scenarios, ",") != "reserved,ondemand,catalog,idle,host,flood" || o.peer != "" {
 		t.Errorf("default scenarios %v, peer %q", o.scenarios, o.peer)
 	}
 	if o.clients[len(o.clients)-1] != 256 || o.window != 5*time.Second {
@@ -93,7 +131,7 @@ func TestFlags(t *testing.T) {
 	if strings.Join(o.scenarios, ",") != "ondemand,peer" || o.window != time.Second {
 		t.Errorf("with the peer: %v, window %s", o.scenarios, o.window)
 	}
-	for _, bad := range [][]string{{"--scenarios", "nope"}, {"--clients", "0"}, {"--peer", "other"}, {"extra"}} {
+	for _, bad := range [][]string{{"--scenarios", "nope"}, {"--clients", "0"}, {"--peer", "other"}, {"extra"}, {"--flood-loops", "0"}} {
 		if _, err := parseFlags(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}

@@ -21,6 +21,8 @@
 //	catalog   catalog with sessions=true and the user-session listing at 100, 1,000, 10,000 sessions
 //	idle      portal CPU per wall second and RSS while holding 1,000 and 10,000 sessions (noop runtime)
 //	host      session host RSS when idle and time from process start to ready (local runtime)
+//	flood     an unrelated session request alone and while loops post wrong client secrets to the
+//	          token endpoints, from one address and from several (noop runtime)
 //	peer      JupyterHub doing what ondemand does (also selected by --peer jupyterhub)
 //
 // The catalog and idle scenarios share one portal, filled step by step.
@@ -43,7 +45,7 @@ import (
 // fixedServerArg runs the hidden mode that serves the HTTP ceiling.
 const fixedServerArg = "__fixed-server"
 
-var allScenarios = []string{"reserved", "ondemand", "catalog", "idle", "host", "peer"}
+var allScenarios = []string{"reserved", "ondemand", "catalog", "idle", "host", "flood", "peer"}
 
 type options struct {
 	portico    string
@@ -64,6 +66,7 @@ type options struct {
 	reserve    int
 	hosts      int
 	odPoll     time.Duration
+	floodLoops int
 	cpuProfile string
 	memProfile string
 	profileAt  string // scenario/level, e.g. reserved/64
@@ -110,6 +113,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.reserve, "reserve", 0, "reserve of the reserved-allocation portal (default 2000; quick 200)")
 	fs.IntVar(&o.hosts, "hosts", 0, "session hosts the host scenario starts (default 20; quick 3)")
 	fs.DurationVar(&o.odPoll, "poll", 2*time.Millisecond, "interval at which on-demand clients poll a session's schedule")
+	fs.IntVar(&o.floodLoops, "flood-loops", 6, "loops posting wrong client secrets in the flood scenario (at most 250)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the portal, taken during --profile-at, to this file")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile (allocs, delta over the window) of the portal, taken during --profile-at, to this file")
 	fs.StringVar(&o.profileAt, "profile-at", "reserved/64", "scenario/level whose timed window is profiled: reserved/<clients>, reserved-postgres/<clients>, ondemand/<clients>, catalog/<sessions>, idle/<sessions>")
@@ -162,6 +166,9 @@ func parseFlags(args []string) (*options, error) {
 		if o.quick {
 			o.hosts = 3
 		}
+	}
+	if o.floodLoops < 1 || o.floodLoops > 250 {
+		return nil, fmt.Errorf("--flood-loops: %d is not between 1 and 250", o.floodLoops)
 	}
 	switch o.peer {
 	case "", "jupyterhub":

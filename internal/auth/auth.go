@@ -10,12 +10,16 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/portico-dev/portico/internal/config"
+	"github.com/portico-dev/portico/internal/ratelimit"
 	"github.com/portico-dev/portico/internal/secret"
 	"github.com/portico-dev/portico/internal/store"
 )
@@ -53,11 +57,20 @@ type Service struct {
 	clock Clock
 	// cost of bcrypt; tests lower it.
 	cost int
+	// passwords limits wrong passwords, for the web login and the
+	// password grant alike.
+	passwords *ratelimit.Passwords
+	// hashing bounds the bcrypt work running at once to half the CPUs
+	// (at least one): each check costs tens of milliseconds of CPU, and
+	// a flood of wrong secrets from many addresses, each within its
+	// limits, must leave the rest of the portal CPUs to run on.
+	hashing chan struct{}
 }
 
 // New returns a Service on st.
 func New(st store.Store, clock Clock) *Service {
-	return &Service{store: st, clock: clock, cost: bcrypt.DefaultCost}
+	return &Service{store: st, clock: clock, cost: bcrypt.DefaultCost, passwords: ratelimit.NewPasswords(clock),
+		hashing: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))}
 }
 
 // SetHashCost sets the bcrypt cost of new password hashes (tests use the
@@ -66,8 +79,22 @@ func (s *Service) SetHashCost(cost int) { s.cost = cost }
 
 // HashPassword hashes a password for storage.
 func (s *Service) HashPassword(password string) (string, error) {
+	s.hashing <- struct{}{}
+	defer func() { <-s.hashing }()
 	h, err := bcrypt.GenerateFromPassword([]byte(password), s.cost)
 	return string(h), err
+}
+
+// matches reports whether secret is the one hash was made from, in its
+// turn among the bcrypt work of the process.
+func (s *Service) matches(ctx context.Context, hash []byte, secret string) (bool, error) {
+	select {
+	case s.hashing <- struct{}{}:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	defer func() { <-s.hashing }()
+	return bcrypt.CompareHashAndPassword(hash, []byte(secret)) == nil, nil
 }
 
 // Generated holds the credentials Bootstrap made up because the
@@ -184,26 +211,50 @@ type ClientCredentials struct {
 	Secret string
 }
 
-// client checks a client's credentials. Educates' robot client was public,
-// so a missing secret was accepted; here the secret is always required.
-func (s *Service) client(tx store.Tx, cc ClientCredentials) (store.Client, error) {
+// client checks a client's credentials outside any transaction: bcrypt
+// takes tens of milliseconds, and a write transaction held that long
+// stalls every other write (SQLite has one writer). Educates' robot
+// client was public, so a missing secret was accepted; here the secret is
+// always required. The caller's write transaction checks with unchanged
+// that the client did not change meanwhile.
+func (s *Service) client(ctx context.Context, cc ClientCredentials) (store.Client, error) {
 	if cc.ID == "" || cc.Secret == "" {
 		return store.Client{}, errInvalidClient
 	}
-	c, err := tx.Client(cc.ID)
-	if errors.Is(err, store.ErrNotFound) {
+	var c store.Client
+	err := s.store.View(ctx, func(tx store.Tx) error {
+		var err error
+		c, err = tx.Client(cc.ID)
+		return err
+	})
+	hash := []byte(c.SecretHash)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		// Spend the time a hash check takes, so timing does not tell
 		// which client ids exist.
-		bcrypt.CompareHashAndPassword(dummyHash(), []byte(cc.Secret))
-		return c, errInvalidClient
+		c, hash = store.Client{}, dummyHash()
+	case err != nil:
+		return c, err
 	}
+	ok, err := s.matches(ctx, hash, cc.Secret)
 	if err != nil {
 		return c, err
 	}
-	if bcrypt.CompareHashAndPassword([]byte(c.SecretHash), []byte(cc.Secret)) != nil {
+	if !ok || c.ID == "" {
 		return c, errInvalidClient
 	}
 	return c, nil
+}
+
+// unchanged makes sure, inside a write transaction, that the client whose
+// secret was checked before it began still has that secret: a rotation in
+// between wins.
+func unchanged(tx store.Tx, c store.Client) (store.Client, error) {
+	now, err := tx.Client(c.ID)
+	if errors.Is(err, store.ErrNotFound) || err == nil && now.SecretHash != c.SecretHash {
+		return now, errInvalidClient
+	}
+	return now, err
 }
 
 // dummyHash is made on first use: at package init it cost every process of
@@ -213,42 +264,71 @@ var dummyHash = sync.OnceValue(func() []byte {
 	return h
 })
 
-// Password checks a username and password; the web login uses it too.
+// Password checks a username and password, for the web login and the
+// password grant alike, outside any transaction and within the limits of
+// wrong passwords per account and client address (the client that ctx
+// carries, ratelimit.WithClient): a *ratelimit.Refused when they are
+// spent.
 func (s *Service) Password(ctx context.Context, username, password string) (store.User, error) {
 	var u store.User
 	err := s.store.View(ctx, func(tx store.Tx) error {
 		var err error
-		u, err = s.password(tx, username, password)
+		u, err = tx.User(username)
 		return err
 	})
-	return u, err
-}
-
-func (s *Service) password(tx store.Tx, username, password string) (store.User, error) {
-	u, err := tx.User(username)
-	if errors.Is(err, store.ErrNotFound) || err == nil && u.PasswordHash == "" {
-		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
-		return u, errInvalidGrant
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		u = store.User{}
+	case err != nil:
 		return u, err
 	}
-	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
-		return u, errInvalidGrant
+	// Failures count against the account itself, whatever spelling of
+	// its name found it; names of nobody, by their case-folded spelling.
+	account := "name:" + strings.ToLower(username)
+	if u.ID != 0 {
+		account = "id:" + strconv.FormatInt(u.ID, 10)
 	}
+	from := ratelimit.ClientOf(ctx)
+	if err := s.passwords.Attempt(account, from); err != nil {
+		return store.User{}, err
+	}
+	hash := []byte(u.PasswordHash)
+	if u.ID == 0 || u.PasswordHash == "" {
+		hash = dummyHash() // the same time, whether the account exists or not
+	}
+	ok, err := s.matches(ctx, hash, password)
+	if err != nil {
+		return store.User{}, err
+	}
+	if !ok || u.ID == 0 || u.PasswordHash == "" {
+		return store.User{}, errInvalidGrant
+	}
+	s.passwords.Succeeded(account, from)
 	return u, nil
 }
 
 // PasswordGrant is grant_type=password: any user with a password may log
 // in; what they may do is decided per endpoint (spec §3.1).
 func (s *Service) PasswordGrant(ctx context.Context, cc ClientCredentials, username, password string) (TokenResponse, error) {
+	c, err := s.client(ctx, cc)
+	if err != nil {
+		return TokenResponse{}, err
+	}
+	u, err := s.Password(ctx, username, password)
+	if err != nil {
+		return TokenResponse{}, err
+	}
 	var out TokenResponse
-	err := s.store.Update(ctx, func(tx store.Tx) error {
-		c, err := s.client(tx, cc)
-		if err != nil {
+	err = s.store.Update(ctx, func(tx store.Tx) error {
+		if _, err := unchanged(tx, c); err != nil {
 			return err
 		}
-		u, err := s.password(tx, username, password)
+		// The password checked is still the account's: a change in
+		// between wins.
+		now, err := tx.UserByID(u.ID)
+		if errors.Is(err, store.ErrNotFound) || err == nil && now.PasswordHash != u.PasswordHash {
+			return errInvalidGrant
+		}
 		if err != nil {
 			return err
 		}
@@ -262,9 +342,13 @@ func (s *Service) PasswordGrant(ctx context.Context, cc ClientCredentials, usern
 // client gets a token for the robot without a password (Educates #936). No
 // refresh token is issued (RFC 6749 §4.4.3).
 func (s *Service) ClientCredentialsGrant(ctx context.Context, cc ClientCredentials) (TokenResponse, error) {
+	checked, err := s.client(ctx, cc)
+	if err != nil {
+		return TokenResponse{}, err
+	}
 	var out TokenResponse
-	err := s.store.Update(ctx, func(tx store.Tx) error {
-		c, err := s.client(tx, cc)
+	err = s.store.Update(ctx, func(tx store.Tx) error {
+		c, err := unchanged(tx, checked)
 		if err != nil {
 			return err
 		}
@@ -280,10 +364,13 @@ func (s *Service) ClientCredentialsGrant(ctx context.Context, cc ClientCredentia
 // RefreshGrant is grant_type=refresh_token. The refresh token is used up:
 // its grant is revoked and a new pair issued.
 func (s *Service) RefreshGrant(ctx context.Context, cc ClientCredentials, refresh string) (TokenResponse, error) {
+	c, err := s.client(ctx, cc)
+	if err != nil {
+		return TokenResponse{}, err
+	}
 	var out TokenResponse
-	err := s.store.Update(ctx, func(tx store.Tx) error {
-		c, err := s.client(tx, cc)
-		if err != nil {
+	err = s.store.Update(ctx, func(tx store.Tx) error {
+		if _, err := unchanged(tx, c); err != nil {
 			return err
 		}
 		k, err := tx.Token(secret.Hash(refresh))
@@ -322,9 +409,12 @@ func (s *Service) issue(tx store.Tx, client string, user int64, refresh bool) (T
 // Revoke revokes a token and the others of its grant (RFC 7009). Unknown
 // tokens are not an error.
 func (s *Service) Revoke(ctx context.Context, cc ClientCredentials, token string) error {
+	c, err := s.client(ctx, cc)
+	if err != nil {
+		return err
+	}
 	return s.store.Update(ctx, func(tx store.Tx) error {
-		c, err := s.client(tx, cc)
-		if err != nil {
+		if _, err := unchanged(tx, c); err != nil {
 			return err
 		}
 		k, err := tx.Token(secret.Hash(token))

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -25,6 +26,11 @@ import (
 
 // Clock tells the time.
 type Clock interface{ Now() time.Time }
+
+// Requests to the token endpoints per client address: 20 at once, then
+// two a second. Front ends ask for a token now and then; each request
+// costs a bcrypt check of the client's secret.
+const tokenBurst, tokenRate = 20, 2
 
 // API is the REST API of one portal.
 type API struct {
@@ -39,7 +45,7 @@ type API struct {
 // Register adds the routes of the API to mux, with a JSON 404 for every
 // path no other route of mux takes.
 func Register(mux *http.ServeMux, b *broker.Broker, a *auth.Service, clock Clock, log *slog.Logger) {
-	api := &API{broker: b, auth: a, clock: clock, log: log, limiter: ratelimit.New(clock, 20, 2), mux: mux}
+	api := &API{broker: b, auth: a, clock: clock, log: log, limiter: ratelimit.New(clock, tokenBurst, tokenRate), mux: mux}
 	api.routes()
 }
 
@@ -148,12 +154,16 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 // sets the headers that go with a status.
 func Status(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) (int, string) {
 	var (
-		se  *statusError
-		mbe *http.MaxBytesError
+		se      *statusError
+		mbe     *http.MaxBytesError
+		refused *ratelimit.Refused
 	)
 	switch {
 	case errors.As(err, &se):
 		return se.status, err.Error()
+	case errors.As(err, &refused):
+		w.Header().Set("Retry-After", strconv.Itoa(refused.Seconds()))
+		return http.StatusTooManyRequests, refused.Reason
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, "Request body too large"
 	case errors.Is(err, auth.ErrUnauthenticated):

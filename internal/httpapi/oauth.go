@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 
@@ -14,11 +15,7 @@ const maxForm = 64 << 10
 // client_credentials grants, client credentials by HTTP Basic or in the
 // body.
 func (a *API) token(w http.ResponseWriter, r *http.Request) (any, error) {
-	if !a.limiter.Allow(ratelimit.ClientIP(r)) {
-		w.Header().Set("Retry-After", "1")
-		return nil, errorf(http.StatusTooManyRequests, "Too many token requests; slow down")
-	}
-	cc, form, err := oauthRequest(w, r)
+	ctx, cc, form, err := a.oauthRequest(w, r)
 	if err != nil {
 		return nil, err
 	}
@@ -32,11 +29,11 @@ func (a *API) token(w http.ResponseWriter, r *http.Request) (any, error) {
 	}
 	switch grant := form.Get("grant_type"); grant {
 	case "password":
-		return a.auth.PasswordGrant(r.Context(), cc, form.Get("username"), form.Get("password"))
+		return a.auth.PasswordGrant(ctx, cc, form.Get("username"), form.Get("password"))
 	case "refresh_token":
-		return a.auth.RefreshGrant(r.Context(), cc, form.Get("refresh_token"))
+		return a.auth.RefreshGrant(ctx, cc, form.Get("refresh_token"))
 	case "client_credentials":
-		return a.auth.ClientCredentialsGrant(r.Context(), cc)
+		return a.auth.ClientCredentialsGrant(ctx, cc)
 	case "":
 		return nil, &auth.Error{Status: 400, Code: "invalid_request", Description: "Missing grant_type parameter."}
 	default:
@@ -47,11 +44,11 @@ func (a *API) token(w http.ResponseWriter, r *http.Request) (any, error) {
 // revoke is POST /oauth2/revoke-token/ (RFC 7009): 200 with an empty body,
 // also for unknown tokens.
 func (a *API) revoke(w http.ResponseWriter, r *http.Request) (any, error) {
-	cc, form, err := oauthRequest(w, r)
+	ctx, cc, form, err := a.oauthRequest(w, r)
 	if err != nil {
 		return nil, err
 	}
-	if err := a.auth.Revoke(r.Context(), cc, form.Get("token")); err != nil {
+	if err := a.auth.Revoke(ctx, cc, form.Get("token")); err != nil {
 		return nil, err
 	}
 	w.WriteHeader(http.StatusOK)
@@ -60,16 +57,25 @@ func (a *API) revoke(w http.ResponseWriter, r *http.Request) (any, error) {
 
 type formValues interface{ Get(string) string }
 
-func oauthRequest(w http.ResponseWriter, r *http.Request) (auth.ClientCredentials, formValues, error) {
+// oauthRequest reads the client credentials and the form of a request to
+// a token endpoint, within the budget of such requests of the client's
+// address: each checks a secret with bcrypt, which costs tens of
+// milliseconds of CPU. The context it returns names the client for the
+// limits of wrong passwords.
+func (a *API) oauthRequest(w http.ResponseWriter, r *http.Request) (context.Context, auth.ClientCredentials, formValues, error) {
+	client := ratelimit.ClientIP(r)
+	if d := a.limiter.Take(client); d > 0 {
+		return nil, auth.ClientCredentials{}, nil, ratelimit.Refuse(d, "Too many token requests from your address")
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
 	if err := r.ParseForm(); err != nil {
-		return auth.ClientCredentials{}, nil, &auth.Error{Status: 400, Code: "invalid_request", Description: "Malformed form body."}
+		return nil, auth.ClientCredentials{}, nil, &auth.Error{Status: 400, Code: "invalid_request", Description: "Malformed form body."}
 	}
 	cc := auth.ClientCredentials{ID: r.PostForm.Get("client_id"), Secret: r.PostForm.Get("client_secret")}
 	if id, sec, ok := r.BasicAuth(); ok {
 		cc = auth.ClientCredentials{ID: formDecoded(id), Secret: formDecoded(sec)}
 	}
-	return cc, r.PostForm, nil
+	return ratelimit.WithClient(r.Context(), client), cc, r.PostForm, nil
 }
 
 // formDecoded undoes the form encoding RFC 6749 §2.3.1 asks clients to

@@ -286,9 +286,10 @@ func (p *Portal) Client() *Client {
 // LocalhostTransport is an HTTP transport that resolves every name under
 // localhost to loopback, as browsers do (RFC 6761) and Go's resolver does
 // not.
-func LocalhostTransport() *http.Transport {
+func LocalhostTransport() *http.Transport { return localhostTransport(&net.Dialer{}) }
+
+func localhostTransport(d *net.Dialer) *http.Transport {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	var d net.Dialer
 	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		if host, port, err := net.SplitHostPort(addr); err == nil && strings.HasSuffix(host, ".localhost") {
 			addr = net.JoinHostPort("127.0.0.1", port)
@@ -312,6 +313,17 @@ func (c *Client) Enter(session string) string {
 		c.p.T.Fatalf("enter %s: %d %q", session, resp.StatusCode, raw)
 	}
 	return c.p.Broker.SessionURL(session)
+}
+
+// ClientFrom returns a client without credentials whose connections come
+// from addr, an address of 127.0.0.0/8 other than 127.0.0.1: all of that
+// block is loopback on Linux, so the portal sees another client address
+// without a proxy or a header.
+func (p *Portal) ClientFrom(addr string) *Client {
+	c := p.Client()
+	c.HTTP.Transport = localhostTransport(&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(addr)}})
+	p.T.Cleanup(c.HTTP.CloseIdleConnections)
+	return c
 }
 
 // Robot returns a client logged in as the robot through the password grant.

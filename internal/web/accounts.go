@@ -18,27 +18,51 @@ import (
 
 const accessCookie = "portico_access"
 
-const tooMany = "Too many attempts. Wait a minute, then try again."
+// Limits that keep one client from guessing or hoarding, each per client
+// address (ratelimit.ClientIP; behind an ingress, --trusted-proxies makes
+// that the attendee's own address). Wrong passwords are limited per
+// account and address with growing delays, and per address over all
+// accounts, by auth.Service, for the password grant too. The limits on
+// accounts made let a room of 50 people behind one address through at
+// once, and bound what one client can hold: anonymous accounts are also
+// what anonymous sessions are made for (each holds at most the sessions a
+// person may have), so their limit bounds those.
+const (
+	// Failed guesses of the event's access code and of activation links:
+	// 10 at once, then one every 5 seconds.
+	guessBurst, guessRate = 10, 1.0 / 5
+	// Sign-ups: 120 at once (a room, with second tries of refused
+	// forms), then one every 5 seconds.
+	signupBurst, signupRate = 120, 1.0 / 5
+	// Anonymous accounts: 60 at once, then one every 30 seconds.
+	anonymousBurst, anonymousRate = 60, 1.0 / 30
+)
 
-// Guessing is limited by failed attempts: per username for passwords, so
-// that behind an ingress (one address for everyone) one person's typos
-// lock out nobody else, and per address for the event's access code.
-// Sign-ups, which make accounts, count every attempt per address, within
-// a limit a room full of people behind one address stays under.
-
-// blocked reports whether key has no attempts left; the answer must then
-// say so.
-func (p *Pages) blocked(w http.ResponseWriter, key string) bool {
-	if !p.logins.Blocked(key) {
-		return false
+// refusal answers err when it is a refusal of a limit: the status (429)
+// and reason for the form page to show, Retry-After set; ok is false for
+// any other error.
+func (p *Pages) refusal(w http.ResponseWriter, r *http.Request, err error) (status int, reason string, ok bool) {
+	var refused *ratelimit.Refused
+	if !errors.As(err, &refused) {
+		return 0, "", false
 	}
-	w.Header().Set("Retry-After", "10")
-	return true
+	status, reason = httpapi.Status(w, r, p.log, err)
+	return status, reason, true
 }
 
-func passwordKey(username string) string { return "password:" + username }
+// guess returns the refusal of a client that has used up its failed
+// guesses of kind of secret, nil while it has some left.
+func (p *Pages) guess(r *http.Request, kind string) error {
+	if d := p.guesses.Wait(kind + ":" + ratelimit.ClientIP(r)); d > 0 {
+		return ratelimit.Refuse(d, "Too many wrong "+kind+"s from your address")
+	}
+	return nil
+}
 
-func codeKey(r *http.Request) string { return "code:" + ratelimit.ClientIP(r) }
+// wrongGuess counts a failed guess of kind of secret.
+func (p *Pages) wrongGuess(r *http.Request, kind string) {
+	p.guesses.Spend(kind + ":" + ratelimit.ClientIP(r))
+}
 
 // index is / (spec §3.3): the access code first, then login or an
 // anonymous account, then the catalog.
@@ -101,20 +125,20 @@ func (p *Pages) loginForm(w http.ResponseWriter, r *http.Request) {
 		loginData{Next: localPath(r.URL.Query().Get("next"), ""), Register: p.registrationOpen()})
 }
 
-// login checks a username and password, at most a few times a minute per
-// client address.
+// login checks a username and password, within the limits of wrong
+// passwords per account and client address.
 func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
 	data := loginData{Next: localPath(r.PostForm.Get("next"), ""), Username: r.PostForm.Get("username"),
 		Register: p.registrationOpen()}
-	if p.blocked(w, passwordKey(data.Username)) {
-		data.Error = tooMany
-		p.render(w, r, http.StatusTooManyRequests, "login.html", "Log in", data)
+	ctx := ratelimit.WithClient(r.Context(), ratelimit.ClientIP(r))
+	u, err := p.auth.Password(ctx, data.Username, r.PostForm.Get("password"))
+	if status, reason, ok := p.refusal(w, r, err); ok {
+		data.Error = reason
+		p.render(w, r, status, "login.html", "Log in", data)
 		return
 	}
-	u, err := p.auth.Password(r.Context(), data.Username, r.PostForm.Get("password"))
 	var oauth *auth.Error
 	if errors.As(err, &oauth) {
-		p.logins.Spend(passwordKey(data.Username))
 		data.Error = "That username and password do not match an account."
 		p.render(w, r, http.StatusUnauthorized, "login.html", "Log in", data)
 		return
@@ -188,10 +212,10 @@ func (p *Pages) register(w http.ResponseWriter, r *http.Request) {
 		Password: r.PostForm.Get("password1"), Confirm: r.PostForm.Get("password2")}
 	data := registerData{Username: in.Username, Email: in.Email, MinPassword: auth.MinPassword,
 		Next: localPath(r.PostForm.Get("next"), "")}
-	if !p.signups.Allow(ratelimit.ClientIP(r)) {
-		w.Header().Set("Retry-After", "10")
-		data.Errors = auth.Invalid{"form": tooMany}
-		p.render(w, r, http.StatusTooManyRequests, "register.html", "Sign up", data)
+	if d := p.signups.Take(ratelimit.ClientIP(r)); d > 0 {
+		status, reason, _ := p.refusal(w, r, ratelimit.Refuse(d, "Too many sign-ups from your address"))
+		data.Errors = auth.Invalid{"form": reason}
+		p.render(w, r, status, "register.html", "Sign up", data)
 		return
 	}
 	u, err := p.auth.Register(r.Context(), *p.broker.Portal(), in)
@@ -233,8 +257,13 @@ func (p *Pages) createAnonymous(w http.ResponseWriter, r *http.Request) {
 }
 
 // loginAnonymous creates an anonymous user and logs the browser in as
-// it; false when it failed and the response has been written.
+// it, within the limit of anonymous accounts per client address; false
+// when it failed and the response has been written.
 func (p *Pages) loginAnonymous(w http.ResponseWriter, r *http.Request, username string) bool {
+	if d := p.anonymous.Take(ratelimit.ClientIP(r)); d > 0 {
+		p.fail(w, r, ratelimit.Refuse(d, "Too many anonymous accounts from your address"))
+		return false
+	}
 	u, err := p.broker.NewAnonymous(r.Context(), username)
 	if err == nil {
 		err = p.startBrowser(w, r, u)
@@ -314,12 +343,13 @@ func (p *Pages) access(w http.ResponseWriter, r *http.Request) {
 // code, within the limit of failed guesses.
 func (p *Pages) tryCode(w http.ResponseWriter, r *http.Request, code, target string) {
 	want := p.broker.Portal().Password
+	if status, reason, ok := p.refusal(w, r, p.guess(r, "access code")); ok {
+		p.render(w, r, status, "access.html", "Access code", accessData{RedirectURL: target, Error: reason})
+		return
+	}
 	switch {
-	case p.blocked(w, codeKey(r)):
-		p.render(w, r, http.StatusTooManyRequests, "access.html", "Access code",
-			accessData{RedirectURL: target, Error: tooMany})
 	case want == "" || !hmac.Equal([]byte(code), []byte(want)):
-		p.logins.Spend(codeKey(r))
+		p.wrongGuess(r, "access code")
 		p.render(w, r, http.StatusOK, "access.html", "Access code",
 			accessData{RedirectURL: target, Error: "That is not the access code of this event."})
 	default:

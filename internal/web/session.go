@@ -20,7 +20,15 @@ func (p *Pages) activate(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, httpapi.Errorf(http.StatusBadRequest, "Malformed query string"))
 		return
 	}
+	// A wrong token costs a write transaction: guesses are limited.
+	if err := p.guess(r, "activation link"); err != nil {
+		p.fail(w, r, err)
+		return
+	}
 	s, owner, err := p.broker.Activate(r.Context(), r.PathValue("name"), q.Get("token"))
+	if broker.KindOf(err) == broker.Invalid {
+		p.wrongGuess(r, "activation link")
+	}
 	if errors.Is(err, broker.ErrEnded) {
 		http.Redirect(w, r, withNotification(p.indexFor(s, owner), endedNotification(s)), http.StatusFound)
 		return

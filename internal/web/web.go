@@ -50,25 +50,22 @@ type Pages struct {
 	broker *broker.Broker
 	auth   *auth.Service
 	log    *slog.Logger
-	// logins bounds password attempts (login and registration) per
-	// client address.
-	logins *ratelimit.Limiter
-	// signups bounds account creation per address, loosely: behind an
-	// ingress a whole room signs up from one address.
-	signups *ratelimit.Limiter
-	origin  *http.CrossOriginProtection
-	clock   ratelimit.Clock
+	origin *http.CrossOriginProtection
+	clock  ratelimit.Clock
 	// hosts reaches session hosts for the proxy.
 	hosts http.RoundTripper
+	// Limits per client address (accounts.go): failed guesses of
+	// secrets, sign-ups, anonymous accounts.
+	guesses, signups, anonymous *ratelimit.Limiter
 }
 
 // Handler adds the portal's pages to mux, beside its API, and returns the
 // handler of everything the portal serves: its own origin by mux, and the
 // origins of the sessions by their proxy.
 func Handler(mux *http.ServeMux, b *broker.Broker, a *auth.Service, clock ratelimit.Clock, log *slog.Logger) http.Handler {
-	p := &Pages{broker: b, auth: a, log: log, logins: ratelimit.New(clock, 10, 0.2),
-		signups: ratelimit.New(clock, 200, 5),
-		origin:  http.NewCrossOriginProtection(), clock: clock,
+	p := &Pages{broker: b, auth: a, log: log, guesses: ratelimit.New(clock, guessBurst, guessRate),
+		signups: ratelimit.New(clock, signupBurst, signupRate), anonymous: ratelimit.New(clock, anonymousBurst, anonymousRate),
+		origin: http.NewCrossOriginProtection(), clock: clock,
 		hosts: runtime.HostTransport(proxyResponseTimeout)}
 	get := map[string]http.HandlerFunc{
 		"/":                                     p.index,
