@@ -3,12 +3,14 @@ package runtime
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A host on a Unix socket is reached through the URL HostURL makes, even
@@ -54,5 +56,32 @@ func TestHostTransport(t *testing.T) {
 	}
 	if _, err := DialHost(context.Background(), "tcp", "2f6574632f706173737764.unix.invalid:80"); err == nil {
 		t.Error("dialled a path that is not a socket")
+	}
+}
+
+// A frozen host (it accepts, then never answers) must not hold the
+// portal's requests: the transport gives up on it after its response
+// timeout, with an error the proxy answers 502.
+func TestHostTransportGivesUpOnAFrozenHost(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // read nothing, answer nothing
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+ln.Addr().String()+"/", nil)
+	_, err = (&http.Client{Transport: HostTransport(200 * time.Millisecond)}).Do(req)
+	if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "timeout awaiting response headers") {
+		t.Fatalf("a frozen host: %v (context: %v), want the transport's response timeout", err, ctx.Err())
 	}
 }
