@@ -105,7 +105,7 @@ type sessionShell struct {
 // echo, no prompt commands).
 func openShell(t *testing.T, p *portal, browser *client, session, id string) *sessionShell {
 	t.Helper()
-	origin := sessionURL(p.url, session)
+	origin := browser.enter(session)
 	header := cookieHeader(t, origin, browser)
 	header.Set("Origin", origin)
 	target := strings.Replace(origin, "http", "ws", 1) + "/terminal/" + id
@@ -423,6 +423,7 @@ func (e *escapePortal) session(user string) *escapeSession {
 	}); msg != "" {
 		t.Fatal(msg)
 	}
+	s.browser.enter(a.Name) // a cookie of the session's origin, for its dashboard
 	return s
 }
 

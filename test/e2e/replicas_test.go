@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/portico-dev/portico/internal/portaltest"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -336,7 +337,9 @@ func fetch(hc *http.Client, target, bearer string) (int, []byte, error) {
 }
 
 func loadClient(timeout time.Duration) *http.Client {
-	return &http.Client{Timeout: timeout, Transport: &http.Transport{MaxIdleConnsPerHost: 128},
+	tr := portaltest.LocalhostTransport() // sessions' origins are under localhost
+	tr.MaxIdleConnsPerHost = 128
+	return &http.Client{Timeout: timeout, Transport: tr,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
