@@ -226,7 +226,7 @@ func (p *Pages) createAnonymous(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/accounts/login/", http.StatusFound)
 	case p.gated(w, r, store.User{}):
 	default:
-		if p.loginAnonymous(w, r, secret.UUID()) {
+		if _, ok := p.loginAnonymous(w, r, secret.UUID()); ok {
 			http.Redirect(w, r, "/workshops/catalog/", http.StatusFound)
 		}
 	}
@@ -234,16 +234,16 @@ func (p *Pages) createAnonymous(w http.ResponseWriter, r *http.Request) {
 
 // loginAnonymous creates an anonymous user and logs the browser in as
 // it; false when it failed and the response has been written.
-func (p *Pages) loginAnonymous(w http.ResponseWriter, r *http.Request, username string) bool {
+func (p *Pages) loginAnonymous(w http.ResponseWriter, r *http.Request, username string) (store.User, bool) {
 	u, err := p.broker.NewAnonymous(r.Context(), username)
 	if err == nil {
 		err = p.startBrowser(w, r, u)
 	}
 	if err != nil {
 		p.fail(w, r, err)
-		return false
+		return u, false
 	}
-	return true
+	return u, true
 }
 
 // accessAllowed reports whether the browser has entered the event access
