@@ -38,10 +38,11 @@ import (
 
 const usage = `Usage:
   portico serve [--config PATH] [--data-dir DIR] [--listen HOST:PORT] [--url URL] [--database postgres://...]
-                [--runtime local|noop|kubernetes] [--debug-listen HOST:PORT]
+                [--secret-key-file FILE] [--runtime local|noop|kubernetes] [--debug-listen HOST:PORT]
                 [--kubeconfig FILE] [--session-image IMAGE] [--ingress-domain DOMAIN]
 
-Without --config, the bundled example portal is served.
+Without --config, the bundled example portal is served. The key that seals
+config passwords may come from $PORTICO_SECRET_KEY instead of a file.
 `
 
 func main() {
@@ -76,6 +77,7 @@ func serve(args []string) error {
 	publicURL := fs.String("url", "", "public URL of the portal (default: http://<listen address>)")
 	analytics := fs.String("analytics-webhook", "", "URL to POST analytics events to")
 	database := fs.String("database", "", "postgres://... to keep the portal's state in PostgreSQL, shared by replicas (default: SQLite in the data directory)")
+	secretKeyFile := fs.String("secret-key-file", "", "file with the key that seals sessions' config passwords in the database, the base64 of 32 random bytes (default: $"+envSecretKey+", else <data-dir>/secret.key, made on the first start with SQLite; replicas on one PostgreSQL need the same key)")
 	runtimeName := fs.String("runtime", "local", "session runtime: local (a process tree per session), kubernetes (a namespace and pod per session) or noop (sessions are rows only and do nothing: for measuring the portal alone and load tests)")
 	kubeconfig := fs.String("kubeconfig", "", "with --runtime kubernetes: kubeconfig of the cluster (default: $KUBECONFIG, else the in-cluster account)")
 	sessionImage := fs.String("session-image", defaultSessionImage, "with --runtime kubernetes: session host image of workshops that name none in spec.workshop.image")
@@ -94,6 +96,10 @@ func serve(args []string) error {
 	slog.SetDefault(log)
 
 	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
+		return err
+	}
+	secrets, err := secretBox(*secretKeyFile, *dataDir, *database != "")
+	if err != nil {
 		return err
 	}
 	if *configPath == "" {
@@ -171,7 +177,11 @@ func serve(args []string) error {
 		Generation: defs.Portal.Generation, URL: url}, *analytics, log)
 	host, _ := os.Hostname()
 	replica := fmt.Sprintf("%s:%d:%s", host, os.Getpid(), ln.Addr())
-	b := broker.New(broker.Options{Store: db, Runtime: rt, Events: events, Logger: log, URL: url, Replica: replica}, defs)
+	b := broker.New(broker.Options{Store: db, Runtime: rt, Events: events, Logger: log, URL: url, Replica: replica,
+		Secrets: secrets}, defs)
+	if err := b.SealPasswords(ctx); err != nil {
+		return err
+	}
 	authn := auth.New(db, broker.SystemClock)
 
 	gen, err := authn.Bootstrap(ctx, defs.Portal)

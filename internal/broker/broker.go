@@ -44,6 +44,9 @@ type Options struct {
 	// Replica names this process among the portal's replicas; random when
 	// empty.
 	Replica string
+	// Secrets seals the config passwords of sessions in the database;
+	// replicas of one database must share its key. Required.
+	Secrets *secret.Box
 }
 
 // Broker runs the portal.
@@ -55,6 +58,7 @@ type Broker struct {
 	log     *slog.Logger
 	url     string
 	replica string
+	secrets *secret.Box
 
 	defs atomic.Pointer[config.Definitions]
 	// wake nudges the reconciler after a change it must act on.
@@ -73,7 +77,11 @@ func New(opts Options, defs *config.Definitions) *Broker {
 		log:     opts.Logger,
 		url:     opts.URL,
 		replica: cmp.Or(opts.Replica, secret.Alnum(12)),
+		secrets: opts.Secrets,
 		wake:    make(chan struct{}, 1),
+	}
+	if b.secrets == nil {
+		panic("broker.New: no Options.Secrets to seal config passwords with")
 	}
 	if b.clock == nil {
 		b.clock = SystemClock

@@ -55,7 +55,7 @@ func TestProxyToSessionHost(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	password := p.Session(name).Password
+	password := p.ConfigPassword(name)
 
 	alice := p.Client()
 	alice.Raw("GET", activation, nil)
