@@ -1,13 +1,64 @@
 package main
 
 import (
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/portico-dev/portico/internal/secret"
 )
+
+func TestRedactedArgs(t *testing.T) {
+	in := []string{"portico", "serve",
+		"--database", "postgres://portico:hunter2@db:5432/portico?sslmode=disable",
+		"--database=postgresql://portico:hunter2@db/portico",
+		"-database=postgres://portico@db/portico?password=hunter2&sslmode=require",
+		"--analytics-webhook", "https://hooks.example/in?token=hunter2",
+		"--url", "https://portal.example", "--data-dir", "/srv/portico"}
+	out := redactedArgs(in)
+	if strings.Contains(strings.Join(out, " "), "hunter2") {
+		t.Errorf("redacted args still hold the password: %q", out)
+	}
+	for i, keep := range map[int]string{
+		3: "postgres://portico:xxxxx@db:5432/portico?sslmode=disable",
+		4: "--database=postgresql://portico:xxxxx@db/portico",
+		9: "https://portal.example", 11: "/srv/portico",
+	} {
+		if out[i] != keep {
+			t.Errorf("arg %d redacted to %q, want %q", i, out[i], keep)
+		}
+	}
+	if !slices.Contains(in, "postgres://portico:hunter2@db:5432/portico?sslmode=disable") {
+		t.Error("redactedArgs changed its argument")
+	}
+}
+
+func TestPrivateDirFixesAnOpenDirectory(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := privateDir(log, dir); err != nil {
+		t.Fatal(err)
+	}
+	fresh := filepath.Join(t.TempDir(), "new", "data")
+	if err := privateDir(log, fresh); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{dir, fresh} {
+		if fi, err := os.Stat(d); err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s: %v, %v; want mode 0700", d, fi.Mode().Perm(), err)
+		}
+	}
+}
 
 func TestSecretBoxSources(t *testing.T) {
 	dir := t.TempDir()
