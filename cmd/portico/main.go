@@ -228,12 +228,7 @@ func serve(args []string) error {
 	mux := http.NewServeMux()
 	httpapi.Register(mux, b, authn, broker.SystemClock, log)
 	web.Register(mux, b, authn, broker.SystemClock, log)
-	srv := &http.Server{
-		Handler:           proxies.Handler(mux),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := newServer(proxies.Handler(mux), log, readTimeout)
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
