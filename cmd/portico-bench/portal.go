@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/portico-dev/portico/internal/secret"
 )
 
 // Credentials written into every generated portal definition, so that the
@@ -112,12 +114,15 @@ func (b *bench) startPortal(ctx context.Context, cfg portalConfig) (*portal, err
 	defer logf.Close()
 	args := []string{"serve", "--config", conf, "--data-dir", filepath.Join(dir, "data"),
 		"--listen", "127.0.0.1:0", "--runtime", cfg.runtime, "--debug-listen", "127.0.0.1:0"}
+	env := append(os.Environ(), markerEnv+"="+b.root)
 	if cfg.database != "" {
+		// A portal on PostgreSQL is given the key of its sealed secrets.
 		args = append(args, "--database", cfg.database)
+		env = append(env, "PORTICO_SECRET_KEY="+secret.NewKey())
 	}
 	cmd := exec.Command(b.portico, args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), markerEnv+"="+b.root)
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Should the harness die, the portal goes with it (sessions of the
 	// local runtime outlive it by design: killStrays ends those).

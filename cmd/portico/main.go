@@ -9,6 +9,7 @@ import (
 	"expvar"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,6 +20,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/term"
 
 	"github.com/portico-dev/portico/examples"
 	"github.com/portico-dev/portico/internal/auth"
@@ -40,28 +43,34 @@ import (
 
 const usage = `Usage:
   portico serve [--config PATH] [--data-dir DIR] [--listen HOST:PORT] [--url URL] [--database postgres://...]
-                [--runtime local|noop|kubernetes] [--debug-listen HOST:PORT]
+                [--secret-key-file FILE] [--runtime local|noop|kubernetes] [--debug-listen HOST:PORT]
                 [--kubeconfig FILE] [--session-image IMAGE] [--ingress-domain DOMAIN]
 
-Without --config, the bundled example portal is served.
+Without --config, the bundled example portal is served. The database URL may
+come from $PORTICO_DATABASE_URL instead of --database, its password from
+$PGPASSWORD or a password file ($PGPASSFILE, ~/.pgpass); the key that seals
+config passwords from $PORTICO_SECRET_KEY instead of a file.
 `
 
 func main() {
-	if len(os.Args) < 2 {
+	args := os.Args
+	// What the debug endpoints show as the command line.
+	os.Args = redactedArgs(args)
+	if len(args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
 	var err error
-	switch os.Args[1] {
+	switch args[1] {
 	case "serve":
-		err = serve(os.Args[2:])
+		err = serve(args[2:])
 	case "sessionhost":
-		err = sessionhost.Main(os.Args[2:])
+		err = sessionhost.Main(args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
 	default:
-		fmt.Fprintf(os.Stderr, "portico: unknown command %q\n\n%s", os.Args[1], usage)
+		fmt.Fprintf(os.Stderr, "portico: unknown command %q\n\n%s", args[1], usage)
 		os.Exit(2)
 	}
 	if err != nil {
@@ -77,7 +86,8 @@ func serve(args []string) error {
 	listen := fs.String("listen", "127.0.0.1:8080", "address to serve HTTP on")
 	publicURL := fs.String("url", "", "public URL of the portal (default: http://<listen address>)")
 	analytics := fs.String("analytics-webhook", "", "URL to POST analytics events to")
-	database := fs.String("database", "", "postgres://... to keep the portal's state in PostgreSQL, shared by replicas (default: SQLite in the data directory)")
+	database := fs.String("database", "", "postgres://... to keep the portal's state in PostgreSQL, shared by replicas (default: $"+envDatabaseURL+", else SQLite in the data directory); without a password in it, pgx reads $PGPASSWORD or the password file ($PGPASSFILE, ~/.pgpass)")
+	secretKeyFile := fs.String("secret-key-file", "", "file with the key that seals sessions' config passwords in the database, the base64 of 32 random bytes (default: $"+envSecretKey+", else <data-dir>/secret.key, made on the first start with SQLite; replicas on one PostgreSQL need the same key)")
 	runtimeName := fs.String("runtime", "local", "session runtime: local (a process tree per session), kubernetes (a namespace and pod per session) or noop (sessions are rows only and do nothing: for measuring the portal alone and load tests)")
 	kubeconfig := fs.String("kubeconfig", "", "with --runtime kubernetes: kubeconfig of the cluster (default: $KUBECONFIG, else the in-cluster account)")
 	sessionImage := fs.String("session-image", defaultSessionImage, "with --runtime kubernetes: session host image of workshops that name none in spec.workshop.image")
@@ -95,8 +105,18 @@ func serve(args []string) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	slog.SetDefault(log)
+	if dsn, ok := fromEnv(envDatabaseURL); ok && *database == "" {
+		*database = dsn
+	}
 
-	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
+	if err := privateDir(log, *dataDir); err != nil {
+		return err
+	}
+	if err := privateFile(filepath.Join(*dataDir, generatedFile)); err != nil {
+		return err
+	}
+	secrets, err := secretBox(*secretKeyFile, *dataDir, *database != "")
+	if err != nil {
 		return err
 	}
 	if *configPath == "" {
@@ -145,6 +165,11 @@ func serve(args []string) error {
 	switch *runtimeName {
 	case "local":
 		opts := local.Options{Dir: filepath.Join(*dataDir, "sessions"), Command: []string{exe, "sessionhost"}, Logger: log}
+		// Session homes are the sessions' own: the sandbox shows each
+		// only its own, whatever the modes above it.
+		if err := privateDir(log, opts.Dir); err != nil {
+			return err
+		}
 		// Sessions never see the definitions (the robot's secret), even
 		// where the sandbox shows what holds them (/etc).
 		if p, err := filepath.Abs(*configPath); err == nil {
@@ -178,7 +203,11 @@ func serve(args []string) error {
 		Generation: defs.Portal.Generation, URL: url}, *analytics, log)
 	host, _ := os.Hostname()
 	replica := fmt.Sprintf("%s:%d:%s", host, os.Getpid(), ln.Addr())
-	b := broker.New(broker.Options{Store: db, Runtime: rt, Events: events, Logger: log, URL: url, Sessions: origins, Replica: replica}, defs)
+	b := broker.New(broker.Options{Store: db, Runtime: rt, Events: events, Logger: log, URL: url, Sessions: origins,
+		Replica: replica, Secrets: secrets}, defs)
+	if err := b.SealPasswords(ctx); err != nil {
+		return err
+	}
 	authn := auth.New(db, broker.SystemClock)
 
 	gen, err := authn.Bootstrap(ctx, defs.Portal)
@@ -188,7 +217,11 @@ func serve(args []string) error {
 	if err := b.Apply(ctx, defs); err != nil {
 		return fmt.Errorf("apply definitions: %w", err)
 	}
-	if err := saveGenerated(log, *dataDir, defs.Portal, gen); err != nil {
+	var terminal io.Writer
+	if term.IsTerminal(int(os.Stderr.Fd())) {
+		terminal = os.Stderr
+	}
+	if err := saveGenerated(log, terminal, *dataDir, defs.Portal, gen); err != nil {
 		return err
 	}
 
@@ -201,12 +234,7 @@ func serve(args []string) error {
 
 	mux := http.NewServeMux()
 	httpapi.Register(mux, b, authn, broker.SystemClock, log)
-	srv := &http.Server{
-		Handler:           proxies.Handler(web.Handler(mux, b, authn, broker.SystemClock, log)),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := newServer(proxies.Handler(web.Handler(mux, b, authn, broker.SystemClock, log)), log, readTimeout)
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -263,7 +291,8 @@ func openStore(ctx context.Context, database, dataDir string) (store.Store, erro
 		return postgres.Open(ctx, database)
 	}
 	if database != "" {
-		return nil, fmt.Errorf("--database: %q is not a postgres:// URL", database)
+		// Not quoted back: it may hold a password.
+		return nil, errors.New("--database: not a postgres:// or postgresql:// URL")
 	}
 	return sqlite.Open(ctx, filepath.Join(dataDir, "portico.db"))
 }
@@ -277,39 +306,6 @@ func load(log *slog.Logger, path string) (*config.Definitions, error) {
 		log.Warn(w)
 	}
 	return defs, nil
-}
-
-// saveGenerated shows, once, the credentials made up on the first start,
-// in the log and in a file of the data directory that a shell can source
-// (only the hashes are in the database, so this is the one chance).
-func saveGenerated(log *slog.Logger, dataDir string, p config.Portal, gen auth.Generated) error {
-	var lines []string
-	if gen.AdminPassword != "" {
-		log.Info("generated admin credentials", "username", p.Admin.Username, "password", gen.AdminPassword)
-		lines = append(lines, "PORTICO_ADMIN_USERNAME="+p.Admin.Username, "PORTICO_ADMIN_PASSWORD="+gen.AdminPassword)
-	}
-	if gen.RobotPassword != "" {
-		log.Info("generated robot credentials", "username", p.Robot.Username, "password", gen.RobotPassword)
-		lines = append(lines, "PORTICO_ROBOT_USERNAME="+p.Robot.Username, "PORTICO_ROBOT_PASSWORD="+gen.RobotPassword)
-	}
-	if gen.ClientSecret != "" {
-		log.Info("generated robot OAuth client", "client_id", gen.ClientID, "client_secret", gen.ClientSecret)
-		lines = append(lines, "PORTICO_CLIENT_ID="+gen.ClientID, "PORTICO_CLIENT_SECRET="+gen.ClientSecret)
-	}
-	if len(lines) == 0 {
-		return nil
-	}
-	path := filepath.Join(dataDir, "generated-credentials.env")
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = fmt.Fprintln(f, strings.Join(lines, "\n"))
-	if err == nil {
-		log.Info("generated credentials saved", "file", path)
-	}
-	return err
 }
 
 // reloadOnHangup re-reads the definitions on SIGHUP. A bad definition is

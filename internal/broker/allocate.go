@@ -410,14 +410,15 @@ func (b *Broker) newSession(tx store.Tx, env *store.Environment, now time.Time) 
 		return store.Session{}, err
 	}
 	id := fmt.Sprintf("s%03d", env.Tally)
+	name := env.Name + "-" + id
 	return store.Session{
-		Name:        env.Name + "-" + id,
+		Name:        name,
 		ID:          id,
 		EnvID:       env.ID,
 		Environment: env.Name,
 		State:       store.Starting,
 		Created:     now,
-		Password:    secret.Alnum(32),
+		Password:    b.newPassword(name),
 		RetryAt:     now,
 	}, nil
 }

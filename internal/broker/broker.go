@@ -48,6 +48,9 @@ type Options struct {
 	// Replica names this process among the portal's replicas; random when
 	// empty.
 	Replica string
+	// Secrets seals the config passwords of sessions in the database;
+	// replicas of one database must share its key. Required.
+	Secrets *secret.Box
 }
 
 // Broker runs the portal.
@@ -60,6 +63,7 @@ type Broker struct {
 	url      string
 	sessions sessionorigin.Origins
 	replica  string
+	secrets  *secret.Box
 
 	defs atomic.Pointer[config.Definitions]
 	// wake nudges the reconciler after a change it must act on.
@@ -79,10 +83,14 @@ func New(opts Options, defs *config.Definitions) *Broker {
 		url:      opts.URL,
 		sessions: opts.Sessions,
 		replica:  cmp.Or(opts.Replica, secret.Alnum(12)),
+		secrets:  opts.Secrets,
 		wake:     make(chan struct{}, 1),
 	}
 	if b.sessions == (sessionorigin.Origins{}) {
 		b.sessions, _ = sessionorigin.New(opts.URL, "")
+	}
+	if b.secrets == nil {
+		panic("broker.New: no Options.Secrets to seal config passwords with")
 	}
 	if b.clock == nil {
 		b.clock = SystemClock

@@ -608,11 +608,14 @@ func (b *Broker) startSession(ctx context.Context, name string) {
 	if err != nil || s.State != store.Starting || s.Address != "" {
 		return
 	}
-	spec := b.spec(s, env)
-	spec.Owner = owner
-	sctx, cancel := context.WithTimeout(ctx, startTimeout)
-	inst, startErr := b.runtime.Start(sctx, spec)
-	cancel()
+	var inst runtime.Instance
+	spec, startErr := b.spec(s, env)
+	if startErr == nil {
+		spec.Owner = owner
+		sctx, cancel := context.WithTimeout(ctx, startTimeout)
+		inst, startErr = b.runtime.Start(sctx, spec)
+		cancel()
+	}
 	startedFor := s.Owner
 	orphan := false
 	err = b.updateQuiet(ctx, func(tx store.Tx, record func(Event)) (bool, error) {
@@ -719,8 +722,13 @@ func (b *Broker) deliverSession(ctx context.Context, name string) {
 	if err != nil || alloc == nil || s.Delivered || s.Address == "" {
 		return
 	}
+	password, err := b.configPassword(s)
+	if err != nil {
+		b.log.Error("giving the session its owner", "session", name, "err", err)
+		return
+	}
 	inst := runtime.Instance{Session: s.Name, Address: s.Address}
-	if err := b.runtime.Allocate(ctx, inst, s.Password, *alloc); err != nil {
+	if err := b.runtime.Allocate(ctx, inst, password, *alloc); err != nil {
 		b.log.Warn("giving the session its owner", "session", name, "err", err)
 		return // the next pass tries again
 	}
@@ -791,7 +799,11 @@ func (b *Broker) stopSession(ctx context.Context, name string) {
 }
 
 // spec is what the runtime needs to start a session.
-func (b *Broker) spec(s store.Session, env store.Environment) runtime.Spec {
+func (b *Broker) spec(s store.Session, env store.Environment) (runtime.Spec, error) {
+	password, err := b.configPassword(s)
+	if err != nil {
+		return runtime.Spec{}, err
+	}
 	portal := b.Portal()
 	vars := slices.Concat(envOf(env.Workshop.SessionEnv), envOf(env.Env), envOf(s.Params))
 	return runtime.Spec{
@@ -809,7 +821,7 @@ func (b *Broker) spec(s store.Session, env store.Environment) runtime.Spec {
 		Portal:         portal.Name,
 		PortalURL:      b.url,
 		SessionURL:     b.SessionURL(s.Name),
-		ConfigPassword: s.Password,
+		ConfigPassword: password,
 		Env:            vars,
 		WorkshopDir:    env.Workshop.Dir,
 		Cluster: runtime.Cluster{
@@ -818,7 +830,7 @@ func (b *Broker) spec(s store.Session, env store.Environment) runtime.Spec {
 			SessionObjects: env.Workshop.SessionObjects,
 			RequestObjects: env.Workshop.RequestObjects,
 		},
-	}
+	}, nil
 }
 
 // syncEnvironments tells a runtime that keeps something per environment

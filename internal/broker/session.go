@@ -55,6 +55,9 @@ type SessionView struct {
 	Session     store.Session
 	Environment *store.Environment // shared by the views of one listing
 	Schedule    Schedule
+	// ConfigPassword is the session's config password in clear text, in
+	// the view of one session only (Session.Password is sealed).
+	ConfigPassword string
 }
 
 // access loads a live session the caller may manage: its owner, staff and
@@ -79,7 +82,11 @@ func (b *Broker) Session(ctx context.Context, caller store.User, name string) (S
 	var v SessionView
 	err := b.store.View(ctx, func(tx store.Tx) error {
 		s, env, err := b.access(tx, caller, name)
+		if err != nil {
+			return err
+		}
 		v = SessionView{Session: s, Environment: &env, Schedule: b.schedule(s, env)}
+		v.ConfigPassword, err = b.configPassword(s)
 		return err
 	})
 	return v, err
@@ -297,8 +304,9 @@ func (b *Broker) Target(ctx context.Context, name string) (Target, error) {
 		if s.Address == "" {
 			return errorf(Unavailable, "Session %s is still starting", name)
 		}
-		t = Target{Name: s.Name, Address: s.Address, Secret: s.Password, Owner: s.Owner, Delivered: s.Delivered}
-		return nil
+		password, err := b.configPassword(s)
+		t = Target{Name: s.Name, Address: s.Address, Secret: password, Owner: s.Owner, Delivered: s.Delivered}
+		return err
 	})
 	return t, err
 }

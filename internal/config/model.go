@@ -25,6 +25,9 @@ type Portal struct {
 	// DefaultLabels is portal.workshop.defaults.labels: merged under each
 	// workshop's own labels and its entry's labels.
 	DefaultLabels map[string]string
+	// IndexOrigins are the origins, besides Index's, that a start link's
+	// index_url may name (spec.portal.indexOrigins), as Origin spells them.
+	IndexOrigins []string
 
 	Registration      Registration
 	CatalogVisibility string // "private" (default) or "public"

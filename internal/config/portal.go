@@ -3,9 +3,11 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -47,6 +49,7 @@ func (d *decoder) portal(r *trainingPortalResource) Portal {
 		Title:         or(s.Title, defaultTitle),
 		Password:      s.Password,
 		Index:         s.Index,
+		IndexOrigins:  d.origins(s.IndexOrigins, "spec.portal.indexOrigins"),
 		Labels:        labelMap(s.Labels),
 		DefaultLabels: labelMap(s.Workshop.Defaults.Labels),
 		Registration: Registration{
@@ -163,6 +166,51 @@ func labelMap(list []nameValue) map[string]string {
 		m[l.Name] = l.Value
 	}
 	return m
+}
+
+// origins resolves a list of origins, recording those that are not one.
+func (d *decoder) origins(list []string, path string) []string {
+	var out []string
+	for i, v := range list {
+		u, err := url.Parse(v)
+		o, ok := Origin(v)
+		if err != nil || !ok || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			d.failAt(fmt.Sprintf("%s[%d]", path, i), "%q is not an origin: want scheme://host or scheme://host:port, http or https", v)
+			continue
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+// Origin returns the origin of an absolute http or https URL as browsers
+// compare origins: scheme and host in lower case, the port only when it
+// is not the scheme's default. ok is false for anything else, a URL a
+// browser could read otherwise (a backslash) included.
+func Origin(rawURL string) (string, bool) {
+	if strings.ContainsAny(rawURL, "\\ \t\r\n") {
+		return "", false
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" || u.Opaque != "" {
+		return "", false
+	}
+	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+	switch {
+	case host == "":
+		return "", false
+	case scheme == "http" && port == "80", scheme == "https" && port == "443":
+		port = ""
+	case scheme != "http" && scheme != "https":
+		return "", false
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port != "" {
+		host += ":" + port
+	}
+	return scheme + "://" + host, true
 }
 
 func (d *decoder) requireNames(list []nameValue, path string) {

@@ -68,7 +68,10 @@ type portalSettings struct {
 	Updates struct {
 		Workshop bool `yaml:"workshop"`
 	} `yaml:"updates"`
-	Theme struct {
+	// IndexOrigins is Portico's own: the origins (scheme://host[:port])
+	// that start links may send people back to, besides index's.
+	IndexOrigins []string `yaml:"indexOrigins"`
+	Theme        struct {
 		Frame struct {
 			Ancestors []string `yaml:"ancestors"`
 		} `yaml:"frame"`

@@ -39,7 +39,7 @@ func (a *API) sessionConfig(w http.ResponseWriter, r *http.Request) (any, error)
 	return struct {
 		URL      string `json:"url"`
 		Password string `json:"password"`
-	}{a.broker.SessionURL(v.Session.Name), v.Session.Password}, nil
+	}{a.broker.SessionURL(v.Session.Name), v.ConfigPassword}, nil
 }
 
 func (a *API) schedule(w http.ResponseWriter, r *http.Request) (any, error) {

@@ -29,6 +29,7 @@ import (
 	"github.com/portico-dev/portico/internal/config"
 	"github.com/portico-dev/portico/internal/httpapi"
 	"github.com/portico-dev/portico/internal/runtime"
+	"github.com/portico-dev/portico/internal/secret"
 	"github.com/portico-dev/portico/internal/store"
 	"github.com/portico-dev/portico/internal/store/sqlite"
 	"github.com/portico-dev/portico/internal/web"
@@ -80,6 +81,8 @@ type Portal struct {
 	Defs    *config.Definitions
 	// Events records every analytics event.
 	Events *Recorder
+	// Secrets seals the config passwords in Store.
+	Secrets *secret.Box
 }
 
 // Options adjust a test portal.
@@ -144,8 +147,15 @@ func Start(t testing.TB, defs *config.Definitions, opts Options) *Portal {
 	p.Auth.SetHashCost(bcrypt.MinCost)
 	p.Server = httptest.NewUnstartedServer(nil)
 	url := "http://" + p.Server.Listener.Addr().String()
+	key, err := secret.ParseKey(secret.NewKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Secrets, err = secret.NewBox(key); err != nil {
+		t.Fatal(err)
+	}
 	p.Broker = broker.New(broker.Options{Store: db, Runtime: opts.Runtime, Clock: opts.Clock, Events: p.Events,
-		Logger: log, URL: url}, defs)
+		Logger: log, URL: url, Secrets: p.Secrets}, defs)
 	if _, err := p.Auth.Bootstrap(ctx, defs.Portal); err != nil {
 		t.Fatal(err)
 	}
@@ -231,6 +241,17 @@ func (p *Portal) Session(name string) store.Session {
 		p.T.Fatalf("session %s: %v", name, err)
 	}
 	return s
+}
+
+// ConfigPassword returns the config password of a session in clear text,
+// as its host knows it (the row holds it sealed).
+func (p *Portal) ConfigPassword(name string) string {
+	p.T.Helper()
+	pw, err := p.Secrets.Open(p.Session(name).Password, name)
+	if err != nil {
+		p.T.Fatal(err)
+	}
+	return pw
 }
 
 // Environments returns every environment row.

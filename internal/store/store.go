@@ -208,7 +208,7 @@ type Session struct {
 	Params    []config.EnvVar
 	IndexURL  string
 	Analytics string
-	Password  string // config password of the session host
+	Password  string // config password of the session host, as the broker seals it
 
 	Address  string // host:port of the session host, once started
 	Failure  string // why the last start failed

@@ -250,7 +250,7 @@ func (p *Pages) createAnonymous(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/accounts/login/", http.StatusFound)
 	case p.gated(w, r, store.User{}):
 	default:
-		if p.loginAnonymous(w, r, secret.UUID()) {
+		if _, ok := p.loginAnonymous(w, r, secret.UUID()); ok {
 			http.Redirect(w, r, "/workshops/catalog/", http.StatusFound)
 		}
 	}
@@ -259,10 +259,10 @@ func (p *Pages) createAnonymous(w http.ResponseWriter, r *http.Request) {
 // loginAnonymous creates an anonymous user and logs the browser in as
 // it, within the limit of anonymous accounts per client address; false
 // when it failed and the response has been written.
-func (p *Pages) loginAnonymous(w http.ResponseWriter, r *http.Request, username string) bool {
+func (p *Pages) loginAnonymous(w http.ResponseWriter, r *http.Request, username string) (store.User, bool) {
 	if d := p.anonymous.Take(ratelimit.ClientIP(r)); d > 0 {
 		p.fail(w, r, ratelimit.Refuse(d, "Too many anonymous accounts from your address"))
-		return false
+		return store.User{}, false
 	}
 	u, err := p.broker.NewAnonymous(r.Context(), username)
 	if err == nil {
@@ -270,9 +270,9 @@ func (p *Pages) loginAnonymous(w http.ResponseWriter, r *http.Request, username 
 	}
 	if err != nil {
 		p.fail(w, r, err)
-		return false
+		return u, false
 	}
-	return true
+	return u, true
 }
 
 // accessAllowed reports whether the browser has entered the event access

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"net/http"
 	"net/url"
 	"slices"
@@ -125,6 +126,7 @@ func (p *Pages) environment(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, err)
 		return
 	}
+	indexURL := strings.TrimSpace(r.URL.Query().Get("index_url"))
 	switch {
 	case p.gated(w, r, u):
 		return
@@ -132,24 +134,32 @@ func (p *Pages) environment(w http.ResponseWriter, r *http.Request) {
 		// Unlike Educates, which asked for a login nobody in anonymous
 		// mode can give: an account on the spot, as the start link makes.
 		http.Redirect(w, r, "/workshops/environment/"+url.PathEscape(r.PathValue("name"))+"/create/?index_url="+
-			url.QueryEscape(strings.TrimSpace(r.URL.Query().Get("index_url"))), http.StatusFound)
+			url.QueryEscape(indexURL), http.StatusFound)
 		return
 	case !loggedIn:
 		p.requireLogin(w, r, "/accounts/login/")
 		return
 	}
-	// The index_url is trusted as Educates trusts it: front ends link
-	// people here with their own page to come back to.
-	indexURL := strings.TrimSpace(r.URL.Query().Get("index_url"))
 	if err := httpapi.CheckURL("index_url", indexURL); err != nil {
 		p.fail(w, r, err)
 		return
 	}
+	if crossSite(r) {
+		p.confirmStart(w, r, r.PathValue("name"), p.allowedIndex(indexURL))
+		return
+	}
+	p.start(w, r, u, r.PathValue("name"), p.allowedIndex(indexURL))
+}
+
+// start allocates a session of the environment to u and sends the
+// browser to it, or back to indexURL (else the fallback) with the reason
+// there is none.
+func (p *Pages) start(w http.ResponseWriter, r *http.Request, u store.User, environment, indexURL string) {
 	back := indexURL
 	if back == "" {
 		back = p.fallback(u)
 	}
-	s, err := p.broker.Allocate(r.Context(), u, r.PathValue("name"), indexURL)
+	s, err := p.broker.Allocate(r.Context(), u, environment, indexURL)
 	switch broker.KindOf(err) {
 	case 0:
 		if err != nil {
@@ -164,6 +174,60 @@ func (p *Pages) environment(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// crossSite reports whether the browser says the request comes from
+// another site's page, a sibling site included (sessions are served from
+// siblings of the portal). A link typed or bookmarked ("none"), the
+// portal's own pages, and clients that send no Fetch metadata are not.
+func crossSite(r *http.Request) bool {
+	site := r.Header.Get("Sec-Fetch-Site")
+	return site == "cross-site" || site == "same-site"
+}
+
+// confirmStart answers a start link that another site made a logged-in
+// person follow: it asks before starting, since the link could be
+// anyone's (CSRF). The button leads to the same start link from the
+// portal's own page, which starts the session.
+func (p *Pages) confirmStart(w http.ResponseWriter, r *http.Request, environment, indexURL string) {
+	data := struct{ Workshop, Start, Back string }{Workshop: environment, Back: indexURL,
+		Start: "/workshops/environment/" + url.PathEscape(environment) + "/?index_url=" + url.QueryEscape(indexURL)}
+	_, envs, err := p.broker.Catalog(r.Context(), broker.CatalogQuery{
+		States: []store.EnvState{store.EnvStarting, store.EnvRunning}})
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	for _, v := range envs {
+		if v.Environment.Name == environment {
+			data.Workshop = cmp.Or(v.Environment.Workshop.Title, v.Environment.Key)
+		}
+	}
+	p.render(w, r, http.StatusOK, "start.html", "Start workshop", data)
+}
+
+// allowedIndex returns the index_url of a start link when the portal may
+// send people there: a page of the portal, or a URL on the portal's own
+// origin, the origin of its index (spec.portal.index) or one of
+// spec.portal.indexOrigins. Anyone can make a start link, so any other
+// index_url is dropped ("") and people go back to the fallback instead of
+// a site of the link maker's choosing. A robot's index_url (the REST API)
+// is the front end's own and is not checked.
+func (p *Pages) allowedIndex(indexURL string) string {
+	if indexURL == "" || localPath(indexURL, "") == indexURL {
+		return indexURL
+	}
+	origin, ok := config.Origin(indexURL)
+	if !ok {
+		return ""
+	}
+	portal := p.broker.Portal()
+	own, _ := config.Origin(p.broker.URL())
+	index, _ := config.Origin(portal.Index)
+	if origin == own || origin == index || slices.Contains(portal.IndexOrigins, origin) {
+		return indexURL
+	}
+	return ""
+}
+
 // createForEnvironment is /workshops/environment/<name>/create/ (spec
 // §7.6): the external start link of anonymous mode.
 func (p *Pages) createForEnvironment(w http.ResponseWriter, r *http.Request) {
@@ -172,6 +236,7 @@ func (p *Pages) createForEnvironment(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, err)
 		return
 	}
+	indexURL = p.allowedIndex(indexURL)
 	target := "/workshops/environment/" + url.PathEscape(r.PathValue("name")) + "/?index_url=" + url.QueryEscape(indexURL)
 	_, loggedIn, err := p.viewer(r)
 	switch {
@@ -184,8 +249,11 @@ func (p *Pages) createForEnvironment(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/accounts/login/?next="+url.QueryEscape(target), http.StatusFound)
 	case p.gated(w, r, store.User{}):
 	default:
-		if p.loginAnonymous(w, r, "anon@educates:"+secret.UUID()) {
-			http.Redirect(w, r, target, http.StatusFound)
+		// The account is new, made by this very link, so there is
+		// nobody a link from another site could act for: the session
+		// starts at once, without the question of environment.
+		if u, ok := p.loginAnonymous(w, r, "anon@educates:"+secret.UUID()); ok {
+			p.start(w, r, u, r.PathValue("name"), indexURL)
 		}
 	}
 }

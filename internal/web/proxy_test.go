@@ -63,7 +63,7 @@ func TestProxyToSessionHost(t *testing.T) {
 	host := newFakeHost(t)
 	pointAt(t, p, name, host)
 	pointAt(t, p, bobs, host)
-	password := p.Session(name).Password
+	password := p.ConfigPassword(name)
 
 	alice := p.Client()
 	alice.Raw("GET", activation, nil)

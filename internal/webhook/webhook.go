@@ -8,11 +8,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/portico-dev/portico/internal/broker"
+	"github.com/portico-dev/portico/internal/config"
 )
 
 // Portal identifies the sender in every payload.
@@ -58,7 +62,7 @@ func (s *Sender) Emit(e broker.Event) {
 		select {
 		case s.queue <- job{url, s.payload(e)}:
 		default:
-			s.log.Warn("analytics queue full, event dropped", "event", e.Name, "url", url)
+			s.log.Warn("analytics queue full, event dropped", "event", e.Name, "webhook", origin(url))
 		}
 	}
 }
@@ -94,16 +98,34 @@ func (s *Sender) work(ctx context.Context) {
 		case j := <-s.queue:
 			req, err := http.NewRequestWithContext(ctx, http.MethodPost, j.url, bytes.NewReader(j.body))
 			if err != nil {
-				s.log.Warn("analytics webhook", "url", j.url, "err", err)
+				s.log.Warn("analytics webhook", "webhook", origin(j.url), "err", withoutURL(err))
 				continue
 			}
 			req.Header.Set("Content-Type", "application/json")
 			resp, err := s.client.Do(req)
 			if err != nil {
-				s.log.Warn("analytics webhook", "url", j.url, "err", err)
+				s.log.Warn("analytics webhook", "webhook", origin(j.url), "err", withoutURL(err))
 				continue
 			}
 			resp.Body.Close()
 		}
 	}
+}
+
+// A webhook's URL may carry a credential, in its user part or its query:
+// the log names the webhook by its origin only.
+func origin(webhook string) string {
+	if o, ok := config.Origin(webhook); ok {
+		return o
+	}
+	return "(not an http or https URL)"
+}
+
+// withoutURL drops the URL that errors of net/url and net/http quote.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
 }

@@ -1,13 +1,17 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -59,5 +63,51 @@ func TestEventsReachBothWebhooks(t *testing.T) {
 	// User events carry no uid or generation (spec §10).
 	if portal := seen["/global User/Create"]["portal"].(map[string]any); portal["uid"] != nil || portal["generation"] != nil {
 		t.Errorf("user event portal %v", portal)
+	}
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// A front end's analytics URL may carry its credential; a failed delivery
+// is logged without it.
+func TestFailedDeliveryLogsNoCredential(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	var logs syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := New(ctx, Portal{Name: "p", URL: "http://portal"}, "", slog.New(slog.NewTextHandler(&logs, nil)))
+	s.Emit(broker.Event{Name: "Session/Started", Time: time.Now(), Session: "p-w01-s001",
+		Webhook: "http://hub:hunter2@" + dead + "/events?token=s3cr3t-token"})
+	s.Emit(broker.Event{Name: "Session/Started", Time: time.Now(), Session: "p-w01-s001",
+		Webhook: "http://" + dead + "/events?token=s3cr3t-token\x7f"})
+	deadline := time.Now().Add(30 * time.Second)
+	for strings.Count(logs.String(), "analytics webhook") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no failure logged:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if out := logs.String(); strings.Contains(out, "hunter2") || strings.Contains(out, "s3cr3t-token") || !strings.Contains(out, "http://"+dead) {
+		t.Errorf("the log of failed deliveries:\n%s", out)
 	}
 }

@@ -147,8 +147,10 @@ func TestBrowserAnonymous(t *testing.T) {
 	t.Cleanup(hub.Close)
 	indexURL := hub.URL + "/hub/"
 
+	// The hub's origin is allowed: a start link's index_url leads
+	// nowhere else.
 	defs := strings.Replace(definitions(entry{Capacity: 2, Reserved: 1}), "    title: End-to-end tests\n",
-		"    title: End-to-end tests\n    registration:\n      type: anonymous\n", 1)
+		"    title: End-to-end tests\n    registration:\n      type: anonymous\n    indexOrigins:\n      - "+hub.URL+"\n", 1)
 	p := startPortal(t, defs)
 	waitReserve(t, p, 1)
 	visitor := newChromium(t).person("visitor", p)

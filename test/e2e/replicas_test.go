@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portico-dev/portico/internal/secret"
 	"github.com/portico-dev/portico/internal/store/postgres/pgtest"
 )
 
@@ -61,6 +62,8 @@ func startReplicas(t *testing.T, defs, dsn string, n int) []*portal {
 		t.Fatal(err)
 	}
 	ps := make([]*portal, n)
+	// Replicas of one database share the key of its sealed secrets.
+	key := "PORTICO_SECRET_KEY=" + secret.NewKey()
 	for i := range ps {
 		p := &portal{
 			t:       t,
@@ -69,6 +72,7 @@ func startReplicas(t *testing.T, defs, dsn string, n int) []*portal {
 			logPath: filepath.Join(dir, fmt.Sprintf("replica-%d.log", i)),
 			addr:    freeAddr(t),
 			args:    []string{"--database", dsn},
+			env:     []string{key},
 		}
 		p.url = "http://" + p.addr
 		ps[i] = p

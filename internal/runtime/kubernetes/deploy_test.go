@@ -124,6 +124,19 @@ func TestDeployManifests(t *testing.T) {
 		}
 		if args := strings.Join(dep.Spec.Template.Spec.Containers[0].Args, " "); !strings.Contains(args, "--runtime=kubernetes") {
 			t.Errorf("deployment %s: args %q lack --runtime=kubernetes", dep.Name, args)
+		} else if strings.Contains(args, "--database") {
+			t.Errorf("deployment %s: the database URL, password and all, is on the command line: %q", dep.Name, args)
+		}
+		// Secrets come from Secrets, through the environment; every
+		// replica gets the same key for the sealed config passwords.
+		fromSecret := map[string]bool{}
+		for _, e := range dep.Spec.Template.Spec.Containers[0].Env {
+			fromSecret[e.Name] = e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil
+		}
+		for _, name := range []string{"PORTICO_DATABASE_URL", "PORTICO_SECRET_KEY"} {
+			if !fromSecret[name] {
+				t.Errorf("deployment %s: %s does not come from a Secret", dep.Name, name)
+			}
 		}
 		bound := false
 		for _, b := range objects["ClusterRoleBinding"] {

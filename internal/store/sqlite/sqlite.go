@@ -10,7 +10,9 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"runtime"
 	"strings"
 
@@ -38,6 +40,9 @@ type DB struct {
 // Open opens (creating when absent) the database file at path and brings
 // its schema up to date.
 func Open(ctx context.Context, path string) (*DB, error) {
+	if err := private(path); err != nil {
+		return nil, err
+	}
 	dsn := func(txlock string) string {
 		q := url.Values{}
 		for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)", "foreign_keys(ON)"} {
@@ -64,6 +69,32 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// private makes the database file, and the WAL and shared-memory files
+// beside it, readable by the portal's user only (0600), whatever their
+// modes were: they hold password hashes and sessions. SQLite creates the
+// WAL and shared-memory files with the mode of the database file, so the
+// database file is made here first.
+func private(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			return err
+		case fi.Mode().Perm() != 0o600:
+			if err := os.Chmod(p, 0o600); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Close closes both pools.

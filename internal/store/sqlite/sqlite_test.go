@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -57,4 +58,46 @@ func TestUpgradeKeysUsernames(t *testing.T) {
 	}
 	defer db.Close()
 	storetest.CheckUpgrade(t, db)
+}
+
+// The database holds password hashes, tokens and sessions: its files are
+// the portal's user's only, new or found with other modes.
+func TestDatabaseFilesArePrivate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "portico.db")
+	files := []string{path, path + "-wal", path + "-shm"}
+	check := func(when string) {
+		t.Helper()
+		for _, f := range files {
+			fi, err := os.Stat(f)
+			if err != nil {
+				t.Fatalf("%s: %v", when, err)
+			}
+			if fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s: %s has mode %v, want 0600", when, filepath.Base(f), fi.Mode().Perm())
+			}
+		}
+	}
+	db, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A write makes the WAL and shared-memory files, if migrating did not.
+	if err := db.Update(context.Background(), func(tx store.Tx) error {
+		return tx.InsertUser(&store.User{Username: "alice", Role: store.RoleRegistered})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	check("new database")
+	for _, f := range files {
+		if err := os.Chmod(f, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db2, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("database found readable by all")
+	db2.Close()
+	db.Close()
 }

@@ -295,6 +295,54 @@ func (s *Server) NewDatabase(t testing.TB) string {
 	return s.dsn(name)
 }
 
+// NewUser creates a role that logs in with password, and a database it
+// owns, and makes the server ask that role for its password over TCP
+// (the other roles keep trust). It returns the database's DSN without the
+// password, for tests of where a client finds it.
+func (s *Server) NewUser(t testing.TB, name, password string) string {
+	t.Helper()
+	s.mu.Lock()
+	s.dbs++
+	db := fmt.Sprintf("portico%d", s.dbs)
+	s.mu.Unlock()
+	admin := s.dsn("postgres")
+	Query(t, admin, fmt.Sprintf("SET password_encryption = 'scram-sha-256'; CREATE ROLE %s LOGIN PASSWORD '%s'",
+		pgx.Identifier{name}.Sanitize(), strings.ReplaceAll(password, "'", "''")))
+	Query(t, admin, fmt.Sprintf("CREATE DATABASE %s OWNER %s", db, pgx.Identifier{name}.Sanitize()))
+	hba := filepath.Join(s.data(), "pg_hba.conf")
+	old, err := os.ReadFile(hba)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule := fmt.Sprintf("host all %s 127.0.0.1/32 scram-sha-256\n", name)
+	if err := os.WriteFile(hba, append([]byte(rule), old...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	Query(t, admin, "SELECT pg_reload_conf()")
+	// The reload is asynchronous: wait until the server asks.
+	deadline := time.Now().Add(30 * time.Second)
+	dsn := fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable&connect_timeout=5", name, s.port, db)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		cfg, err := pgx.ParseConfig(dsn)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		cfg.Password = ""
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		cancel()
+		if err != nil {
+			return dsn
+		}
+		conn.Close(context.Background())
+		if time.Now().After(deadline) {
+			t.Fatalf("postgres still lets %s in without a password after reloading pg_hba.conf", name)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // Query runs SQL on a database (a DSN) as the superuser, for tests that
 // inspect or disturb the server, and returns the rows, one a line, columns
 // separated by |.
