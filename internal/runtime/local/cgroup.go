@@ -666,11 +666,14 @@ func sessionCgroupsOf(home string, mounts []string) *sessionCgroups {
 	return s
 }
 
-// procs returns the processes in the session's cgroups.
+// procs returns the processes in the session's cgroups, never the portal
+// itself: while one of its threads is in a session's v1 cgroups to fork the
+// host (startIn), cgroup.procs lists the portal too.
 func (s *sessionCgroups) procs() []int {
 	if s == nil {
 		return nil
 	}
+	self := os.Getpid()
 	var pids []int
 	for _, d := range s.dirs {
 		b, err := os.ReadFile(filepath.Join(d, "cgroup.procs"))
@@ -679,7 +682,7 @@ func (s *sessionCgroups) procs() []int {
 		}
 		sc := bufio.NewScanner(bytes.NewReader(b))
 		for sc.Scan() {
-			if pid, err := strconv.Atoi(sc.Text()); err == nil && !slices.Contains(pids, pid) {
+			if pid, err := strconv.Atoi(sc.Text()); err == nil && pid != self && !slices.Contains(pids, pid) {
 				pids = append(pids, pid)
 			}
 		}

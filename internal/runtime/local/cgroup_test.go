@@ -2,6 +2,7 @@ package local
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -443,4 +444,30 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// On v1, a thread of the portal joins a session's cgroups to fork its host
+// (startIn), and cgroup.procs then lists the portal while that thread
+// lives. A Stop of that session at that moment must not signal the portal:
+// it took the whole portal down under churn (SIGTERM, then SIGKILL).
+func TestKillSessionSparesThePortal(t *testing.T) {
+	dir := t.TempDir()
+	child := exec.Command("sleep", "60")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer child.Process.Kill()
+	procs := fmt.Sprintf("%d\n%d\n", os.Getpid(), child.Process.Pid)
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(procs), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cg := &sessionCgroups{dirs: []string{dir}}
+	if got := cg.procs(); !slices.Equal(got, []int{child.Process.Pid}) {
+		t.Fatalf("procs = %v, want only the session's %d (not the portal's %d)", got, child.Process.Pid, os.Getpid())
+	}
+	// Without the fix the test binary gets SIGTERM here and dies.
+	killSession(t.Context(), victims{home: dir, cgroups: cg}, 50*time.Millisecond)
+	if err := child.Wait(); err == nil {
+		t.Error("the session's process survived")
+	}
 }

@@ -247,7 +247,7 @@ func killSession(ctx context.Context, v victims, grace time.Duration) error {
 			killLeader()
 			v.cgroups.kill()
 		}
-		if v.pgid > 0 {
+		if v.pgid > 0 && v.pgid != unix.Getpgrp() {
 			unix.Kill(-v.pgid, sig)
 		}
 		pids := live()
