@@ -244,6 +244,12 @@ func TestCSRF(t *testing.T) {
 	p := startWith(t, config.Entry{}, nil)
 	c := p.Client()
 	token := csrf(t, p, c)
+	// Another token: one character changed (a fixed "x" would be no
+	// change for one token in 64).
+	wrong := "x" + token[1:]
+	if token[0] == 'x' {
+		wrong = "y" + token[1:]
+	}
 	form := func(token string) url.Values {
 		return url.Values{"username": {portaltest.AdminUser}, "password": {portaltest.AdminPassword}, "csrf_token": {token}}
 	}
@@ -253,7 +259,7 @@ func TestCSRF(t *testing.T) {
 		headers []string
 	}{
 		"no token":         {c, url.Values{"username": {portaltest.AdminUser}, "password": {portaltest.AdminPassword}}, nil},
-		"wrong token":      {c, form("x" + token[1:]), nil},
+		"wrong token":      {c, form(wrong), nil},
 		"no cookie":        {p.Client(), form(token), nil},
 		"cross-site fetch": {c, form(token), []string{"Sec-Fetch-Site", "cross-site"}},
 		"foreign origin":   {c, form(token), []string{"Origin", "https://evil.example"}},
