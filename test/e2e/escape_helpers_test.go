@@ -489,6 +489,10 @@ type testNet struct {
 	name           string
 	hostIP, nsIP   netip.Addr
 	hostIf, peerIf string
+	// ns holds the namespace from its making on: /run/netns/<name> is a
+	// bind mount that other runs' ip commands on this machine can shadow
+	// (a plain file then, and setns says EINVAL), this file cannot be.
+	ns *os.File
 }
 
 // newTestNet makes the namespace and removes it when the test ends. It
@@ -546,6 +550,16 @@ func newTestNet(t *testing.T) *testNet {
 	ip("-n", n.name, "addr", "add", n.nsIP.String()+"/30", "dev", n.peerIf)
 	ip("-n", n.name, "link", "set", n.peerIf, "up")
 	ip("-n", n.name, "link", "set", "lo", "up")
+	f, err := os.Open("/run/netns/" + n.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(int(f.Fd()), &fs); err != nil || fs.Type != unix.NSFS_MAGIC {
+		t.Fatalf("/run/netns/%s is not a network namespace (statfs type %#x, %v)", n.name, fs.Type, err)
+	}
+	n.ns = f
 	return n
 }
 
@@ -610,13 +624,7 @@ func (n *testNet) listen(t *testing.T) net.Listener {
 		// Never unlocked: the thread, now in the namespace, ends with
 		// this goroutine.
 		goruntime.LockOSThread()
-		f, err := os.Open("/run/netns/" + n.name)
-		if err != nil {
-			ch <- result{err: err}
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+		if err := unix.Setns(int(n.ns.Fd()), unix.CLONE_NEWNET); err != nil {
 			ch <- result{err: fmt.Errorf("setns: %w", err)}
 			return
 		}
