@@ -135,9 +135,10 @@ type Runtime struct {
 	warned  sync.Map // warnings already logged
 
 	mu       sync.Mutex
-	sessions map[string]*entry // sessions with a Start or Stop in flight
-	hosts    map[string]*host  // the hosts followed for Exited
-	biasing  bool              // oomBiasLoop runs
+	sessions map[string]*entry     // sessions with a Start or Stop in flight
+	hosts    map[string]*host      // the hosts followed for Exited
+	networks map[string]*netAttach // the networks this runtime attaches, until Stop
+	biasing  bool                  // oomBiasLoop runs
 }
 
 var (
@@ -206,6 +207,7 @@ func New(opts Options) (*Runtime, error) {
 		exits:        exitQueue{ch: make(chan string)},
 		sessions:     make(map[string]*entry),
 		hosts:        make(map[string]*host),
+		networks:     make(map[string]*netAttach),
 		client:       runtime.HostClient(),
 	}
 	if r.startTimeout <= 0 {
@@ -332,7 +334,18 @@ func (r *Runtime) start(ctx context.Context, abort <-chan struct{}, spec runtime
 	if r.beforeSpawn != nil {
 		r.beforeSpawn()
 	}
-	pid, h, exited, err := r.spawn(spec)
+	// What the host tells as it starts (sessionhost.NoteNetwork).
+	notes, notesW, err := os.Pipe()
+	if err != nil {
+		return runtime.Instance{}, err
+	}
+	defer notes.Close()
+	readNotes(notes, func(note byte) {
+		if note == sessionhost.NoteNetwork {
+			r.beginNetwork(name)
+		}
+	})
+	pid, h, exited, err := r.spawn(spec, notesW)
 	if err != nil {
 		r.abandon(name, pid)
 		return runtime.Instance{}, err
@@ -340,14 +353,17 @@ func (r *Runtime) start(ctx context.Context, abort <-chan struct{}, spec runtime
 	inst, err = r.awaitReady(ctx, abort, name, pid, h, exited)
 	if err == nil {
 		r.protectSandbox(h)
+		r.beginNetwork(name)
 	}
 	return inst, err
 }
 
 // spawn creates the session home and starts the host in it, in its
-// cgroups and sandbox. It returns the process it started (see pidFile), or
-// 0 if it started none; exited is closed when that process exits.
-func (r *Runtime) spawn(spec runtime.Spec) (pid int, h *host, exited <-chan struct{}, err error) {
+// cgroups and sandbox, with notes as the pipe for its notes, which spawn
+// closes. It returns the process it started (see pidFile), or 0 if it
+// started none; exited is closed when that process exits.
+func (r *Runtime) spawn(spec runtime.Spec, notes *os.File) (pid int, h *host, exited <-chan struct{}, err error) {
+	defer notes.Close() // the host has its copy
 	name := spec.Session
 	home := r.home(name)
 	if err := os.MkdirAll(r.dir, 0o700); err != nil {
@@ -439,6 +455,8 @@ func (r *Runtime) spawn(spec runtime.Spec) (pid int, h *host, exited <-chan stru
 		argv = append(append(argv, r.bwrap), r.sandboxArgs(home, workshopSources(spec), spec.Limits, fds)...)
 	}
 	argv = append(append(argv, r.command...), "--listen", runtime.UnixAddress(filepath.Join(home, hostSocket)))
+	extra = append(extra, notes)
+	argv = append(argv, "--notify-fd", strconv.Itoa(2+len(extra))) // ExtraFiles start at 3
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = home
 	cmd.Env = r.hostEnv(home)
@@ -498,26 +516,23 @@ func (r *Runtime) spawn(spec runtime.Spec) (pid int, h *host, exited <-chan stru
 	if _, err := pidf.Write([]byte(content)); err != nil {
 		return child, h, done, err
 	}
+	if cfg.Network {
+		// The network comes up once the host serves (see network.go), or
+		// when it asks: the host waits for it where it needs it (see
+		// sessionhost.Config.Network), and fails its start if it does not
+		// come.
+		r.mu.Lock()
+		r.networks[name] = newNetAttach(func() {
+			if err := r.attachNetwork(home, init); err != nil {
+				r.log.Error("session network", "session", name, "err", err)
+			}
+		})
+		r.mu.Unlock()
+	}
 	if init > 0 {
-		// The pid file is written: let bwrap start the host. The network
-		// comes up while the host starts, which waits for it where it
-		// needs it (see sessionhost.Config.Network), and fails its start
-		// if it does not come.
+		// The pid file is written: let bwrap start the host.
 		if _, err := blockW.Write([]byte{1}); err != nil {
 			return child, h, done, fmt.Errorf("sandbox: %w; last lines of host.log:\n%s", err, logTail(filepath.Join(home, logFile)))
-		}
-		if cfg.Network {
-			logw, err := os.OpenFile(filepath.Join(home, logFile), os.O_WRONLY|os.O_APPEND, 0)
-			if err != nil {
-				return child, h, done, err
-			}
-			go func() {
-				defer logw.Close()
-				if err := r.attachNetwork(home, init, logw); err != nil {
-					r.log.Error("session network", "session", name, "err", err)
-					fmt.Fprintf(logw, "portico: %v\n", err)
-				}
-			}()
 		}
 	}
 	return child, h, done, nil
@@ -596,6 +611,7 @@ poll:
 func (r *Runtime) abandon(name string, pid int) {
 	home := r.home(name)
 	r.expectExit(name)
+	r.callOffNetwork(name)
 	if err := killSession(context.Background(), r.victims(home, pid), 0); err != nil {
 		r.log.Error("cannot end failed session", "session", name, "err", err)
 		return
@@ -641,6 +657,7 @@ func (r *Runtime) remove(ctx context.Context, name string) error {
 		pid = 0 // the pid file may name anything
 	}
 	r.expectExit(name)
+	r.callOffNetwork(name)
 	if err := killSession(ctx, r.victims(home, pid), stopGrace); err != nil {
 		return err
 	}
