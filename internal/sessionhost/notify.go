@@ -12,6 +12,8 @@ const (
 	// the runtime otherwise brings up once the host serves, so that the
 	// network's start does not slow the host's.
 	NoteNetwork byte = 'n'
+	// NoteServing: the host published its address, and serves.
+	NoteServing byte = 'r'
 )
 
 // notifier writes the notes of a host, each once; without a pipe, none.

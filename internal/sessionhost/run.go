@@ -204,6 +204,7 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("publish address: %w", err)
 	}
 	log.Info("session host serving", "address", addr)
+	notes.note(NoteServing)
 
 	select {
 	case err := <-served:

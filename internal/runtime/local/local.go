@@ -65,6 +65,9 @@ const (
 	maxPollInterval = 10 * time.Millisecond
 	probeTimeout    = time.Second
 	statusTimeout   = 500 * time.Millisecond
+	// notedPollInterval is the wait between readiness checks of a host
+	// that says when it serves (sessionhost.NoteServing).
+	notedPollInterval = 100 * time.Millisecond
 )
 
 // errStopped ends a Start overtaken by a Stop of the same session.
@@ -318,7 +321,7 @@ func (r *Runtime) start(ctx context.Context, abort <-chan struct{}, spec runtime
 		return runtime.Instance{}, err
 	case inst.Failed == "":
 		_, init, _ := readPIDs(r.home(name))
-		return r.awaitReady(ctx, abort, name, pid, r.adopt(name, r.home(name), pid, init), nil)
+		return r.awaitReady(ctx, abort, name, pid, r.adopt(name, r.home(name), pid, init), nil, nil)
 	default:
 		// The remains of a host that died: clear them for a fresh start.
 		if err := r.remove(ctx, name); err != nil {
@@ -334,15 +337,23 @@ func (r *Runtime) start(ctx context.Context, abort <-chan struct{}, spec runtime
 	if r.beforeSpawn != nil {
 		r.beforeSpawn()
 	}
-	// What the host tells as it starts (sessionhost.NoteNetwork).
+	// What the host tells as it starts (sessionhost.NoteNetwork and
+	// NoteServing).
 	notes, notesW, err := os.Pipe()
 	if err != nil {
 		return runtime.Instance{}, err
 	}
 	defer notes.Close()
+	serving := make(chan struct{}, 1)
 	readNotes(notes, func(note byte) {
-		if note == sessionhost.NoteNetwork {
+		switch note {
+		case sessionhost.NoteNetwork:
 			r.beginNetwork(name)
+		case sessionhost.NoteServing:
+			select {
+			case serving <- struct{}{}:
+			default:
+			}
 		}
 	})
 	pid, h, exited, err := r.spawn(spec, notesW)
@@ -350,7 +361,7 @@ func (r *Runtime) start(ctx context.Context, abort <-chan struct{}, spec runtime
 		r.abandon(name, pid)
 		return runtime.Instance{}, err
 	}
-	inst, err = r.awaitReady(ctx, abort, name, pid, h, exited)
+	inst, err = r.awaitReady(ctx, abort, name, pid, h, exited, serving)
 	if err == nil {
 		r.protectSandbox(h)
 		r.beginNetwork(name)
@@ -568,17 +579,23 @@ func (r *Runtime) hostEnv(home string) []string {
 }
 
 // awaitReady polls the host until its address is published and answers
-// /healthz. On failure it ends the session and reports the host's last words.
+// /healthz. A host this process started says when it serves (serving):
+// the polls are then a safety net, seldom. On failure it ends the session
+// and reports the host's last words.
 //
-// exited is nil for a host that this process did not start. For one it did,
-// /proc cannot tell: just after exec, /proc/<pid>/environ is still empty, so
-// the host would not look like one.
-func (r *Runtime) awaitReady(ctx context.Context, abort <-chan struct{}, name string, pid int, h *host, exited <-chan struct{}) (runtime.Instance, error) {
+// exited and serving are nil for a host that this process did not start.
+// For one it did, /proc cannot tell: just after exec, /proc/<pid>/environ
+// is still empty, so the host would not look like one.
+func (r *Runtime) awaitReady(ctx context.Context, abort <-chan struct{}, name string, pid int, h *host, exited, serving <-chan struct{}) (runtime.Instance, error) {
 	home := r.home(name)
 	errExited := errors.New("session host exited")
 	var err error
+	delay, most := time.Millisecond, maxPollInterval
+	if serving != nil {
+		delay, most = notedPollInterval, notedPollInterval
+	}
 poll:
-	for delay := time.Millisecond; ; delay = min(delay*6/5, maxPollInterval) {
+	for ; ; delay = min(delay*6/5, most) {
 		if exited == nil && !isHost(pid, home) {
 			err = errExited
 			break poll
@@ -597,6 +614,7 @@ poll:
 		case <-abort:
 			err = errStopped
 			break poll
+		case <-serving:
 		case <-time.After(delay):
 		}
 	}
