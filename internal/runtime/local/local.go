@@ -439,8 +439,12 @@ func (r *Runtime) spawn(spec runtime.Spec, notes *os.File) (pid int, h *host, ex
 	}
 
 	argv := r.rlimitArgs(spec.Limits)
-	var info, infoW, block, blockW *os.File
+	var info, infoW, block, blockW, userns, usernsW *os.File
 	var extra []*os.File
+	pass := func(f *os.File) int {
+		extra = append(extra, f)
+		return 2 + len(extra) // ExtraFiles start at 3
+	}
 	if r.bwrap != "" {
 		if info, infoW, err = os.Pipe(); err != nil {
 			return 0, nil, nil, err
@@ -452,22 +456,27 @@ func (r *Runtime) spawn(spec runtime.Spec, notes *os.File) (pid int, h *host, ex
 		}
 		defer block.Close()
 		defer blockW.Close()
-		extra = []*os.File{infoW, block}
-		fds := sandboxFDs{info: 3, block: 4} // the first of ExtraFiles is 3
+		fds := sandboxFDs{info: pass(infoW), block: pass(block)}
 		if r.seccomp != nil {
 			f, err := r.seccomp()
 			if err != nil {
 				return 0, nil, nil, err
 			}
 			defer f.Close()
-			extra = append(extra, f)
-			fds.seccomp = 5
+			fds.seccomp = pass(f)
+		}
+		if r.userns {
+			if userns, usernsW, err = os.Pipe(); err != nil {
+				return 0, nil, nil, err
+			}
+			defer userns.Close()
+			defer usernsW.Close()
+			fds.userns = pass(userns)
 		}
 		argv = append(append(argv, r.bwrap), r.sandboxArgs(home, workshopSources(spec), spec.Limits, fds)...)
 	}
-	argv = append(append(argv, r.command...), "--listen", runtime.UnixAddress(filepath.Join(home, hostSocket)))
-	extra = append(extra, notes)
-	argv = append(argv, "--notify-fd", strconv.Itoa(2+len(extra))) // ExtraFiles start at 3
+	argv = append(append(argv, r.command...), "--listen", runtime.UnixAddress(filepath.Join(home, hostSocket)),
+		"--notify-fd", strconv.Itoa(pass(notes)))
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = home
 	cmd.Env = r.hostEnv(home)
@@ -481,13 +490,13 @@ func (r *Runtime) spawn(spec runtime.Spec, notes *os.File) (pid int, h *host, ex
 	// ends at once, see startIn).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if r.userns {
-		// bwrap starts as root of the session's user namespace (see
-		// identity.go): it sets the sandbox up with the capabilities of
-		// that namespace only.
-		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWUSER
-		cmd.SysProcAttr.UidMappings = ids.mappings()
-		cmd.SysProcAttr.GidMappings = ids.mappings()
-		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
+		// bwrap makes the session's user namespace (see identity.go) and
+		// sets the sandbox up in it, with the capabilities of that
+		// namespace only; its first process, which only waits for the
+		// host, stays outside with none (bwrap drops them all). Made by
+		// the portal's fork, the namespace cost a copy of the portal's
+		// address space: Go forks a child into a new user namespace
+		// without vfork.
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
 	if cgroups != nil {
@@ -501,6 +510,9 @@ func (r *Runtime) spawn(spec runtime.Spec, notes *os.File) (pid int, h *host, ex
 	if infoW != nil {
 		infoW.Close() // bwrap's copy only: EOF if bwrap exits early
 		block.Close()
+	}
+	if userns != nil {
+		userns.Close()
 	}
 	child := cmd.Process.Pid
 	h = r.spawned(name, child, cgroups, info != nil)
@@ -519,6 +531,14 @@ func (r *Runtime) spawn(spec runtime.Spec, notes *os.File) (pid int, h *host, ex
 			return child, h, done, fmt.Errorf("sandbox: %w; last lines of host.log:\n%s", err, logTail(filepath.Join(home, logFile)))
 		}
 		r.setInit(h, init)
+		if userns != nil {
+			if err := ids.writeMaps(init); err != nil {
+				return child, h, done, fmt.Errorf("sandbox: id maps: %w", err)
+			}
+			if _, err := usernsW.Write([]byte{1}); err != nil {
+				return child, h, done, fmt.Errorf("sandbox: %w; last lines of host.log:\n%s", err, logTail(filepath.Join(home, logFile)))
+			}
+		}
 	}
 	content := strconv.Itoa(child)
 	if init > 0 {

@@ -187,7 +187,7 @@ nohup sleep %s >/dev/null 2>&1 &
 					}
 				default:
 					restarted := newRuntime(t, r.dir, Options{})
-					restarted.bwrap, restarted.cgroups = r.bwrap, r.cgroups
+					restarted.bwrap, restarted.userns, restarted.cgroups = r.bwrap, r.userns, r.cgroups
 					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 					defer cancel()
 					if err := restarted.Stop(ctx, name); err != nil {
@@ -809,6 +809,14 @@ echo $! > $HOME/sleep.pid
 	}
 	if got := status(hostPID(t, home), "Seccomp"); strings.TrimSpace(got) != "2" {
 		t.Errorf("the host runs without the seccomp filter: %q", got)
+	}
+	// bwrap's first process, which made the session's user namespace and
+	// stays outside it, keeps no capability.
+	bwrap, _, _ := readPIDs(home)
+	for _, f := range []string{"CapPrm", "CapEff"} {
+		if got := strings.TrimSpace(status(bwrap, f)); got != "0000000000000000" {
+			t.Errorf("bwrap's first process has %s %s", f, got)
+		}
 	}
 }
 
