@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -44,10 +45,12 @@ const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 
 	"base-uri 'none'; form-action 'self'; frame-ancestors 'self'"
 
 // assets are the embedded static files and their content hashes, which
-// version their URLs so that browsers may cache them for good.
+// version their URLs so that browsers may cache them for good. The hashes
+// are computed when first asked for: hashing half a megabyte took a few
+// milliseconds of every host's start, dashboard or not.
 type assets struct {
 	fs     fs.FS
-	hashes map[string]string
+	hashes func() map[string]string
 }
 
 var staticAssets = mustAssets()
@@ -57,23 +60,25 @@ func mustAssets() *assets {
 	if err != nil {
 		panic(err)
 	}
-	a := &assets{fs: sub, hashes: map[string]string{}}
-	err = fs.WalkDir(sub, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := fs.ReadFile(sub, p)
+	return &assets{fs: sub, hashes: sync.OnceValue(func() map[string]string {
+		hashes := map[string]string{}
+		err := fs.WalkDir(sub, ".", func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := fs.ReadFile(sub, p)
+			if err != nil {
+				return err
+			}
+			sum := sha256.Sum256(b)
+			hashes[p] = hex.EncodeToString(sum[:6])
+			return nil
+		})
 		if err != nil {
-			return err
+			panic(err) // the files are embedded: they are there
 		}
-		sum := sha256.Sum256(b)
-		a.hashes[p] = hex.EncodeToString(sum[:6])
-		return nil
-	})
-	if err != nil {
-		panic(err)
-	}
-	return a
+		return hashes
+	})}
 }
 
 var dashboardTemplate = template.Must(template.New("dashboard.html").Funcs(template.FuncMap{
@@ -330,7 +335,7 @@ func hiddenPath(p string) bool {
 // static is GET /static/<path>: the dashboard's scripts and styles.
 func (h *host) static(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("path")
-	hash, ok := h.assets.hashes[name]
+	hash, ok := h.assets.hashes()[name]
 	if !ok {
 		writeError(w, http.StatusNotFound, "not found")
 		return
@@ -358,7 +363,7 @@ func (h *host) static(w http.ResponseWriter, r *http.Request) {
 // url is the versioned URL of a static file behind prefix.
 func (a *assets) url(prefix, name string) string {
 	u := prefix + "/static/" + name
-	if hash, ok := a.hashes[name]; ok {
+	if hash, ok := a.hashes()[name]; ok {
 		u += "?v=" + hash
 	}
 	return u

@@ -42,6 +42,9 @@ type host struct {
 	allocated      chan struct{} // closed once owner is set
 	closing        chan struct{} // closed when the host stops
 	closeOnce      sync.Once
+	// networkUp reports whether the session's network (Config.Network)
+	// is up.
+	networkUp func() bool
 
 	mu         sync.Mutex
 	lastAccess time.Time
@@ -69,6 +72,7 @@ func newHost(cfg Config, home string, keys keyPair, now func() time.Time) *host 
 		log:            slog.New(slog.DiscardHandler),
 		allocationWait: defaultAllocationWait,
 		allocated:      make(chan struct{}),
+		networkUp:      hasDefaultRoute,
 		closing:        make(chan struct{}),
 		assets:         staticAssets,
 	}

@@ -49,6 +49,9 @@ type Options struct {
 	// runtime.Allocation) once it has an owner; read until then. Empty
 	// for none: the owner then comes by POST only.
 	AllocationFile string
+	// Notify is a pipe to the runtime that started the host, for its notes
+	// (see NoteNetwork); nil for none.
+	Notify *os.File
 }
 
 // Main parses args, the command line after `portico sessionhost`, and runs
@@ -59,15 +62,23 @@ func Main(args []string) error {
 	listen := fs.String("listen", "127.0.0.1:0", "address to serve HTTP on: host:port, or unix:PATH for a Unix socket")
 	seedDir := fs.String("seed", "", "directory of files to copy into a new home (session.json, kubeconfig)")
 	allocation := fs.String("allocation-file", "", "file holding the session's allocation once it has an owner")
+	notifyFD := fs.Int("notify-fd", -1, "descriptor of a pipe on which to tell the runtime what the host needs as it starts")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("sessionhost: unexpected arguments %q", fs.Args())
 	}
+	var notify *os.File
+	if *notifyFD >= 0 {
+		// The host's alone: the workshop's programs do not inherit it.
+		syscall.CloseOnExec(*notifyFD)
+		notify = os.NewFile(uintptr(*notifyFD), "notify")
+		defer notify.Close()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	return Run(ctx, Options{Home: *home, Listen: *listen, Seed: *seedDir, AllocationFile: *allocation})
+	return Run(ctx, Options{Home: *home, Listen: *listen, Seed: *seedDir, AllocationFile: *allocation, Notify: notify})
 }
 
 // Run sets the session up (configuration, SSH keys, workshop files, setup
@@ -132,14 +143,17 @@ func Run(ctx context.Context, opts Options) error {
 	h.log = log
 	defer h.close()
 
-	// The network comes up while the host starts: wait for it only for
-	// what needs it, fetching files and running setup scripts (which may
-	// fetch anything); a person who opens a terminal comes later.
+	// The runtime brings the network up once the host serves, so that its
+	// start does not slow the host's: what needs it sooner, fetching files
+	// and running setup scripts (which may fetch anything), asks for it and
+	// waits. Terminals wait for it too (see terminal).
+	notes := &notifier{f: opts.Notify}
 	network := func() error {
 		if !cfg.Network {
 			return nil
 		}
-		return awaitNetwork(ctx, networkTimeout)
+		notes.note(NoteNetwork)
+		return h.awaitNetwork(ctx)
 	}
 	err = once(home, filesDoneFile, func() error {
 		if fetchesFiles(cfg.WorkshopFiles) {
@@ -190,6 +204,7 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("publish address: %w", err)
 	}
 	log.Info("session host serving", "address", addr)
+	notes.note(NoteServing)
 
 	select {
 	case err := <-served:
@@ -232,18 +247,18 @@ func listen(spec string) (net.Listener, string, error) {
 // networkTimeout bounds the wait for the session's network.
 const networkTimeout = 15 * time.Second
 
-// awaitNetwork waits until the session's network has a default route: the
-// runtime configures it while the host starts.
-func awaitNetwork(ctx context.Context, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+// awaitNetwork waits until the session's network is up, at most
+// networkTimeout.
+func (h *host) awaitNetwork(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, networkTimeout)
 	defer cancel()
 	for delay := time.Millisecond; ; delay = min(2*delay, 20*time.Millisecond) {
-		if hasDefaultRoute() {
+		if h.networkUp() {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("the session's network did not come up within %s", timeout)
+			return fmt.Errorf("the session's network did not come up within %s", networkTimeout)
 		case <-time.After(delay):
 		}
 	}

@@ -2,6 +2,7 @@ package sessionhost
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -80,5 +81,48 @@ func TestMainRejectsArguments(t *testing.T) {
 	}
 	if err := Main([]string{"-no-such-flag"}); err == nil {
 		t.Fatal("no error for an unknown flag")
+	}
+}
+
+// A host whose start needs the session's network (setup scripts here) asks
+// the runtime for it before it waits for it; one that does not asks
+// nothing, and the runtime brings the network up once it serves. Either
+// says when it serves.
+func TestRunNotes(t *testing.T) {
+	for _, setup := range []bool{true, false} {
+		home := t.TempDir()
+		if err := os.Mkdir(filepath.Join(home, StateDir), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		cfg := testConfig
+		cfg.Network = true
+		if setup {
+			cfg.WorkshopFiles = []map[string]any{{"inline": map[string]any{"paths": map[string]any{SetupDir + "/10-setup.sh": "true\n"}}}}
+		}
+		if err := WriteConfig(home, cfg); err != nil {
+			t.Fatal(err)
+		}
+		notes, notesW, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer notes.Close()
+		defer notesW.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- Run(ctx, Options{Home: home, Logger: slog.New(slog.DiscardHandler), Notify: notesW}) }()
+		want := []byte{NoteServing}
+		if setup {
+			want = []byte{NoteNetwork, NoteServing}
+		}
+		waitForAddress(t, home, done)
+		got := make([]byte, 8)
+		notes.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, err := io.ReadAtLeast(notes, got, len(want))
+		if err != nil || string(got[:n]) != string(want) {
+			t.Errorf("setup scripts %v: notes %q, %v; want %q", setup, got[:n], err, want)
+		}
+		cancel()
+		<-done
 	}
 }

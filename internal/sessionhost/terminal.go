@@ -311,6 +311,24 @@ func (h *host) terminal(w http.ResponseWriter, r *http.Request) {
 		sendStatus(ctx, conn, "Preparing your session…")
 		h.awaitAllocation(ctx)
 	}
+	// The runtime brings the network up as the host starts to serve: a
+	// shell opened at once waits for it, so that what runs there has it.
+	if h.cfg.Network && !h.networkUp() {
+		sendStatus(ctx, conn, "Connecting your session to the network…")
+		wait, stop := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-h.closing:
+				stop()
+			case <-wait.Done():
+			}
+		}()
+		err := h.awaitNetwork(wait)
+		stop()
+		if err != nil {
+			h.log.Warn("terminal opens without the session's network", "terminal", id, "err", err)
+		}
+	}
 	t, err := h.terminals.get(id)
 	if err != nil {
 		h.log.Warn("cannot open terminal", "terminal", id, "err", err)

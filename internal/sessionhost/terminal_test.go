@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -240,6 +241,39 @@ func TestTerminalWithoutAllocation(t *testing.T) {
 	c := mustDial(t, srv, "1")
 	c.send("echo $GREETING\r")
 	c.expect(outputLine(`hello`)) // the workshop's value
+}
+
+// The runtime brings the session's network up once the host serves: a
+// shell opened before it is up starts once it is, so that what it runs
+// has the network.
+func TestTerminalWaitsForTheNetwork(t *testing.T) {
+	cfg := testConfig
+	cfg.Network = true
+	h, srv := newTerminalServer(t, cfg)
+	h.allocationWait = 0
+	var up atomic.Bool
+	h.networkUp = up.Load
+	c := mustDial(t, srv, "1")
+	c.send("echo hi\r")
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	for {
+		typ, data, err := c.conn.Read(ctx)
+		if err != nil || typ != websocket.MessageText {
+			t.Fatalf("message %q (%v) before a status about the network", data, err)
+		}
+		if strings.Contains(string(data), "network") {
+			break
+		}
+	}
+	h.terminals.mu.Lock()
+	shells := len(h.terminals.byID)
+	h.terminals.mu.Unlock()
+	if shells != 0 {
+		t.Fatalf("%d shells started before the network is up", shells)
+	}
+	up.Store(true)
+	c.expect(hiLine)
 }
 
 func TestTerminalRefusals(t *testing.T) {

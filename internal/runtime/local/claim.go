@@ -46,7 +46,13 @@ func (r *Runtime) claim(name string) (release func(), err error) {
 		held, err1 := f.Stat()
 		current, err2 := os.Stat(path)
 		if err1 == nil && err2 == nil && os.SameFile(held, current) {
-			return func() { f.Close() }, nil
+			return func() {
+				// Unlocked before it is closed: a process forked meanwhile
+				// has a copy of the descriptor until it runs its program,
+				// which would hold the lock that long.
+				syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+				f.Close()
+			}, nil
 		}
 		f.Close()
 	}

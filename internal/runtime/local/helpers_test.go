@@ -29,7 +29,7 @@ func inModes(t *testing.T, opts Options, test func(t *testing.T, r *Runtime)) {
 			if m.sandbox {
 				requireSandbox(t, r)
 			} else {
-				r.bwrap = ""
+				r.bwrap, r.userns = "", false // as New leaves them without bubblewrap
 			}
 			if m.cgroups {
 				requireCgroups(t, r)

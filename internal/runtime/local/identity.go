@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/portico-dev/portico/internal/sessionhost"
 	"github.com/portico-dev/portico/internal/untrusted"
@@ -72,12 +71,22 @@ func (ids idRange) base() int { return idsBase + ids.slot*idsPerSession }
 // host returns the host id that id (> 0) of the session's namespace maps to.
 func (ids idRange) host(id int) int { return ids.base() + id }
 
-// mappings returns the id map of the session's user namespace.
-func (ids idRange) mappings() []syscall.SysProcIDMap {
-	return []syscall.SysProcIDMap{
-		{ContainerID: 0, HostID: 0, Size: 1},
-		{ContainerID: 1, HostID: ids.host(1), Size: idsPerSession - 1},
+// writeMaps writes the uid and gid maps of the user namespace of pid, the
+// session's: its id 0 is host root, the others the session's range.
+func (ids idRange) writeMaps(pid int) error {
+	m := fmt.Sprintf("0 0 1\n1 %d %d\n", ids.host(1), idsPerSession-1)
+	for _, file := range []string{"uid_map", "gid_map"} {
+		f, err := os.OpenFile("/proc/"+strconv.Itoa(pid)+"/"+file, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		// A map is written whole, in one write.
+		_, err = f.Write([]byte(m))
+		if err := errors.Join(err, f.Close()); err != nil {
+			return err
+		}
 	}
+	return nil
 }
 
 // allocateIDs takes a free slot for the session name, starting at a slot

@@ -65,6 +65,9 @@ const (
 	maxPollInterval = 10 * time.Millisecond
 	probeTimeout    = time.Second
 	statusTimeout   = 500 * time.Millisecond
+	// notedPollInterval is the wait between readiness checks of a host
+	// that says when it serves (sessionhost.NoteServing).
+	notedPollInterval = 100 * time.Millisecond
 )
 
 // errStopped ends a Start overtaken by a Stop of the same session.
@@ -135,9 +138,10 @@ type Runtime struct {
 	warned  sync.Map // warnings already logged
 
 	mu       sync.Mutex
-	sessions map[string]*entry // sessions with a Start or Stop in flight
-	hosts    map[string]*host  // the hosts followed for Exited
-	biasing  bool              // oomBiasLoop runs
+	sessions map[string]*entry     // sessions with a Start or Stop in flight
+	hosts    map[string]*host      // the hosts followed for Exited
+	networks map[string]*netAttach // the networks this runtime attaches, until Stop
+	biasing  bool                  // oomBiasLoop runs
 }
 
 var (
@@ -206,6 +210,7 @@ func New(opts Options) (*Runtime, error) {
 		exits:        exitQueue{ch: make(chan string)},
 		sessions:     make(map[string]*entry),
 		hosts:        make(map[string]*host),
+		networks:     make(map[string]*netAttach),
 		client:       runtime.HostClient(),
 	}
 	if r.startTimeout <= 0 {
@@ -316,7 +321,7 @@ func (r *Runtime) start(ctx context.Context, abort <-chan struct{}, spec runtime
 		return runtime.Instance{}, err
 	case inst.Failed == "":
 		_, init, _ := readPIDs(r.home(name))
-		return r.awaitReady(ctx, abort, name, pid, r.adopt(name, r.home(name), pid, init), nil)
+		return r.awaitReady(ctx, abort, name, pid, r.adopt(name, r.home(name), pid, init), nil, nil)
 	default:
 		// The remains of a host that died: clear them for a fresh start.
 		if err := r.remove(ctx, name); err != nil {
@@ -332,22 +337,44 @@ func (r *Runtime) start(ctx context.Context, abort <-chan struct{}, spec runtime
 	if r.beforeSpawn != nil {
 		r.beforeSpawn()
 	}
-	pid, h, exited, err := r.spawn(spec)
+	// What the host tells as it starts (sessionhost.NoteNetwork and
+	// NoteServing).
+	notes, notesW, err := os.Pipe()
+	if err != nil {
+		return runtime.Instance{}, err
+	}
+	defer notes.Close()
+	serving := make(chan struct{}, 1)
+	readNotes(notes, func(note byte) {
+		switch note {
+		case sessionhost.NoteNetwork:
+			r.beginNetwork(name)
+		case sessionhost.NoteServing:
+			select {
+			case serving <- struct{}{}:
+			default:
+			}
+		}
+	})
+	pid, h, exited, err := r.spawn(spec, notesW)
 	if err != nil {
 		r.abandon(name, pid)
 		return runtime.Instance{}, err
 	}
-	inst, err = r.awaitReady(ctx, abort, name, pid, h, exited)
+	inst, err = r.awaitReady(ctx, abort, name, pid, h, exited, serving)
 	if err == nil {
 		r.protectSandbox(h)
+		r.beginNetwork(name)
 	}
 	return inst, err
 }
 
 // spawn creates the session home and starts the host in it, in its
-// cgroups and sandbox. It returns the process it started (see pidFile), or
-// 0 if it started none; exited is closed when that process exits.
-func (r *Runtime) spawn(spec runtime.Spec) (pid int, h *host, exited <-chan struct{}, err error) {
+// cgroups and sandbox, with notes as the pipe for its notes, which spawn
+// closes. It returns the process it started (see pidFile), or 0 if it
+// started none; exited is closed when that process exits.
+func (r *Runtime) spawn(spec runtime.Spec, notes *os.File) (pid int, h *host, exited <-chan struct{}, err error) {
+	defer notes.Close() // the host has its copy
 	name := spec.Session
 	home := r.home(name)
 	if err := os.MkdirAll(r.dir, 0o700); err != nil {
@@ -412,8 +439,12 @@ func (r *Runtime) spawn(spec runtime.Spec) (pid int, h *host, exited <-chan stru
 	}
 
 	argv := r.rlimitArgs(spec.Limits)
-	var info, infoW, block, blockW *os.File
+	var info, infoW, block, blockW, userns, usernsW *os.File
 	var extra []*os.File
+	pass := func(f *os.File) int {
+		extra = append(extra, f)
+		return 2 + len(extra) // ExtraFiles start at 3
+	}
 	if r.bwrap != "" {
 		if info, infoW, err = os.Pipe(); err != nil {
 			return 0, nil, nil, err
@@ -425,20 +456,27 @@ func (r *Runtime) spawn(spec runtime.Spec) (pid int, h *host, exited <-chan stru
 		}
 		defer block.Close()
 		defer blockW.Close()
-		extra = []*os.File{infoW, block}
-		fds := sandboxFDs{info: 3, block: 4} // the first of ExtraFiles is 3
+		fds := sandboxFDs{info: pass(infoW), block: pass(block)}
 		if r.seccomp != nil {
 			f, err := r.seccomp()
 			if err != nil {
 				return 0, nil, nil, err
 			}
 			defer f.Close()
-			extra = append(extra, f)
-			fds.seccomp = 5
+			fds.seccomp = pass(f)
+		}
+		if r.userns {
+			if userns, usernsW, err = os.Pipe(); err != nil {
+				return 0, nil, nil, err
+			}
+			defer userns.Close()
+			defer usernsW.Close()
+			fds.userns = pass(userns)
 		}
 		argv = append(append(argv, r.bwrap), r.sandboxArgs(home, workshopSources(spec), spec.Limits, fds)...)
 	}
-	argv = append(append(argv, r.command...), "--listen", runtime.UnixAddress(filepath.Join(home, hostSocket)))
+	argv = append(append(argv, r.command...), "--listen", runtime.UnixAddress(filepath.Join(home, hostSocket)),
+		"--notify-fd", strconv.Itoa(pass(notes)))
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = home
 	cmd.Env = r.hostEnv(home)
@@ -452,13 +490,13 @@ func (r *Runtime) spawn(spec runtime.Spec) (pid int, h *host, exited <-chan stru
 	// ends at once, see startIn).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if r.userns {
-		// bwrap starts as root of the session's user namespace (see
-		// identity.go): it sets the sandbox up with the capabilities of
-		// that namespace only.
-		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWUSER
-		cmd.SysProcAttr.UidMappings = ids.mappings()
-		cmd.SysProcAttr.GidMappings = ids.mappings()
-		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
+		// bwrap makes the session's user namespace (see identity.go) and
+		// sets the sandbox up in it, with the capabilities of that
+		// namespace only; its first process, which only waits for the
+		// host, stays outside with none (bwrap drops them all). Made by
+		// the portal's fork, the namespace cost a copy of the portal's
+		// address space: Go forks a child into a new user namespace
+		// without vfork.
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
 	if cgroups != nil {
@@ -472,6 +510,9 @@ func (r *Runtime) spawn(spec runtime.Spec) (pid int, h *host, exited <-chan stru
 	if infoW != nil {
 		infoW.Close() // bwrap's copy only: EOF if bwrap exits early
 		block.Close()
+	}
+	if userns != nil {
+		userns.Close()
 	}
 	child := cmd.Process.Pid
 	h = r.spawned(name, child, cgroups, info != nil)
@@ -490,6 +531,14 @@ func (r *Runtime) spawn(spec runtime.Spec) (pid int, h *host, exited <-chan stru
 			return child, h, done, fmt.Errorf("sandbox: %w; last lines of host.log:\n%s", err, logTail(filepath.Join(home, logFile)))
 		}
 		r.setInit(h, init)
+		if userns != nil {
+			if err := ids.writeMaps(init); err != nil {
+				return child, h, done, fmt.Errorf("sandbox: id maps: %w", err)
+			}
+			if _, err := usernsW.Write([]byte{1}); err != nil {
+				return child, h, done, fmt.Errorf("sandbox: %w; last lines of host.log:\n%s", err, logTail(filepath.Join(home, logFile)))
+			}
+		}
 	}
 	content := strconv.Itoa(child)
 	if init > 0 {
@@ -498,26 +547,23 @@ func (r *Runtime) spawn(spec runtime.Spec) (pid int, h *host, exited <-chan stru
 	if _, err := pidf.Write([]byte(content)); err != nil {
 		return child, h, done, err
 	}
+	if cfg.Network {
+		// The network comes up once the host serves (see network.go), or
+		// when it asks: the host waits for it where it needs it (see
+		// sessionhost.Config.Network), and fails its start if it does not
+		// come.
+		r.mu.Lock()
+		r.networks[name] = newNetAttach(func() {
+			if err := r.attachNetwork(home, init); err != nil {
+				r.log.Error("session network", "session", name, "err", err)
+			}
+		})
+		r.mu.Unlock()
+	}
 	if init > 0 {
-		// The pid file is written: let bwrap start the host. The network
-		// comes up while the host starts, which waits for it where it
-		// needs it (see sessionhost.Config.Network), and fails its start
-		// if it does not come.
+		// The pid file is written: let bwrap start the host.
 		if _, err := blockW.Write([]byte{1}); err != nil {
 			return child, h, done, fmt.Errorf("sandbox: %w; last lines of host.log:\n%s", err, logTail(filepath.Join(home, logFile)))
-		}
-		if cfg.Network {
-			logw, err := os.OpenFile(filepath.Join(home, logFile), os.O_WRONLY|os.O_APPEND, 0)
-			if err != nil {
-				return child, h, done, err
-			}
-			go func() {
-				defer logw.Close()
-				if err := r.attachNetwork(home, init, logw); err != nil {
-					r.log.Error("session network", "session", name, "err", err)
-					fmt.Fprintf(logw, "portico: %v\n", err)
-				}
-			}()
 		}
 	}
 	return child, h, done, nil
@@ -553,17 +599,23 @@ func (r *Runtime) hostEnv(home string) []string {
 }
 
 // awaitReady polls the host until its address is published and answers
-// /healthz. On failure it ends the session and reports the host's last words.
+// /healthz. A host this process started says when it serves (serving):
+// the polls are then a safety net, seldom. On failure it ends the session
+// and reports the host's last words.
 //
-// exited is nil for a host that this process did not start. For one it did,
-// /proc cannot tell: just after exec, /proc/<pid>/environ is still empty, so
-// the host would not look like one.
-func (r *Runtime) awaitReady(ctx context.Context, abort <-chan struct{}, name string, pid int, h *host, exited <-chan struct{}) (runtime.Instance, error) {
+// exited and serving are nil for a host that this process did not start.
+// For one it did, /proc cannot tell: just after exec, /proc/<pid>/environ
+// is still empty, so the host would not look like one.
+func (r *Runtime) awaitReady(ctx context.Context, abort <-chan struct{}, name string, pid int, h *host, exited, serving <-chan struct{}) (runtime.Instance, error) {
 	home := r.home(name)
 	errExited := errors.New("session host exited")
 	var err error
+	delay, most := time.Millisecond, maxPollInterval
+	if serving != nil {
+		delay, most = notedPollInterval, notedPollInterval
+	}
 poll:
-	for delay := time.Millisecond; ; delay = min(delay*6/5, maxPollInterval) {
+	for ; ; delay = min(delay*6/5, most) {
 		if exited == nil && !isHost(pid, home) {
 			err = errExited
 			break poll
@@ -582,6 +634,7 @@ poll:
 		case <-abort:
 			err = errStopped
 			break poll
+		case <-serving:
 		case <-time.After(delay):
 		}
 	}
@@ -596,6 +649,7 @@ poll:
 func (r *Runtime) abandon(name string, pid int) {
 	home := r.home(name)
 	r.expectExit(name)
+	r.callOffNetwork(name)
 	if err := killSession(context.Background(), r.victims(home, pid), 0); err != nil {
 		r.log.Error("cannot end failed session", "session", name, "err", err)
 		return
@@ -641,6 +695,7 @@ func (r *Runtime) remove(ctx context.Context, name string) error {
 		pid = 0 // the pid file may name anything
 	}
 	r.expectExit(name)
+	r.callOffNetwork(name)
 	if err := killSession(ctx, r.victims(home, pid), stopGrace); err != nil {
 		return err
 	}

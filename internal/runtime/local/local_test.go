@@ -737,3 +737,40 @@ func TestDefaultStartTimeoutOutlastsSetup(t *testing.T) {
 		t.Errorf("start timeout %s, setup scripts may take %s", r.startTimeout, sessionhost.SetupTimeout)
 	}
 }
+
+// A claim released while the portal forks a process (a host, slirp4netns)
+// is released: the child's copy of the claim's descriptor, which it holds
+// until it runs its program, kept the session claimed, and a Start or Stop
+// right after failed with ErrBusy.
+func TestReleasedClaimNotHeldByCopies(t *testing.T) {
+	r := newRuntime(t, t.TempDir(), Options{})
+	const name = "portal-w01-s172"
+	release, err := r.claim(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The copy a fork makes: another descriptor of the same open file.
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd:", err)
+	}
+	copied := -1
+	for _, e := range entries {
+		if target, _ := os.Readlink("/proc/self/fd/" + e.Name()); target == r.lockPath(name) {
+			fd, _ := strconv.Atoi(e.Name())
+			if copied, err = syscall.Dup(fd); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if copied < 0 {
+		t.Fatal("no descriptor of the claim file")
+	}
+	defer syscall.Close(copied)
+	release()
+	release, err = r.claim(name)
+	if err != nil {
+		t.Fatalf("claim after release: %v", err)
+	}
+	release()
+}

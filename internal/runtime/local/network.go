@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
-
-	"github.com/portico-dev/portico/internal/osthread"
 )
 
 // The network. A sandboxed session has a network namespace of its own
@@ -22,12 +20,19 @@ import (
 // in the session's state directory.
 //
 // Workshops still need the internet (git, package managers): slirp4netns, a
-// user-mode TCP/IP stack, is attached to the namespace as the session
-// starts. It makes the session's outbound connections as ordinary sockets
-// of the host, with its gateway's route to the host's loopback disabled
-// (--disable-host-loopback), in a sandbox and under a seccomp filter of its
-// own. It is not in the session's namespaces (a session cannot signal it)
-// and carries the session's marker, so that Stop ends it with the session.
+// user-mode TCP/IP stack, makes the session's outbound connections as
+// ordinary sockets of the host, with its gateway's route to the host's
+// loopback disabled (--disable-host-loopback), in a sandbox and under a
+// seccomp filter of its own. It is not in the session's namespaces (a
+// session cannot signal it) and carries the session's marker, so that Stop
+// ends it with the session.
+//
+// It is attached to the namespace once the host serves, so that its start
+// (a process of its own, which took the CPU the starting host needed: 20
+// to 35 ms of a start on a loaded 2-core machine) does not slow the
+// host's; or sooner, when the starting host asks for it
+// (sessionhost.NoteNetwork) to fetch files or run setup scripts. The
+// host's terminals wait for it.
 //
 // What slirp4netns reaches is what any client of the host's network
 // reaches: the host's other addresses included. Services that must stay
@@ -61,24 +66,21 @@ const slirpReadyTimeout = 10 * time.Second
 
 // attachNetwork starts slirp4netns on the network namespace of pid (the
 // sandbox's pid 1) and waits until it has configured the namespace's
-// interface. Its output goes to log.
-func (r *Runtime) attachNetwork(home string, pid int, log *os.File) error {
-	// bwrap brings the namespace's loopback up as it starts; two
-	// configurations at once fail with netlink errors, so slirp4netns waits.
-	deadline := time.Now().Add(slirpReadyTimeout)
-	for delay := 100 * time.Microsecond; ; delay = min(2*delay, 10*time.Millisecond) {
-		up, err := loopbackUp(pid)
-		if err != nil {
-			return fmt.Errorf("session network: %w", err)
-		}
-		if up {
-			break
-		}
-		if time.Now().After(deadline) {
-			return errors.New("the sandbox did not set its loopback up in time")
-		}
-		time.Sleep(delay)
+// interface. Its output, and why it failed, go to the host's log. bwrap
+// brought the namespace's loopback up before it started the host (two
+// configurations at once would fail with netlink errors): the runtime
+// attaches the network once the host asks for it or serves.
+func (r *Runtime) attachNetwork(home string, pid int) (err error) {
+	log, err := os.OpenFile(filepath.Join(home, logFile), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return err
 	}
+	defer log.Close()
+	defer func() {
+		if err != nil {
+			fmt.Fprintf(log, "portico: %v\n", err)
+		}
+	}()
 	ready, readyW, err := os.Pipe()
 	if err != nil {
 		return err
@@ -110,34 +112,93 @@ func (r *Runtime) attachNetwork(home string, pid int, log *os.File) error {
 	return nil
 }
 
-// loopbackUp reports whether the loopback interface of the network
-// namespace of pid is up. It asks from a thread that joins the namespace
-// and ends with the question: a thread's network namespace is its own.
-func loopbackUp(pid int) (bool, error) {
-	ns, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return false, err
+// netAttach is the attach of one session's network, which begins once:
+// when the starting host asks for the network, or when it serves.
+type netAttach struct {
+	attach func()
+	done   chan struct{} // closed when an attach that began is over
+
+	mu    sync.Mutex
+	state int // one of the states below
+}
+
+const (
+	attachWaiting = iota
+	attachBegun
+	attachCalledOff
+)
+
+func newNetAttach(attach func()) *netAttach {
+	return &netAttach{attach: attach, done: make(chan struct{})}
+}
+
+// begin starts the attach, unless it began or was called off.
+func (a *netAttach) begin() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.state != attachWaiting {
+		return
 	}
-	defer unix.Close(ns)
-	var up bool
-	err = osthread.Disposable(func() error {
-		if err := unix.Setns(ns, unix.CLONE_NEWNET); err != nil {
-			return err
+	a.state = attachBegun
+	go func() {
+		defer close(a.done)
+		a.attach()
+	}()
+}
+
+// callOff keeps the attach from beginning, and waits for one that began:
+// slirp4netns then runs, and a Stop that looks for the session's processes
+// finds it.
+func (a *netAttach) callOff() {
+	a.mu.Lock()
+	begun := a.state == attachBegun
+	a.state = attachCalledOff
+	a.mu.Unlock()
+	if begun {
+		<-a.done
+	}
+}
+
+// beginNetwork begins the attach of the network of session name, if this
+// runtime spawned its host and has not begun it.
+func (r *Runtime) beginNetwork(name string) {
+	r.mu.Lock()
+	a := r.networks[name]
+	r.mu.Unlock()
+	if a != nil {
+		a.begin()
+	}
+}
+
+// callOffNetwork keeps the network of session name from being attached
+// from now on, and waits for an attach in flight.
+func (r *Runtime) callOffNetwork(name string) {
+	r.mu.Lock()
+	a := r.networks[name]
+	delete(r.networks, name)
+	r.mu.Unlock()
+	if a != nil {
+		a.callOff()
+	}
+}
+
+// maxNotes bounds what is read of a host's notes: it sends each once.
+const maxNotes = 16
+
+// readNotes calls on with each note that a starting host writes to f (see
+// sessionhost.NoteNetwork), until f is closed.
+func readNotes(f *os.File, on func(note byte)) {
+	go func() {
+		b := make([]byte, maxNotes)
+		for n := 0; n < len(b); {
+			k, err := f.Read(b[n:])
+			for _, note := range b[n : n+k] {
+				on(note)
+			}
+			n += k
+			if err != nil {
+				return
+			}
 		}
-		s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return err
-		}
-		defer unix.Close(s)
-		ifr, err := unix.NewIfreq("lo")
-		if err != nil {
-			return err
-		}
-		if err := unix.IoctlIfreq(s, unix.SIOCGIFFLAGS, ifr); err != nil {
-			return err
-		}
-		up = ifr.Uint16()&unix.IFF_UP != 0
-		return nil
-	})
-	return up, err
+	}()
 }

@@ -87,6 +87,9 @@ type sandboxFDs struct {
 	info    int // bwrap writes the pid of the namespace's pid 1 there, as JSON
 	block   int // bwrap waits for data there before it starts the host (0: none)
 	seccomp int // the compiled seccomp filter (0: none)
+	// userns, when not 0, makes bwrap make the session's user namespace,
+	// and wait for data there once the runtime has written its id maps.
+	userns int
 }
 
 // sandboxArgs returns the bwrap arguments that confine the session at
@@ -100,6 +103,9 @@ func (r *Runtime) sandboxArgs(home string, sources []string, lim runtime.Limits,
 		"--hostname", filepath.Base(home),
 		"--new-session", // no controlling terminal to push input into
 		"--cap-drop", "ALL",
+	}
+	if fds.userns > 0 {
+		args = append(args, "--unshare-user", "--userns-block-fd", strconv.Itoa(fds.userns))
 	}
 	if r.userns {
 		for _, c := range hostCaps {

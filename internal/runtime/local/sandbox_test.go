@@ -187,7 +187,7 @@ nohup sleep %s >/dev/null 2>&1 &
 					}
 				default:
 					restarted := newRuntime(t, r.dir, Options{})
-					restarted.bwrap, restarted.cgroups = r.bwrap, r.cgroups
+					restarted.bwrap, restarted.userns, restarted.cgroups = r.bwrap, r.userns, r.cgroups
 					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 					defer cancel()
 					if err := restarted.Stop(ctx, name); err != nil {
@@ -721,7 +721,13 @@ func TestSessionNetworkOfItsOwn(t *testing.T) {
 		spec := testSpec(fmt.Sprintf("portal-w01-s16%d", map[bool]int{false: 0, true: 1}[offline]))
 		spec.Offline = offline
 		_, home := startSession(t, r, spec)
-		out, rc := runInSession(t, home, `tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort | tr '\n' ' '; echo; cat /etc/resolv.conf`)
+		// The network comes up once the host serves: what the host runs
+		// waits for it (its terminals, its setup scripts), as this does.
+		script := `tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort | tr '\n' ' '; echo; cat /etc/resolv.conf`
+		if !offline {
+			script = `for i in $(seq 200); do awk '$2 == "00000000"' /proc/net/route | grep -q . && break; sleep 0.05; done; ` + script
+		}
+		out, rc := runInSession(t, home, script)
 		if rc != "0" {
 			t.Fatalf("script: %s\n%s", rc, out)
 		}
@@ -803,5 +809,37 @@ echo $! > $HOME/sleep.pid
 	}
 	if got := status(hostPID(t, home), "Seccomp"); strings.TrimSpace(got) != "2" {
 		t.Errorf("the host runs without the seccomp filter: %q", got)
+	}
+	// bwrap's first process, which made the session's user namespace and
+	// stays outside it, keeps no capability.
+	bwrap, _, _ := readPIDs(home)
+	for _, f := range []string{"CapPrm", "CapEff"} {
+		if got := strings.TrimSpace(status(bwrap, f)); got != "0000000000000000" {
+			t.Errorf("bwrap's first process has %s %s", f, got)
+		}
+	}
+}
+
+// The network is attached once the host serves, as its Start returns: a
+// Stop right after the Start ends slirp4netns all the same.
+func TestStopRightAfterStartEndsTheNetwork(t *testing.T) {
+	r := newRuntime(t, t.TempDir(), Options{})
+	requireSandbox(t, r)
+	if r.slirp == "" {
+		t.Skip("slirp4netns is not installed: apt-get install -y slirp4netns")
+	}
+	var homes []string
+	for i := range 5 {
+		name := fmt.Sprintf("portal-w01-s18%d", i)
+		_, home := startSession(t, r, testSpec(name))
+		if err := r.Stop(context.Background(), name); err != nil {
+			t.Fatal(err)
+		}
+		homes = append(homes, home)
+	}
+	// Looked for once all are stopped: a slirp4netns started after the
+	// Stop that should have ended it has had the time to show up.
+	for _, home := range homes {
+		assertNoSessionProcesses(t, home)
 	}
 }

@@ -192,7 +192,7 @@ func TestStorageLimitsWrites(t *testing.T) {
 			if sandbox {
 				requireSandbox(t, r)
 			} else {
-				r.bwrap = ""
+				r.bwrap, r.userns = "", false // as New leaves them without bubblewrap
 			}
 			free := available(t, disk)
 			spec := testSpec(fmt.Sprintf("portal-w01-s30%d", i))
