@@ -82,6 +82,8 @@ func smallDisk(t *testing.T, size int64) string {
 		t.Skip("mkfs.ext4 not found (apt-get install e2fsprogs)")
 	}
 	mount := lookPath(t, "mount")
+	// As the runtime does: a fresh machine (the VM) has no loop module yet.
+	haveDevice(loopControl, "loop")
 	base, err := os.MkdirTemp("/var/tmp", "portico-storage-test-")
 	if err != nil {
 		t.Fatal(err)
@@ -229,13 +231,14 @@ func TestStorageLimitsWrites(t *testing.T) {
 				t.Errorf("image of %d bytes, %d allocated; want %d, all allocated", st.Size, st.Blocks*512, limit)
 			}
 
-			// The script leaves a few megabytes free for the test helper
-			// to write its exit status.
+			// The script keeps what it says until it has left a few
+			// megabytes free: its output file is in the full home too.
 			out, rc := runInSession(t, home, `
-dd if=/dev/zero of=big bs=1M count=100 2>&1; echo "dd $?"
+said=$(dd if=/dev/zero of=big bs=1M count=100 2>&1; echo "dd $?"
 fallocate -l 2G huge 2>&1; echo "fallocate $?"
-echo "wrote $(wc -c < big)"
+echo "wrote $(wc -c < big)")
 truncate -s 48M big
+echo "$said"
 `)
 			var wrote int64
 			if i := strings.Index(out, "wrote "); i >= 0 {
