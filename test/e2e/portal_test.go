@@ -194,25 +194,7 @@ type portal struct {
 // left under its data directory.
 func startPortal(t *testing.T, defs string) *portal {
 	t.Helper()
-	requireBinary(t)
-	dir := t.TempDir()
-	p := &portal{
-		t:       t,
-		config:  filepath.Join(dir, "config", "portal.yaml"),
-		dataDir: filepath.Join(dir, "data"),
-		logPath: filepath.Join(dir, "portal.log"),
-		addr:    freeAddr(t),
-	}
-	p.url = "http://" + p.addr
-	if defs == "" {
-		p.config = ""
-	} else {
-		if err := os.Mkdir(filepath.Dir(p.config), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		p.writeConfig(defs)
-	}
-	t.Cleanup(p.cleanup)
+	p := newPortal(t, defs)
 	p.start()
 	p.waitReady()
 	return p
