@@ -27,7 +27,10 @@ func TestMain(m *testing.M) {
 // TestQuickReserved runs the harness in its quick mode against the real
 // binary, built from this checkout, for one small scenario: it checks that
 // the harness works, not timings.
-func TestQuickReserved(t *testing.T) {
+// quickRun runs the harness in its quick mode against the real binary
+// with args, and returns its report and the table it printed.
+func quickRun(t *testing.T, args ...string) (report, *bytes.Buffer) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds portico and runs real portals")
 	}
@@ -35,8 +38,7 @@ func TestQuickReserved(t *testing.T) {
 	defer cancel()
 	out := filepath.Join(t.TempDir(), "bench.json")
 	var table bytes.Buffer
-	err := run(ctx, []string{"--quick", "--scenarios", "reserved", "--clients", "1,4", "--reserve", "50",
-		"--warmup", "100ms", "--window", "500ms", "--json", out}, &table)
+	err := run(ctx, append(append([]string{"--quick"}, args...), "--warmup", "100ms", "--window", "500ms", "--json", out), &table)
 	t.Logf("table:\n%s", table.String())
 	if err != nil {
 		t.Fatal(err)
@@ -49,6 +51,11 @@ func TestQuickReserved(t *testing.T) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatal(err)
 	}
+	return r, &table
+}
+
+func TestQuickReserved(t *testing.T) {
+	r, table := quickRun(t, "--scenarios", "reserved", "--clients", "1,4", "--reserve", "50")
 	if len(r.Failures) > 0 {
 		t.Fatalf("failures: %v", r.Failures)
 	}
@@ -79,27 +86,7 @@ func TestQuickReserved(t *testing.T) {
 // real binary: the harness measures the request alone and under the
 // flood, and every answer of the flood is a 401 or a 429.
 func TestQuickFlood(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds portico and runs real portals")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	out := filepath.Join(t.TempDir(), "bench.json")
-	var table bytes.Buffer
-	err := run(ctx, []string{"--quick", "--scenarios", "flood", "--flood-loops", "2",
-		"--warmup", "100ms", "--window", "500ms", "--json", out}, &table)
-	t.Logf("table:\n%s", table.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r report
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatal(err)
-	}
+	r, _ := quickRun(t, "--scenarios", "flood", "--flood-loops", "2")
 	rows := map[string]bool{}
 	for _, x := range r.Rows {
 		rows[x.Case+" "+x.Metric] = x.Metric == "flood checked" || x.Value > 0 && x.RefValue > 0
