@@ -112,6 +112,11 @@ func serve(args []string) error {
 	if err := privateDir(log, *dataDir); err != nil {
 		return err
 	}
+	release, err := lockDataDir(*dataDir, *database == "")
+	if err != nil {
+		return err
+	}
+	defer release()
 	if err := privateFile(filepath.Join(*dataDir, generatedFile)); err != nil {
 		return err
 	}
