@@ -208,8 +208,12 @@ func serve(args []string) error {
 		Generation: defs.Portal.Generation, URL: url}, *analytics, log)
 	host, _ := os.Hostname()
 	replica := fmt.Sprintf("%s:%d:%s", host, os.Getpid(), ln.Addr())
+	clock, err := brokerClock(log)
+	if err != nil {
+		return err
+	}
 	b := broker.New(broker.Options{Store: db, Runtime: rt, Events: events, Logger: log, URL: url, Sessions: origins,
-		Replica: replica, Secrets: secrets}, defs)
+		Replica: replica, Secrets: secrets, Clock: clock}, defs)
 	if err := b.SealPasswords(ctx); err != nil {
 		return err
 	}
