@@ -70,7 +70,10 @@ func (b *Broker) Run(ctx context.Context) {
 	var (
 		leader  bool
 		renewed time.Time
-		exited  <-chan string
+		// due is when the pass after this one is due by the database's
+		// next deadline; zero when none is.
+		due    time.Time
+		exited <-chan string
 	)
 	if w, ok := b.runtime.(runtime.ExitWatcher); ok {
 		exited = w.Exited()
@@ -92,14 +95,23 @@ func (b *Broker) Run(ctx context.Context) {
 				b.log.Warn("another replica took over reconciliation", "replica", b.replica)
 			}
 			leader, renewed = ok && err == nil, time.Now()
+			b.observe.Leading(leader)
 		}
 		wait := leaseRenew
 		if leader {
+			began := time.Now()
+			// Lag: how long the deadline this pass is for has been due.
+			var lag time.Duration
+			if !due.IsZero() {
+				lag = max(began.Sub(due), 0)
+			}
 			next, err := b.Reconcile(ctx)
+			b.observe.Reconciled(time.Since(began), lag, err != nil && ctx.Err() == nil)
 			if err != nil && ctx.Err() == nil {
 				b.log.Error("reconcile", "err", err)
 				next = time.Now().Add(time.Second)
 			}
+			due = next
 			if !next.IsZero() {
 				wait = min(max(time.Until(next), 10*time.Millisecond), leaseRenew)
 			}
@@ -613,8 +625,16 @@ func (b *Broker) startSession(ctx context.Context, name string) {
 	if startErr == nil {
 		spec.Owner = owner
 		sctx, cancel := context.WithTimeout(ctx, startTimeout)
+		began := time.Now()
 		inst, startErr = b.runtime.Start(sctx, spec)
+		took := time.Since(began)
 		cancel()
+		switch {
+		case startErr == nil:
+			b.observe.SessionStarted(env.Name, took)
+		case !errors.Is(startErr, runtime.ErrBusy):
+			b.observe.SessionStartFailed(env.Name)
+		}
 	}
 	startedFor := s.Owner
 	orphan := false
@@ -876,9 +896,12 @@ func (b *Broker) Adopt(ctx context.Context) error {
 	for _, inst := range insts {
 		have[inst.Session] = inst
 	}
-	var stop []string
+	var (
+		stop    []string
+		adopted int
+	)
 	err = b.update(ctx, func(tx store.Tx, record func(Event)) error {
-		stop = stop[:0]
+		stop, adopted = stop[:0], 0
 		live, err := tx.FindSessions(store.SessionQuery{States: store.Live})
 		if err != nil {
 			return err
@@ -910,10 +933,13 @@ func (b *Broker) Adopt(ctx context.Context) error {
 				}
 				record(b.sessionEvent("Session/Vanished", s, env, nil))
 			case s.Address != inst.Address:
+				adopted++
 				s.Address = inst.Address
 				if err := tx.UpdateSession(&s); err != nil {
 					return err
 				}
+			default:
+				adopted++
 			}
 		}
 		for name := range have {
@@ -926,6 +952,9 @@ func (b *Broker) Adopt(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// What an operator looks for after a restart: the sessions that lived
+	// through it, and those that did not (logged above).
+	b.log.Info("sessions adopted", "running", adopted, "leftover_stopped", len(stop))
 	for _, name := range stop {
 		if err := b.runtime.Stop(ctx, name); err != nil {
 			b.log.Error("stopping session left from before", "session", name, "err", err)

@@ -90,6 +90,8 @@ type Options struct {
 	Runtime runtime.Runtime // required
 	Clock   *Clock          // default NewClock()
 	Dir     string          // default t.TempDir()
+	// Observer of the broker (default: none).
+	Observer broker.Observer
 }
 
 // Definitions returns a portal with one workshop "lab" (environment
@@ -155,7 +157,7 @@ func Start(t testing.TB, defs *config.Definitions, opts Options) *Portal {
 		t.Fatal(err)
 	}
 	p.Broker = broker.New(broker.Options{Store: db, Runtime: opts.Runtime, Clock: opts.Clock, Events: p.Events,
-		Logger: log, URL: url, Secrets: p.Secrets}, defs)
+		Logger: log, URL: url, Secrets: p.Secrets, Observer: opts.Observer}, defs)
 	if _, err := p.Auth.Bootstrap(ctx, defs.Portal); err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +166,8 @@ func Start(t testing.TB, defs *config.Definitions, opts Options) *Portal {
 	}
 	mux := http.NewServeMux()
 	httpapi.Register(mux, p.Broker, p.Auth, opts.Clock, log)
-	p.Server.Config.Handler = web.Handler(mux, p.Broker, p.Auth, opts.Clock, log)
+	// Request IDs and request logs as the binary has them (metrics aside).
+	p.Server.Config.Handler = httpapi.Observe(web.Handler(mux, p.Broker, p.Auth, opts.Clock, log), log, nil)
 	p.Server.Start()
 	t.Cleanup(p.Server.Close)
 	t.Cleanup(p.Broker.Wait)
