@@ -6,6 +6,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	portico "github.com/portico-dev/portico/client"
 	"github.com/portico-dev/portico/internal/portaltest"
 )
 
@@ -558,22 +560,23 @@ func (p *portal) client() *client {
 func (p *portal) robot() *client {
 	p.t.Helper()
 	c := p.client()
-	form := url.Values{"grant_type": {"password"}, "username": {robotUser}, "password": {robotPass}}
-	req, err := http.NewRequest("POST", p.url+"/oauth2/token/", strings.NewReader(form.Encode()))
+	tok, err := p.api(robotUser, robotPass).Token(context.Background())
+	if err != nil || tok.TokenType != "Bearer" {
+		p.t.Fatalf("robot token: %v %+v", err, tok)
+	}
+	c.bearer = tok.AccessToken
+	return c
+}
+
+// api returns a client of the public Go client package logged in as
+// username (the robot client's client_credentials grant without one).
+func (p *portal) api(username, password string) *portico.Client {
+	p.t.Helper()
+	c, err := portico.New(portico.Config{URL: p.url, ClientID: clientID, ClientSecret: clientSecret,
+		Username: username, Password: password, HTTPClient: &http.Client{Timeout: settle}})
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(clientID, clientSecret)
-	resp, raw := c.send(req)
-	var tok struct {
-		AccessToken string `json:"access_token"`
-		TokenType   string `json:"token_type"`
-	}
-	if resp.StatusCode != http.StatusOK || json.Unmarshal(raw, &tok) != nil || tok.AccessToken == "" || tok.TokenType != "Bearer" {
-		p.t.Fatalf("robot token: %d %s", resp.StatusCode, raw)
-	}
-	c.bearer = tok.AccessToken
 	return c
 }
 
