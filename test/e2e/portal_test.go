@@ -26,6 +26,8 @@ import (
 	"time"
 
 	portico "github.com/portico-dev/portico/client"
+	"github.com/portico-dev/portico/internal/httpapi"
+	"github.com/portico-dev/portico/internal/openapitest"
 	"github.com/portico-dev/portico/internal/portaltest"
 )
 
@@ -550,9 +552,34 @@ type client struct {
 func (p *portal) client() *client {
 	return &client{t: p.t, base: p.url, http: &http.Client{
 		Timeout:       settle,
-		Transport:     portaltest.LocalhostTransport(), // sessions' origins are under localhost
+		Transport:     p.checked(portaltest.LocalhostTransport()), // sessions' origins are under localhost
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
+}
+
+// apiDocument holds the answers of the portal's API to its OpenAPI
+// document.
+var apiDocument = sync.OnceValues(func() (*openapitest.Validator, error) {
+	doc, err := httpapi.OpenAPI()
+	if err != nil {
+		return nil, err
+	}
+	return openapitest.New(doc)
+})
+
+// checked is base, with every answer of the portal's API checked against
+// its OpenAPI document.
+func (p *portal) checked(base http.RoundTripper) http.RoundTripper {
+	p.t.Helper()
+	v, err := apiDocument()
+	if err != nil {
+		p.t.Fatalf("OpenAPI document: %v", err)
+	}
+	u, err := url.Parse(p.url)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return v.Transport(p.t, u.Host, base)
 }
 
 // robot returns a client with a token of the robot account from the
@@ -573,7 +600,7 @@ func (p *portal) robot() *client {
 func (p *portal) api(username, password string) *portico.Client {
 	p.t.Helper()
 	c, err := portico.New(portico.Config{URL: p.url, ClientID: clientID, ClientSecret: clientSecret,
-		Username: username, Password: password, HTTPClient: &http.Client{Timeout: settle}})
+		Username: username, Password: password, HTTPClient: &http.Client{Timeout: settle, Transport: p.checked(http.DefaultTransport)}})
 	if err != nil {
 		p.t.Fatal(err)
 	}
