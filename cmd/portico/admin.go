@@ -34,15 +34,16 @@ const adminUsage = `Usage:
   portico users ls [--search TEXT]        the newest users
   portico token                           print an access token (for curl -H "Authorization: Bearer ...")
 
-Flags of every command (each also from $PORTICO_<FLAG>, such as $PORTICO_CLIENT_SECRET,
-else from the client config file):
+Flags of every command; the first five also from $PORTICO_PORTAL, $PORTICO_CLIENT_ID,
+$PORTICO_CLIENT_SECRET, $PORTICO_USERNAME and $PORTICO_PASSWORD, else from the client config file:
   --portal URL             the portal's URL
   --client-id ID           the portal's robot OAuth client
   --client-secret SECRET
   --username NAME          a staff account (default: the client_credentials grant, as the robot)
   --password PASSWORD
-  --client-config FILE     YAML with portal, client_id, client_secret, username, password
-                           (default: ` + "`portico/client.yaml`" + ` in the user's config directory, ~/.config on Linux)
+  --client-config FILE     YAML with portal, client_id, client_secret, username and password
+                           (default: $PORTICO_CLIENT_CONFIG, else portico/client.yaml in the
+                           user's config directory: ~/.config on Linux)
   -o table|json            output format (default table)
 `
 
