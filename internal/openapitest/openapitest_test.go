@@ -100,6 +100,9 @@ func TestWrongDocumentRejectsRealAnswers(t *testing.T) {
 		{"undocumented field", func(doc map[string]any) {
 			delete(at(doc, "components", "schemas", "Token", "properties"), "expires_in")
 		}, "POST", "/oauth2/token/", false},
+		{"undocumented field under allOf (unevaluatedProperties of 3.1)", func(doc map[string]any) {
+			delete(at(doc, "components", "schemas", "Workshop", "properties"), "vendor")
+		}, "GET", "/workshops/catalog/workshops/", true},
 		{"field of another type", func(doc map[string]any) {
 			at(doc, "components", "schemas", "Portal", "properties", "sessions", "properties", "maximum")["type"] = "string"
 		}, "GET", "/workshops/catalog/environments/", true},
