@@ -72,8 +72,8 @@ type handler func(w http.ResponseWriter, r *http.Request) (any, error)
 
 // route registers h at path with and without its trailing slash (Educates
 // answered the slash-less spelling with a redirect that clients follow),
-// or at path alone when it has none, for the given methods, HEAD only where it is listed. Other methods get
-// 405 with Allow.
+// or at path alone when it has none, for the given methods, HEAD only
+// where it is listed. Other methods get 405 with Allow.
 func (a *API) route(path string, h handler, methods ...string) {
 	hf := func(w http.ResponseWriter, r *http.Request) {
 		defer a.recoverPanic(w, r)
