@@ -68,6 +68,8 @@ func main() {
 		err = serve(args[2:])
 	case "sessionhost":
 		err = sessionhost.Main(args[2:])
+	case "sessions", "environments", "users", "token":
+		err = admin(os.Stdout, args[1], args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
