@@ -142,12 +142,12 @@ func (b *Broker) HostExited(ctx context.Context, name string) {
 
 // lead takes or renews the reconciler lease.
 func (b *Broker) lead(ctx context.Context) (bool, error) {
-	var ok bool
+	var gen int64
 	err := b.store.Update(ctx, func(tx store.Tx) (err error) {
-		ok, err = tx.AcquireLease(leaseName, b.replica, b.now(), leaseTTL)
+		gen, err = tx.AcquireLease(leaseName, b.replica, leaseTTL)
 		return err
 	})
-	return ok, err
+	return gen != 0, err
 }
 
 func (b *Broker) releaseLead() {
