@@ -1,0 +1,204 @@
+package broker_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/portico-dev/portico/internal/broker"
+	"github.com/portico-dev/portico/internal/config"
+	"github.com/portico-dev/portico/internal/portaltest"
+	"github.com/portico-dev/portico/internal/runtime/runtimetest"
+	"github.com/portico-dev/portico/internal/store"
+)
+
+// The reconciler lease between replicas of one database (issue 15): its
+// times are the database's, and the work of a leader that lost it is
+// fenced off.
+
+// lapsing is a store on which a replica's lease, while lapse is set, runs
+// out as soon as it is taken or renewed: what the database sees of a
+// replica that stopped renewing (frozen, cut off) a lease term ago,
+// without the test waiting for it.
+type lapsing struct {
+	store.Store
+	lapse atomic.Bool
+}
+
+func (l *lapsing) Update(ctx context.Context, fn func(store.Tx) error) error {
+	return l.Store.Update(ctx, func(tx store.Tx) error {
+		if l.lapse.Load() {
+			tx = lapsingTx{tx}
+		}
+		return fn(tx)
+	})
+}
+
+type lapsingTx struct{ store.Tx }
+
+func (tx lapsingTx) AcquireLease(name, holder string, ttl time.Duration) (int64, error) {
+	return tx.Tx.AcquireLease(name, holder, 0)
+}
+
+// skewed is a replica's clock, off by a fixed amount.
+type skewed struct {
+	broker.Clock
+	by time.Duration
+}
+
+func (c skewed) Now() time.Time { return c.Clock.Now().Add(c.by) }
+
+// replica is another portal replica on p's database and runtime.
+func replica(t *testing.T, p *portaltest.Portal, rt *runtimetest.Runtime, name string, skew time.Duration) (*broker.Broker, *lapsing) {
+	t.Helper()
+	st := &lapsing{Store: p.Store}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(testLog{t}, nil)).With("test_replica", name)
+	}
+	b := broker.New(broker.Options{Store: st, Runtime: rt, Clock: skewed{p.Clock, skew}, Logger: log,
+		Replica: name, Secrets: p.Secrets, URL: p.Broker.URL()}, p.Defs)
+	return b, st
+}
+
+type testLog struct{ t *testing.T }
+
+func (w testLog) Write(b []byte) (int, error) {
+	w.t.Log(string(b))
+	return len(b), nil
+}
+
+func lead(t *testing.T, b *broker.Broker, want int64) {
+	t.Helper()
+	got, err := b.Lead(ctx)
+	if err != nil || got != want {
+		t.Fatalf("lease: generation %d, %v; want %d", got, err, want)
+	}
+}
+
+// A replica whose clock is minutes ahead or behind neither steals a live
+// lease nor keeps one it lost. When each replica computed the expiry with
+// its own clock, one ten minutes ahead found every other's lease lapsed,
+// and its own lease outlived it by ten minutes.
+func TestLeaseIgnoresReplicaClocks(t *testing.T) {
+	p, rt := start(t, config.Entry{Capacity: 1, Expires: time.Hour})
+	behind, behindDB := replica(t, p, rt, "behind", -10*time.Minute)
+	ahead, aheadDB := replica(t, p, rt, "ahead", 10*time.Minute)
+	exact, _ := replica(t, p, rt, "exact", 0)
+
+	lead(t, behind, 1)
+	lead(t, ahead, 0) // its clock says behind's lease lapsed ten minutes ago
+	lead(t, exact, 0)
+	lead(t, behind, 1) // renewed: the same term
+
+	// behind stops renewing: its lease lapses by the database's clock.
+	behindDB.lapse.Store(true)
+	lead(t, behind, 1)
+	lead(t, ahead, 2)
+	lead(t, behind, 0)
+	lead(t, exact, 0)
+
+	// ahead stops renewing: its clock would keep the lease ten minutes
+	// more; the database's does not.
+	aheadDB.lapse.Store(true)
+	lead(t, ahead, 2)
+	lead(t, exact, 3)
+	lead(t, ahead, 0)
+	lead(t, behind, 0)
+}
+
+// A leader frozen in the middle of a session start loses its lease; the
+// replica that takes over starts the session; the frozen leader's start is
+// cancelled and its outcome refused, so the session ends up with the new
+// leader's host, and only that one.
+func TestLeaderFrozenWhileStarting(t *testing.T) {
+	p, rt := start(t, config.Entry{Capacity: 1, Expires: time.Hour})
+	al := request(t, p, "frozen@example.com", 0)
+	name := al.Session.Name
+	held, release := rt.HoldStart(name)
+	defer release()
+
+	// To the database, A stops renewing as soon as it leads; A itself
+	// sees nothing wrong until its lease is taken.
+	a, aDB := replica(t, p, rt, "A", 0)
+	aDB.lapse.Store(true)
+	b, _ := replica(t, p, rt, "B", 0)
+	var wg sync.WaitGroup
+	actx, stopA := context.WithCancel(ctx)
+	bctx, stopB := context.WithCancel(ctx)
+	defer func() {
+		stopA()
+		stopB()
+		wg.Wait()
+	}()
+	wg.Go(func() { a.Run(actx) })
+	<-held // A is in the middle of the start
+
+	wg.Go(func() { b.Run(bctx) })
+	// A's start ends only when A finds its lease gone and cancels it.
+	a.Wait()
+	var s store.Session
+	for s = p.Session(name); s.Address == ""; s = p.Session(name) {
+		time.Sleep(10 * time.Millisecond) // B's start, under way
+	}
+	if s.State != store.Waiting || s.Attempts != 0 || s.Failure != "" {
+		t.Errorf("session after the take-over: %s, attempts %d, failure %q; want WAITING, started once",
+			s.State, s.Attempts, s.Failure)
+	}
+	if got := rt.Running(); !slices.Equal(got, []string{name}) {
+		t.Errorf("runtime runs %v, want [%s]", got, name)
+	}
+	for _, c := range rt.Calls() {
+		if c.Method == "Stop" {
+			t.Errorf("%s of %s: the new leader's host must stay", c.Method, c.Session)
+		}
+	}
+	if gen, err := a.Lead(ctx); gen != 0 || err != nil {
+		t.Errorf("the old leader takes the lease back: generation %d, %v", gen, err)
+	}
+}
+
+// A leader that lost its lease after it started a host, and before it
+// recorded it, finds its record refused; it stops the host it made, since
+// no newer leader has taken the session yet, and the session waits for
+// the new leader to start it.
+func TestWokenLeaderUndoesItsStart(t *testing.T) {
+	p, rt := start(t, config.Entry{Capacity: 1, Expires: time.Hour})
+	al := request(t, p, "woken@example.com", 0)
+	name := al.Session.Name
+	held, release := rt.HoldStart(name)
+	defer release()
+
+	a, aDB := replica(t, p, rt, "A", 0)
+	aDB.lapse.Store(true)
+	b, _ := replica(t, p, rt, "B", 0)
+	actx, stopA := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.Run(actx)
+	}()
+	<-held
+	// B takes the lease, and does nothing with it yet; A wakes before it
+	// has noticed, and its start completes.
+	if gen, err := b.Lead(ctx); gen == 0 || err != nil {
+		t.Fatalf("take-over: generation %d, %v", gen, err)
+	}
+	release()
+	stopA() // A's work in flight runs on; Run waits for it
+	<-done
+	if s := p.Session(name); s.State != store.Starting || s.Address != "" {
+		t.Errorf("session after the refused record: %s at %q, want STARTING without a host", s.State, s.Address)
+	}
+	if got := rt.Running(); len(got) != 0 {
+		t.Errorf("runtime runs %v after the undo, want nothing", got)
+	}
+	if !slices.ContainsFunc(rt.Calls(), func(c runtimetest.Call) bool { return c.Method == "Stop" && c.Session == name }) {
+		t.Errorf("no Stop of %s: %v", name, rt.Calls())
+	}
+}
