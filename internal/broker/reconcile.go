@@ -72,8 +72,9 @@ type reconcilerState struct {
 // before it may have lapsed.
 type term struct {
 	gen int64
-	// work is the context of the term's work: cancelled when the term
-	// ends, not when the portal shuts down (Run waits for the work).
+	// work is the context of the term's work, cancelled when the term
+	// ends: a reconciler pass cut short by the portal's shutdown does not
+	// cut short the work it began before the term ends.
 	work   context.Context
 	cancel context.CancelFunc
 	// pass is the context of reconciler passes: work's, also cancelled
@@ -90,8 +91,9 @@ func (r *reconcilerState) init() {
 	r.sem = make(chan struct{}, maxParallel)
 }
 
-// Run reconciles until ctx ends, then waits for the starts and stops it
-// began and gives up the lead. Of several replicas on one database, one
+// Run reconciles until ctx ends, then cancels the starts and stops it
+// began, waits for them and gives up the lead: in that order, so that none
+// of its work outlives its lease. Of several replicas on one database, one
 // reconciles at a time: the holder of a lease it renews while it runs.
 // When the holder dies or stalls, another takes over once the lease has
 // lapsed, adopts the sessions and carries on from the database, where
@@ -99,9 +101,9 @@ func (r *reconcilerState) init() {
 func (b *Broker) Run(ctx context.Context) {
 	var t *term
 	defer func() {
+		b.endTerm(t)
 		b.rec.wg.Wait()
 		b.releaseLead()
-		b.endTerm(t)
 	}()
 	var (
 		tried  time.Time // when the last renewal was asked for
