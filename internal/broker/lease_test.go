@@ -202,3 +202,23 @@ func TestWokenLeaderUndoesItsStart(t *testing.T) {
 		t.Errorf("runtime runs %v after the undo, want nothing", got)
 	}
 }
+
+// A replica that lost a start to a newer leader may still hear of the
+// exit of the host it made, in the same session home as the new leader's:
+// the session goes on as long as the runtime has its host. It ended, and
+// the new leader's host with it, when the woken leader reported its own
+// host's exit.
+func TestExitOfASupersededHostLeavesTheSession(t *testing.T) {
+	p, rt := start(t, config.Entry{Capacity: 1, Reserved: 1, Initial: 1, Expires: time.Hour})
+	s := p.Sessions()[0]
+	p.Broker.HostExited(ctx, s.Name) // the runtime still runs its host
+	p.Settle()
+	if got := p.Session(s.Name); got.State != store.Waiting {
+		t.Errorf("session after the exit of a host not its own: %s, want WAITING", got.State)
+	}
+	rt.Exit(s.Name, "killed")
+	p.Broker.HostExited(ctx, s.Name)
+	if got := p.Session(s.Name); got.State != store.Stopping {
+		t.Errorf("session after its own host exited: %s, want STOPPING", got.State)
+	}
+}

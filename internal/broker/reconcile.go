@@ -224,6 +224,13 @@ func (b *Broker) checkFence(ctx context.Context, tx store.Tx) error {
 // out-of-memory kill of the host): nobody can use it any more, and its
 // place goes back to the pool. The stop that follows clears what is left.
 func (b *Broker) HostExited(ctx context.Context, name string) {
+	// The host reported may be one of a start this replica lost to a
+	// newer leader, who started another in its place: the session goes
+	// on while its host does.
+	if inst, err := b.runtime.Status(ctx, name); err == nil && inst.Failed == "" {
+		b.log.Info("session host exited, but the session's host runs", "session", name)
+		return
+	}
 	err := b.updateQuiet(ctx, func(tx store.Tx, record func(Event)) (bool, error) {
 		s, err := tx.Session(name)
 		if errors.Is(err, store.ErrNotFound) || err == nil && (s.State == store.Stopping || s.State == store.Stopped) {
@@ -723,6 +730,10 @@ func (b *Broker) startSession(ctx context.Context, name string) {
 		sctx, cancel := context.WithTimeout(ctx, startTimeout)
 		inst, startErr = b.runtime.Start(sctx, spec)
 		cancel()
+	}
+	if errors.Is(startErr, runtime.ErrFenced) {
+		b.log.Warn("session start given up: a newer leader has the session", "session", name)
+		return
 	}
 	if startErr != nil && ctx.Err() != nil {
 		// The term ended (the lease is gone or may be): the start was

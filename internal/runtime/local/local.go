@@ -642,6 +642,12 @@ poll:
 			break poll
 		}
 		if addr, aerr := r.address(home); aerr == nil && r.probe(ctx, addr, probeTimeout) == nil {
+			if r.claimLost(name) {
+				// The host that serves may be the new leader's, in the
+				// same home: this one's is not to be followed as ready.
+				r.expectExit(name)
+				return runtime.Instance{}, runtime.ErrFenced
+			}
 			r.markReady(name, h)
 			return runtime.Instance{Session: name, Address: addr, Ready: true}, nil
 		}
