@@ -73,12 +73,11 @@ type reconcilerState struct {
 type term struct {
 	gen int64
 	// work is the context of the term's work, cancelled when the term
-	// ends: a reconciler pass cut short by the portal's shutdown does not
-	// cut short the work it began before the term ends.
+	// ends (a shutdown ends it too, once the reconciler stops).
 	work   context.Context
 	cancel context.CancelFunc
-	// pass is the context of reconciler passes: work's, also cancelled
-	// when the portal shuts down.
+	// pass is the context of reconciler passes: work's, also cancelled as
+	// soon as the portal shuts down.
 	pass context.Context
 	// deadline is when the lease may have lapsed unless renewed, by the
 	// monotonic clock: a replica's wall clock plays no part in the lease.
@@ -672,8 +671,8 @@ func (b *Broker) launch(ctx context.Context, now time.Time) error {
 
 // spawn runs fn for a session unless work on that session is already in
 // flight in this process. fn runs in the context of the current term's
-// work: the portal's shutdown does not cancel it, the end of the term
-// does.
+// work, whatever the context of the pass that began it: cancelled when the
+// term ends, not when the pass does.
 func (b *Broker) spawn(ctx context.Context, name string, fn func(context.Context)) {
 	r := &b.rec
 	r.mu.Lock()
