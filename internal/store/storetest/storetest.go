@@ -1430,14 +1430,24 @@ func Legacy(t *testing.T, dir string) []string {
 		`INSERT INTO users (username, password_hash, role, created) VALUES ('ALICE', 'h', 'registered', 5)`,
 		`INSERT INTO users (username, role, created) VALUES ('x²', 'anonymous', 6)`,
 		`INSERT INTO users (username, password_hash, role, created) VALUES ('frank@corp.example', 'h', 'registered', 7)`,
+		// A lease held as the upgrade runs, far into the future.
+		`INSERT INTO leases (name, holder, expires) VALUES ('reconciler', 'old-leader', 99999999999999)`,
 	)
 }
 
 // CheckUpgrade checks a store opened on a database that Legacy made: every
 // account is still there and still reachable by its own name, the oldest
 // of names that normalise alike keeps the normalised name, nobody new can
-// take it, and every account has its origin.
+// take it, every account has its origin, and a lease held before the
+// upgrade is held in a generation (0 would tell its holder it is not).
 func CheckUpgrade(t *testing.T, st store.Store) {
+	update(t, st, func(tx store.Tx) error {
+		gen, err := tx.AcquireLease("reconciler", "old-leader", time.Minute)
+		if err == nil && gen != 1 {
+			t.Errorf("the lease held before the upgrade is renewed in generation %d, want 1", gen)
+		}
+		return err
+	})
 	view(t, st, func(tx store.Tx) error {
 		list, err := tx.Users(100)
 		if err != nil {
