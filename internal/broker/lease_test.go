@@ -25,24 +25,33 @@ import (
 // out as soon as it is taken or renewed: what the database sees of a
 // replica that stopped renewing (frozen, cut off) a lease term ago,
 // without the test waiting for it.
+//
+// While cut is set, the replica cannot reach the lease at all: a network
+// partition between it and the database, as far as the lease goes.
 type lapsing struct {
 	store.Store
-	lapse atomic.Bool
+	lapse, cut atomic.Bool
 }
 
 func (l *lapsing) Update(ctx context.Context, fn func(store.Tx) error) error {
 	return l.Store.Update(ctx, func(tx store.Tx) error {
-		if l.lapse.Load() {
-			tx = lapsingTx{tx}
-		}
-		return fn(tx)
+		return fn(lapsingTx{tx, l})
 	})
 }
 
-type lapsingTx struct{ store.Tx }
+type lapsingTx struct {
+	store.Tx
+	l *lapsing
+}
 
 func (tx lapsingTx) AcquireLease(name, holder string, ttl time.Duration) (int64, error) {
-	return tx.Tx.AcquireLease(name, holder, 0)
+	switch {
+	case tx.l.cut.Load():
+		return 0, store.ErrUnavailable
+	case tx.l.lapse.Load():
+		ttl = 0
+	}
+	return tx.Tx.AcquireLease(name, holder, ttl)
 }
 
 // skewed is a replica's clock, off by a fixed amount.
@@ -220,5 +229,33 @@ func TestExitOfASupersededHostLeavesTheSession(t *testing.T) {
 	p.Broker.HostExited(ctx, s.Name)
 	if got := p.Session(s.Name); got.State != store.Stopping {
 		t.Errorf("session after its own host exited: %s, want STOPPING", got.State)
+	}
+}
+
+// A leader that cannot renew its lease stops its work before the lease
+// may lapse in the database, whether or not another replica takes it.
+func TestLeaderCutOffStopsItsWork(t *testing.T) {
+	p, rt := start(t, config.Entry{Capacity: 1, Expires: time.Hour})
+	al := request(t, p, "cut-off@example.com", 0)
+	held, release := rt.HoldStart(al.Session.Name)
+	defer release()
+	a, aDB := replica(t, p, rt, "A", 0)
+	actx, stopA := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.Run(actx)
+	}()
+	defer func() {
+		stopA()
+		<-done
+	}()
+	<-held
+	aDB.cut.Store(true)
+	// The start ends only when A cancels it, its lease's time run out.
+	a.Wait()
+	if s := p.Session(al.Session.Name); s.State != store.Starting || s.Attempts != 0 {
+		t.Errorf("session after its start was cancelled: %s, attempts %d; want STARTING, no attempt counted",
+			s.State, s.Attempts)
 	}
 }
