@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -121,36 +120,68 @@ func TestLeaseIgnoresReplicaClocks(t *testing.T) {
 	lead(t, behind, 0)
 }
 
+// starting is a portal with one requested session, and a replica A that
+// leads and is in the middle of that session's start.
+type starting struct {
+	p       *portaltest.Portal
+	rt      *runtimetest.Runtime
+	name    string // of the session
+	a       *broker.Broker
+	aDB     *lapsing
+	release func() // lets the start go on
+	stop    func() // stops A and waits until its Run has returned
+}
+
+// leaderStarting returns once A is in the middle of the start, which the
+// runtime holds until release. With lapse, A's lease lapses in the
+// database as soon as A takes or renews it: to the database A is frozen,
+// while A itself sees nothing wrong until it finds its lease taken.
+func leaderStarting(t *testing.T, user string, lapse bool) *starting {
+	t.Helper()
+	p, rt := start(t, config.Entry{Capacity: 1, Expires: time.Hour})
+	st := &starting{p: p, rt: rt, name: request(t, p, user, 0).Session.Name}
+	held, release := rt.HoldStart(st.name)
+	st.release = release
+	st.a, st.aDB = replica(t, p, rt, "A", 0)
+	st.aDB.lapse.Store(lapse)
+	actx, stopA := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		st.a.Run(actx)
+	}()
+	st.stop = func() {
+		stopA()
+		<-done
+	}
+	t.Cleanup(func() {
+		release()
+		st.stop()
+	})
+	<-held
+	return st
+}
+
 // A leader frozen in the middle of a session start loses its lease; the
 // replica that takes over starts the session; the frozen leader's start is
 // cancelled and its outcome refused, so the session ends up with the new
 // leader's host, and only that one.
 func TestLeaderFrozenWhileStarting(t *testing.T) {
-	p, rt := start(t, config.Entry{Capacity: 1, Expires: time.Hour})
-	al := request(t, p, "frozen@example.com", 0)
-	name := al.Session.Name
-	held, release := rt.HoldStart(name)
-	defer release()
-
-	// To the database, A stops renewing as soon as it leads; A itself
-	// sees nothing wrong until its lease is taken.
-	a, aDB := replica(t, p, rt, "A", 0)
-	aDB.lapse.Store(true)
+	st := leaderStarting(t, "frozen@example.com", true)
+	p, rt, name := st.p, st.rt, st.name
 	b, _ := replica(t, p, rt, "B", 0)
-	var wg sync.WaitGroup
-	actx, stopA := context.WithCancel(ctx)
 	bctx, stopB := context.WithCancel(ctx)
-	defer func() {
-		stopA()
-		stopB()
-		wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.Run(bctx)
 	}()
-	wg.Go(func() { a.Run(actx) })
-	<-held // A is in the middle of the start
-
-	wg.Go(func() { b.Run(bctx) })
+	defer func() {
+		stopB()
+		<-done
+	}()
 	// A's start ends only when A finds its lease gone and cancels it.
-	a.Wait()
+	st.a.Wait()
 	var s store.Session
 	for s = p.Session(name); s.Address == ""; s = p.Session(name) {
 		time.Sleep(10 * time.Millisecond) // B's start, under way
@@ -167,7 +198,7 @@ func TestLeaderFrozenWhileStarting(t *testing.T) {
 			t.Errorf("%s of %s: the new leader's host must stay", c.Method, c.Session)
 		}
 	}
-	if gen, err := a.Lead(ctx); gen != 0 || err != nil {
+	if gen, err := st.a.Lead(ctx); gen != 0 || err != nil {
 		t.Errorf("the old leader takes the lease back: generation %d, %v", gen, err)
 	}
 }
@@ -177,33 +208,19 @@ func TestLeaderFrozenWhileStarting(t *testing.T) {
 // no newer leader has taken the session yet, and the session waits for
 // the new leader to start it.
 func TestWokenLeaderUndoesItsStart(t *testing.T) {
-	p, rt := start(t, config.Entry{Capacity: 1, Expires: time.Hour})
-	al := request(t, p, "woken@example.com", 0)
-	name := al.Session.Name
-	held, release := rt.HoldStart(name)
-	defer release()
-
-	a, aDB := replica(t, p, rt, "A", 0)
-	aDB.lapse.Store(true)
+	st := leaderStarting(t, "woken@example.com", true)
+	p, rt, name := st.p, st.rt, st.name
 	b, _ := replica(t, p, rt, "B", 0)
-	actx, stopA := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		a.Run(actx)
-	}()
-	<-held
 	// B takes the lease, and does nothing with it yet; A wakes before it
 	// has noticed, and its start completes.
 	if gen, err := b.Lead(ctx); gen == 0 || err != nil {
 		t.Fatalf("take-over: generation %d, %v", gen, err)
 	}
-	release()
+	st.release()
 	for !slices.ContainsFunc(rt.Calls(), func(c runtimetest.Call) bool { return c.Method == "Stop" && c.Session == name }) {
 		time.Sleep(10 * time.Millisecond) // A records, is refused, undoes
 	}
-	stopA()
-	<-done
+	st.stop()
 	if s := p.Session(name); s.State != store.Starting || s.Address != "" {
 		t.Errorf("session after the refused record: %s at %q, want STARTING without a host", s.State, s.Address)
 	}
@@ -235,26 +252,11 @@ func TestExitOfASupersededHostLeavesTheSession(t *testing.T) {
 // A leader that cannot renew its lease stops its work before the lease
 // may lapse in the database, whether or not another replica takes it.
 func TestLeaderCutOffStopsItsWork(t *testing.T) {
-	p, rt := start(t, config.Entry{Capacity: 1, Expires: time.Hour})
-	al := request(t, p, "cut-off@example.com", 0)
-	held, release := rt.HoldStart(al.Session.Name)
-	defer release()
-	a, aDB := replica(t, p, rt, "A", 0)
-	actx, stopA := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		a.Run(actx)
-	}()
-	defer func() {
-		stopA()
-		<-done
-	}()
-	<-held
-	aDB.cut.Store(true)
+	st := leaderStarting(t, "cut-off@example.com", false)
+	st.aDB.cut.Store(true)
 	// The start ends only when A cancels it, its lease's time run out.
-	a.Wait()
-	if s := p.Session(al.Session.Name); s.State != store.Starting || s.Attempts != 0 {
+	st.a.Wait()
+	if s := st.p.Session(st.name); s.State != store.Starting || s.Attempts != 0 {
 		t.Errorf("session after its start was cancelled: %s, attempts %d; want STARTING, no attempt counted",
 			s.State, s.Attempts)
 	}

@@ -669,19 +669,9 @@ func TestConcurrentStartsByTwoPortals(t *testing.T) {
 	b := newRuntime(t, dir, Options{})
 	spec := testSpec("portal-w01-s171")
 	stopOnCleanup(t, b, spec.Session)
-	stalled, resume := make(chan struct{}), make(chan struct{})
-	a.beforeSpawn = func() {
-		close(stalled)
-		<-resume
-	}
-	first := make(chan error, 1)
-	go func() {
-		_, err := a.Start(context.Background(), spec)
-		first <- err
-	}()
-	<-stalled
+	resume, first := stallStart(context.Background(), a, spec)
 	_, errB := b.Start(context.Background(), spec)
-	close(resume)
+	resume()
 	errA := <-first
 	t.Logf("first start: %v; second start: %v", errA, errB)
 	if errA != nil && errB != nil {
@@ -691,6 +681,24 @@ func TestConcurrentStartsByTwoPortals(t *testing.T) {
 	if err != nil || !inst.Ready || inst.Failed != "" {
 		t.Fatalf("the session after both starts: %+v %v, want a ready host", inst, err)
 	}
+}
+
+// stallStart starts spec in r and returns once the start has stalled
+// before it spawns the host, as in a portal that froze there; resume lets
+// it go on, and first delivers its outcome.
+func stallStart(ctx context.Context, r *Runtime, spec runtime.Spec) (resume func(), first <-chan error) {
+	stalled, resumed := make(chan struct{}), make(chan struct{})
+	r.beforeSpawn = func() {
+		close(stalled)
+		<-resumed
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Start(ctx, spec)
+		done <- err
+	}()
+	<-stalled
+	return func() { close(resumed) }, done
 }
 
 // While another portal holds a session, this one keeps its hands off it,
@@ -794,17 +802,7 @@ func TestStalledClaimBrokenByNewerLeader(t *testing.T) {
 			t.Errorf("cleanup: %v", err)
 		}
 	})
-	stalled, resume := make(chan struct{}), make(chan struct{})
-	a.beforeSpawn = func() {
-		close(stalled)
-		<-resume
-	}
-	first := make(chan error, 1)
-	go func() {
-		_, err := a.Start(old, spec)
-		first <- err
-	}()
-	<-stalled
+	resume, first := stallStart(old, a, spec)
 
 	// Its claim is fresh: the holder may only be slow.
 	if _, err := b.Start(current, spec); !errors.Is(err, runtime.ErrBusy) {
@@ -824,7 +822,7 @@ func TestStalledClaimBrokenByNewerLeader(t *testing.T) {
 		t.Fatalf("start by the newer leader: %+v %v", inst, err)
 	}
 
-	close(resume)
+	resume()
 	if err := <-first; !errors.Is(err, runtime.ErrFenced) {
 		t.Errorf("the resumed start: %v, want ErrFenced", err)
 	}
