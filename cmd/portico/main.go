@@ -29,6 +29,7 @@ import (
 	"github.com/portico-dev/portico/internal/config"
 	"github.com/portico-dev/portico/internal/forwarded"
 	"github.com/portico-dev/portico/internal/httpapi"
+	"github.com/portico-dev/portico/internal/metrics"
 	"github.com/portico-dev/portico/internal/runtime"
 	"github.com/portico-dev/portico/internal/runtime/local"
 	"github.com/portico-dev/portico/internal/runtime/noop"
@@ -45,6 +46,7 @@ const usage = `Usage:
   portico serve [--config PATH] [--data-dir DIR] [--listen HOST:PORT] [--url URL] [--database postgres://...]
                 [--secret-key-file FILE] [--runtime local|noop|kubernetes] [--debug-listen HOST:PORT]
                 [--kubeconfig FILE] [--session-image IMAGE] [--ingress-domain DOMAIN]
+                [--metrics-listen HOST:PORT] [--log-format text|json] [--log-level debug|info|warn|error]
 
 Without --config, the bundled example portal is served. The database URL may
 come from $PORTICO_DATABASE_URL instead of --database, its password from
@@ -66,6 +68,8 @@ func main() {
 		err = serve(args[2:])
 	case "sessionhost":
 		err = sessionhost.Main(args[2:])
+	case "sessions", "environments", "users", "token":
+		err = admin(os.Stdout, args[1], args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -95,6 +99,9 @@ func serve(args []string) error {
 	ingressDomain := fs.String("ingress-domain", "", "with --runtime kubernetes: $(ingress_domain) of workshop objects (default: the host of --url)")
 	sessionReadOnly := fs.String("session-read-only", "", "comma-separated absolute paths that sandboxed local sessions see read-only, beside /usr, /bin, /lib* and /etc (tools in /opt)")
 	debugListen := fs.String("debug-listen", "", "address to serve net/http/pprof and expvar on, apart from the portal (default: off)")
+	metricsListen := fs.String("metrics-listen", "", "address to serve Prometheus /metrics on without authentication, apart from the portal, whose own /metrics takes a staff or robot bearer token (default: off)")
+	logFormat := fs.String("log-format", "text", "log format on stderr: text or json")
+	logLevel := fs.String("log-level", "info", "least severe level logged: debug, info, warn or error")
 	trusted := fs.String("trusted-proxies", "", "comma-separated addresses or CIDR prefixes of the proxies in front of the portal (an ingress controller): their X-Forwarded-For names the client whose attempts are limited (default: none, the header is ignored)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -103,7 +110,10 @@ func serve(args []string) error {
 	if err != nil {
 		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	log, err := newLogger(os.Stderr, *logFormat, *logLevel)
+	if err != nil {
+		return err
+	}
 	slog.SetDefault(log)
 	if dsn, ok := fromEnv(envDatabaseURL); ok && *database == "" {
 		*database = dsn
@@ -148,6 +158,9 @@ func serve(args []string) error {
 		return err
 	}
 	defer db.Close()
+	stats := metrics.New()
+	db = stats.Store(db)
+	stats.CollectSessions(db, log)
 
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -204,6 +217,11 @@ func serve(args []string) error {
 			return err
 		}
 	}
+	if *metricsListen != "" {
+		if err := serveMetrics(ctx, log, *metricsListen, stats.Handler()); err != nil {
+			return err
+		}
+	}
 	events := webhook.New(ctx, webhook.Portal{Name: defs.Portal.Name, UID: broker.PortalUID(defs.Portal.Name),
 		Generation: defs.Portal.Generation, URL: url}, *analytics, log)
 	host, _ := os.Hostname()
@@ -213,7 +231,7 @@ func serve(args []string) error {
 		return err
 	}
 	b := broker.New(broker.Options{Store: db, Runtime: rt, Events: events, Logger: log, URL: url, Sessions: origins,
-		Replica: replica, Secrets: secrets, Clock: clock}, defs)
+		Replica: replica, Secrets: secrets, Observer: stats, Clock: clock}, defs)
 	if err := b.SealPasswords(ctx); err != nil {
 		return err
 	}
@@ -243,7 +261,9 @@ func serve(args []string) error {
 
 	mux := http.NewServeMux()
 	httpapi.Register(mux, b, authn, broker.SystemClock, log)
-	srv := newServer(proxies.Handler(web.Handler(mux, b, authn, broker.SystemClock, log)), log, readTimeout)
+	httpapi.RegisterHealth(mux, log, readiness(db, rt)...)
+	mux.Handle("GET /metrics", httpapi.MetricsHandler(authn, log, stats.Handler()))
+	srv := newServer(proxies.Handler(httpapi.Observe(web.Handler(mux, b, authn, broker.SystemClock, log), log, stats)), log, readTimeout)
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

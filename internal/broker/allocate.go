@@ -55,17 +55,21 @@ func (b *Broker) Request(ctx context.Context, caller store.User, r Request) (All
 		r.Username = secret.UUID()
 	}
 	token := secret.Alnum(32)
-	var out Allocation
+	var (
+		out                 Allocation
+		environment, source string
+	)
 	err := b.update(ctx, func(tx store.Tx, record func(Event)) error {
 		env, err := b.lockEnvironment(tx, r.Environment)
 		if err != nil {
 			return err
 		}
+		environment = env.Name
 		user, err := b.clientUser(tx, r, record)
 		if err != nil {
 			return err
 		}
-		s, err := b.retrieve(tx, &env, user, claim{
+		s, from, err := b.retrieve(tx, &env, user, claim{
 			rest: true, timeout: r.Timeout, params: r.Params, indexURL: r.IndexURL,
 			analytics: r.Analytics, session: r.Session,
 		}, record)
@@ -79,25 +83,48 @@ func (b *Broker) Request(ctx context.Context, caller store.User, r Request) (All
 		// the session lives, so no activation URL already handed out breaks.
 		err = tx.InsertToken(store.Token{Hash: secret.Hash(token), Kind: store.ActivationToken,
 			Grant: s.Name, User: user.ID, Session: s.Name})
-		out = Allocation{Session: s, Workshop: env.Workshop.Name, User: user, Token: token}
+		out, source = Allocation{Session: s, Workshop: env.Workshop.Name, User: user, Token: token}, from
 		return err
 	})
+	b.allocated(environment, source, out.Session, out.User.Username, err)
 	return out, err
 }
 
 // Allocate hands a session to a user of the portal's own pages: no
 // activation step, the session is theirs at once.
 func (b *Broker) Allocate(ctx context.Context, user store.User, environment, indexURL string) (store.Session, error) {
-	var out store.Session
+	var (
+		out          store.Session
+		envName, src string
+	)
 	err := b.update(ctx, func(tx store.Tx, record func(Event)) error {
 		env, err := b.lockEnvironment(tx, environment)
 		if err != nil {
 			return err
 		}
-		out, err = b.retrieve(tx, &env, user, claim{indexURL: indexURL}, record)
+		envName = env.Name
+		out, src, err = b.retrieve(tx, &env, user, claim{indexURL: indexURL}, record)
 		return err
 	})
+	b.allocated(envName, src, out, user.Username, err)
 	return out, err
+}
+
+// allocated tells the observer and the log how a request for a session of
+// environment ended, once its transaction is over. The environment is
+// empty when the request named none that exists: what it named is the
+// caller's and stays out of metrics.
+func (b *Broker) allocated(environment, source string, s store.Session, user string, err error) {
+	if err != nil {
+		if KindOf(err) != 0 {
+			b.observe.Refused(environment, refusalReason(err))
+		}
+		return
+	}
+	b.observe.Allocated(environment, source)
+	if source != "existing" {
+		b.log.Info("session allocated", "session", s.Name, "environment", environment, "user", user, "source", source)
+	}
 }
 
 // lockEnvironment finds an environment by name, or else the running
@@ -181,48 +208,51 @@ type claim struct {
 
 // retrieve is the allocation rule of spec §6.4 in one environment that the
 // transaction holds locked: the user's existing session, else a reserved
-// one, else a new one within the workshop capacity and portal maximum.
-func (b *Broker) retrieve(tx store.Tx, env *store.Environment, user store.User, c claim, record func(Event)) (store.Session, error) {
+// one, else a new one within the workshop capacity and portal maximum. It
+// says which of the three it was: "existing", "reserve" or "new".
+func (b *Broker) retrieve(tx store.Tx, env *store.Environment, user store.User, c claim, record func(Event)) (store.Session, string, error) {
 	now := b.now()
 	existing, err := tx.FindSessions(store.SessionQuery{EnvID: env.ID, Owner: user.ID,
 		States: []store.SessionState{store.Starting, store.Waiting, store.Running}, Limit: 1})
 	if err != nil {
-		return store.Session{}, err
+		return store.Session{}, "", err
 	}
 	if len(existing) > 0 {
 		s := existing[0]
 		if c.session != "" && c.session != s.Name {
-			return s, errNoSession
+			return s, "", errNoSession
 		}
 		if c.rest && s.Pending() && !s.Activated {
 			s.Started, s.Expires = now, pendingDeadline(env, now, c.timeout)
 			err = tx.UpdateSession(&s)
 		}
-		return s, err
+		return s, "existing", err
 	}
 	if env.State == store.EnvStarting {
 		if err := b.startEnvironment(tx, env, now); err != nil {
-			return store.Session{}, err
+			return store.Session{}, "", err
 		}
 	}
 	if c.session != "" || env.State != store.EnvRunning {
-		return store.Session{}, errNoSession
+		return store.Session{}, "", errNoSession
 	}
 	if err := b.checkUserLimit(tx, user); err != nil {
-		return store.Session{}, err
+		return store.Session{}, "", err
 	}
 	params, err := resolveParams(env.Workshop.Parameters, c.params)
 	if err != nil {
-		return store.Session{}, err
+		return store.Session{}, "", err
 	}
 
+	source := "reserve"
 	s, err := b.claimReserved(tx, env)
 	if err != nil {
-		return s, err
+		return s, "", err
 	}
 	if s.Name == "" {
+		source = "new"
 		if s, err = b.createOnDemand(tx, env, now, record); err != nil {
-			return s, err
+			return s, "", err
 		}
 	}
 	s.Owner, s.OwnerName = user.ID, user.Username
@@ -247,7 +277,7 @@ func (b *Broker) retrieve(tx store.Tx, env *store.Environment, user store.User, 
 	} else {
 		record(b.sessionEvent("Session/Started", s, *env, nil))
 	}
-	return s, err
+	return s, source, err
 }
 
 // pendingDeadline is when a session handed out through the REST API ends
@@ -298,7 +328,7 @@ func (b *Broker) checkUserLimit(tx store.Tx, user store.User) error {
 		return err
 	}
 	if n >= limit {
-		return errNoSession
+		return errUserLimit
 	}
 	return nil
 }
@@ -333,7 +363,7 @@ func (b *Broker) createOnDemand(tx store.Tx, env *store.Environment, now time.Ti
 			return store.Session{}, err
 		}
 		if !dropped {
-			return store.Session{}, errNoSession
+			return store.Session{}, errCapacity
 		}
 	}
 	if max := b.Portal().Sessions.Maximum; max > 0 {
@@ -370,7 +400,7 @@ func (b *Broker) makePortalRoom(tx store.Tx, max int, now time.Time, record func
 		return err
 	}
 	if allocated >= max {
-		return errNoSession
+		return errPortalMaximum
 	}
 	active, err := tx.CountSessions(store.SessionQuery{States: store.Live})
 	if err != nil || active < max {
@@ -382,7 +412,7 @@ func (b *Broker) makePortalRoom(tx store.Tx, max int, now time.Time, record func
 		return err
 	}
 	if active-evicted >= max {
-		return errNoSession
+		return errPortalMaximum
 	}
 	return nil
 }

@@ -51,7 +51,41 @@ type Options struct {
 	// Secrets seals the config passwords of sessions in the database;
 	// replicas of one database must share its key. Required.
 	Secrets *secret.Box
+	// Observer is told what the broker does, for the portal's metrics
+	// (default: nobody).
+	Observer Observer
 }
+
+// Observer is told what the broker did, once it is done (committed): the
+// portal's metrics implement it, so that the domain knows nothing of
+// them. Calls must not block.
+type Observer interface {
+	// Allocated: a session of environment went to a user, from source:
+	// "reserve", "new", or "existing" (the user's own, handed again).
+	Allocated(environment, source string)
+	// Refused: a request for a session of environment (empty when it
+	// named none that exists) was refused for reason, one of RefusalReasons.
+	Refused(environment, reason string)
+	// SessionStarted: a session host of environment started in took.
+	SessionStarted(environment string, took time.Duration)
+	// SessionStartFailed: a start of a session host of environment failed.
+	SessionStartFailed(environment string)
+	// Reconciled: a reconciler pass took took and began lag after the
+	// deadline it was due for; failed when it ended with an error.
+	Reconciled(took, lag time.Duration, failed bool)
+	// Leading: whether this replica holds the reconciler lease, after each
+	// attempt to take or renew it.
+	Leading(leader bool)
+}
+
+type discardObserver struct{}
+
+func (discardObserver) Allocated(string, string)                      {}
+func (discardObserver) Refused(string, string)                        {}
+func (discardObserver) SessionStarted(string, time.Duration)          {}
+func (discardObserver) SessionStartFailed(string)                     {}
+func (discardObserver) Reconciled(time.Duration, time.Duration, bool) {}
+func (discardObserver) Leading(bool)                                  {}
 
 // Broker runs the portal.
 type Broker struct {
@@ -64,6 +98,7 @@ type Broker struct {
 	sessions sessionorigin.Origins
 	replica  string
 	secrets  *secret.Box
+	observe  Observer
 
 	defs atomic.Pointer[config.Definitions]
 	// wake nudges the reconciler after a change it must act on.
@@ -84,6 +119,7 @@ func New(opts Options, defs *config.Definitions) *Broker {
 		sessions: opts.Sessions,
 		replica:  cmp.Or(opts.Replica, secret.Alnum(12)),
 		secrets:  opts.Secrets,
+		observe:  opts.Observer,
 		wake:     make(chan struct{}, 1),
 	}
 	if b.sessions == (sessionorigin.Origins{}) {
@@ -100,6 +136,9 @@ func New(opts Options, defs *config.Definitions) *Broker {
 	}
 	if b.events == nil {
 		b.events = discardEvents{}
+	}
+	if b.observe == nil {
+		b.observe = discardObserver{}
 	}
 	b.rec.init()
 	b.defs.Store(defs)

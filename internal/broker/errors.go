@@ -41,7 +41,46 @@ func KindOf(err error) Kind {
 }
 
 // Reasons kept word for word from Educates, whose clients may show them.
+// Refusals that read alike are told apart for the operator's metrics
+// (RefusalReason).
 var (
 	errNoSession     = &Error{Unavailable, "No session available"}
+	errCapacity      = &Error{Unavailable, "No session available"}
+	errPortalMaximum = &Error{Unavailable, "No session available"}
+	errUserLimit     = &Error{Unavailable, "No session available"}
 	errNotReacquired = &Error{Unavailable, "Cannot be reacquired"}
 )
+
+// RefusalReasons are the reasons Observer.Refused gives.
+var RefusalReasons = []string{"capacity", "portal_maximum", "user_limit", "unavailable",
+	"not_reacquired", "not_found", "invalid", "forbidden", "conflict", "error"}
+
+// refusalReason names why a request for a session failed, in one of a few
+// words: the label of a metric, which must not carry the free text of a
+// reason.
+func refusalReason(err error) string {
+	for _, r := range []struct {
+		err    error
+		reason string
+	}{
+		{errCapacity, "capacity"}, {errPortalMaximum, "portal_maximum"}, {errUserLimit, "user_limit"},
+		{errNoSession, "unavailable"}, {errNotReacquired, "not_reacquired"},
+	} {
+		if errors.Is(err, r.err) {
+			return r.reason
+		}
+	}
+	switch KindOf(err) {
+	case NotFound:
+		return "not_found"
+	case Invalid:
+		return "invalid"
+	case Unauthorized, Forbidden:
+		return "forbidden"
+	case Conflict:
+		return "conflict"
+	case Unavailable:
+		return "unavailable"
+	}
+	return "error"
+}

@@ -31,10 +31,17 @@ const (
 	// the session looks again.
 	busyRetry = time.Second
 	// The reconciler lease: renewed every leaseRenew, it lapses after
-	// leaseTTL when its holder dies, and another replica takes over.
+	// leaseTTL (by the database's clock) when its holder dies or stalls,
+	// and another replica takes over.
 	leaseName  = "reconciler"
 	leaseTTL   = 6 * time.Second
 	leaseRenew = 2 * time.Second
+	// leaseMargin is how much earlier than the database a leader that
+	// could not renew its lease counts it lost and stops its work. The
+	// database starts the lease's time after the leader asked for it, so
+	// by this replica's monotonic clock the lease lasts at least leaseTTL
+	// from the asking.
+	leaseMargin = time.Second
 	// retention of ended sessions and idle anonymous users (Educates: 36 h).
 	retention       = 36 * time.Hour
 	cleanupInterval = 10 * time.Minute
@@ -48,9 +55,34 @@ const (
 type reconcilerState struct {
 	mu       sync.Mutex
 	inflight map[string]bool // sessions this process is starting or stopping
-	sem      chan struct{}
-	wg       sync.WaitGroup
-	cleaned  time.Time
+	// work is the context of the starts, stops and deliveries of the
+	// current term (see term); nil outside Run.
+	work    context.Context
+	sem     chan struct{}
+	wg      sync.WaitGroup
+	cleaned time.Time
+}
+
+// term is one tenure of the reconciler lease by this replica. The work it
+// begins carries the lease's generation as fencing token
+// (runtime.WithFence): every transaction that records its effect checks
+// that the lease is still this tenure's (checkFence), and runtimes refuse
+// it once a newer leader has the session. The work is cancelled when the
+// term ends: the lease went to another replica, or could not be renewed
+// before it may have lapsed.
+type term struct {
+	gen int64
+	// work is the context of the term's work, cancelled when the term
+	// ends (a shutdown ends it too, once the reconciler stops).
+	work   context.Context
+	cancel context.CancelFunc
+	// pass is the context of reconciler passes: work's, also cancelled as
+	// soon as the portal shuts down.
+	pass context.Context
+	// deadline is when the lease may have lapsed unless renewed, by the
+	// monotonic clock: a replica's wall clock plays no part in the lease.
+	deadline time.Time
+	unhook   func() bool
 }
 
 func (r *reconcilerState) init() {
@@ -58,71 +90,158 @@ func (r *reconcilerState) init() {
 	r.sem = make(chan struct{}, maxParallel)
 }
 
-// Run reconciles until ctx ends, then gives up the lead and waits for the
-// starts and stops it began. Of several replicas on one database, one
+// Run reconciles until ctx ends, then cancels the starts and stops it
+// began, waits for them and gives up the lead: in that order, so that none
+// of its work outlives its lease. Of several replicas on one database, one
 // reconciles at a time: the holder of a lease it renews while it runs.
-// When the holder dies, another takes over once the lease has lapsed,
-// adopts the sessions and carries on from the database, where every timer
-// lives.
+// When the holder dies or stalls, another takes over once the lease has
+// lapsed, adopts the sessions and carries on from the database, where
+// every timer lives; the work of the old holder is fenced off (see term).
 func (b *Broker) Run(ctx context.Context) {
-	defer b.rec.wg.Wait()
-	defer b.releaseLead()
+	var t *term
+	defer func() {
+		b.endTerm(t)
+		b.rec.wg.Wait()
+		b.releaseLead()
+	}()
 	var (
-		leader  bool
-		renewed time.Time
-		exited  <-chan string
+		tried  time.Time // when the last renewal was asked for
+		failed bool      // and it failed
+		// due is when the pass after this one is due by the database's
+		// next deadline; zero when none is.
+		due    time.Time
+		exited <-chan string
 	)
 	if w, ok := b.runtime.(runtime.ExitWatcher); ok {
 		exited = w.Exited()
 	}
 	for {
-		if !leader || time.Since(renewed) >= leaseRenew {
-			ok, err := b.lead(ctx)
+		if t == nil || time.Since(tried) >= leaseRenew {
+			tried = time.Now()
+			gen, err := b.lead(ctx)
 			switch {
 			case err != nil:
 				if ctx.Err() == nil {
 					b.log.Error("reconciler lease", "err", err)
+					failed = true
 				}
-			case ok && !leader:
-				b.log.Info("this replica reconciles", "replica", b.replica)
-				if err := b.Adopt(ctx); err != nil && ctx.Err() == nil {
+			case gen == 0:
+				if t != nil {
+					b.log.Warn("another replica took over reconciliation", "replica", b.replica)
+					t = b.endTerm(t)
+				}
+			case t != nil && gen == t.gen:
+				t.deadline = tried.Add(leaseTTL - leaseMargin)
+				if failed {
+					b.log.Info("this replica reconciles", "replica", b.replica, "generation", gen)
+				}
+			default:
+				// A new tenure; one of this replica's that came before
+				// has ended unseen (released or lost and taken again).
+				b.endTerm(t)
+				t = b.beginTerm(ctx, gen, tried)
+				b.log.Info("this replica reconciles", "replica", b.replica, "generation", gen)
+				if err := b.Adopt(t.pass); err != nil && ctx.Err() == nil {
 					b.log.Error("adopting sessions", "err", err)
 				}
-			case !ok && leader:
-				b.log.Warn("another replica took over reconciliation", "replica", b.replica)
 			}
-			leader, renewed = ok && err == nil, time.Now()
+			if err == nil {
+				failed = false
+			}
 		}
+		if t != nil && !time.Now().Before(t.deadline) {
+			b.log.Warn("reconciler lease lapsed", "replica", b.replica, "generation", t.gen)
+			t = b.endTerm(t)
+		}
+		b.observe.Leading(t != nil)
 		wait := leaseRenew
-		if leader {
-			next, err := b.Reconcile(ctx)
+		if t != nil {
+			began := time.Now()
+			// Lag: how long the deadline this pass is for has been due.
+			var lag time.Duration
+			if !due.IsZero() {
+				lag = max(began.Sub(due), 0)
+			}
+			next, err := b.Reconcile(t.pass)
+			b.observe.Reconciled(time.Since(began), lag, err != nil && ctx.Err() == nil)
 			if err != nil && ctx.Err() == nil {
 				b.log.Error("reconcile", "err", err)
 				next = time.Now().Add(time.Second)
 			}
+			due = next
 			if !next.IsZero() {
 				wait = min(max(time.Until(next), 10*time.Millisecond), leaseRenew)
 			}
+			wait = min(wait, max(time.Until(t.deadline), 0))
 		}
-		t := time.NewTimer(wait)
+		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-			t.Stop()
+			timer.Stop()
 			return
 		case <-b.wake:
 		case <-b.store.Changes():
 		case name := <-exited:
 			b.HostExited(ctx, name)
-		case <-t.C:
+		case <-timer.C:
 		}
-		t.Stop()
+		timer.Stop()
 	}
+}
+
+// beginTerm starts a tenure of the lease in generation gen, asked for at
+// began.
+func (b *Broker) beginTerm(ctx context.Context, gen int64, began time.Time) *term {
+	t := &term{gen: gen, deadline: began.Add(leaseTTL - leaseMargin)}
+	t.work, t.cancel = context.WithCancel(runtime.WithFence(context.WithoutCancel(ctx), gen))
+	var cancelPass context.CancelFunc
+	t.pass, cancelPass = context.WithCancel(t.work)
+	t.unhook = context.AfterFunc(ctx, cancelPass)
+	b.rec.mu.Lock()
+	b.rec.work = t.work
+	b.rec.mu.Unlock()
+	return t
+}
+
+// endTerm cancels the work of t, if any, and returns nil.
+func (b *Broker) endTerm(t *term) *term {
+	if t == nil {
+		return nil
+	}
+	t.unhook()
+	t.cancel()
+	b.rec.mu.Lock()
+	if b.rec.work == t.work {
+		b.rec.work = nil
+	}
+	b.rec.mu.Unlock()
+	return nil
+}
+
+// checkFence refuses, with store.ErrFenced, the transaction that records
+// the effect of work begun under a lease term that has ended since: the
+// lease changed hands, and the new leader decides. Work without a fencing
+// token (a single portal's shutdown, tests that drive the reconciler by
+// hand) is not fenced.
+func (b *Broker) checkFence(ctx context.Context, tx store.Tx) error {
+	gen := runtime.FenceOf(ctx)
+	if gen == 0 {
+		return nil
+	}
+	return tx.CheckLease(leaseName, b.replica, gen)
 }
 
 // HostExited ends a session whose host exited by itself (a crash, an
 // out-of-memory kill of the host): nobody can use it any more, and its
 // place goes back to the pool. The stop that follows clears what is left.
 func (b *Broker) HostExited(ctx context.Context, name string) {
+	// The host reported may be one of a start this replica lost to a
+	// newer leader, who started another in its place: the session goes
+	// on while its host does.
+	if inst, err := b.runtime.Status(ctx, name); err == nil && inst.Failed == "" {
+		b.log.Info("session host exited, but the session's host runs", "session", name)
+		return
+	}
 	err := b.updateQuiet(ctx, func(tx store.Tx, record func(Event)) (bool, error) {
 		s, err := tx.Session(name)
 		if errors.Is(err, store.ErrNotFound) || err == nil && (s.State == store.Stopping || s.State == store.Stopped) {
@@ -140,14 +259,15 @@ func (b *Broker) HostExited(ctx context.Context, name string) {
 	}
 }
 
-// lead takes or renews the reconciler lease.
-func (b *Broker) lead(ctx context.Context) (bool, error) {
-	var ok bool
+// lead takes or renews the reconciler lease: its generation, 0 while
+// another replica holds it.
+func (b *Broker) lead(ctx context.Context) (int64, error) {
+	var gen int64
 	err := b.store.Update(ctx, func(tx store.Tx) (err error) {
-		ok, err = tx.AcquireLease(leaseName, b.replica, b.now(), leaseTTL)
+		gen, err = tx.AcquireLease(leaseName, b.replica, leaseTTL)
 		return err
 	})
-	return ok, err
+	return gen, err
 }
 
 func (b *Broker) releaseLead() {
@@ -562,7 +682,9 @@ func (b *Broker) launch(ctx context.Context, now time.Time) error {
 }
 
 // spawn runs fn for a session unless work on that session is already in
-// flight in this process.
+// flight in this process. fn runs in the context of the current term's
+// work, whatever the context of the pass that began it: cancelled when the
+// term ends, not when the pass does.
 func (b *Broker) spawn(ctx context.Context, name string, fn func(context.Context)) {
 	r := &b.rec
 	r.mu.Lock()
@@ -571,7 +693,11 @@ func (b *Broker) spawn(ctx context.Context, name string, fn func(context.Context
 		return
 	}
 	r.inflight[name] = true
+	work := r.work
 	r.mu.Unlock()
+	if work == nil {
+		work = context.WithoutCancel(ctx)
+	}
 	r.wg.Go(func() {
 		defer func() {
 			r.mu.Lock()
@@ -584,7 +710,7 @@ func (b *Broker) spawn(ctx context.Context, name string, fn func(context.Context
 			return
 		}
 		defer func() { <-r.sem }()
-		fn(context.WithoutCancel(ctx))
+		fn(work)
 	})
 }
 
@@ -613,12 +739,37 @@ func (b *Broker) startSession(ctx context.Context, name string) {
 	if startErr == nil {
 		spec.Owner = owner
 		sctx, cancel := context.WithTimeout(ctx, startTimeout)
+		began := time.Now()
 		inst, startErr = b.runtime.Start(sctx, spec)
+		took := time.Since(began)
 		cancel()
+		switch {
+		case startErr == nil:
+			b.observe.SessionStarted(env.Name, took)
+		case !errors.Is(startErr, runtime.ErrBusy):
+			b.observe.SessionStartFailed(env.Name)
+		}
+	}
+	if errors.Is(startErr, runtime.ErrFenced) {
+		b.log.Warn("session start given up: a newer leader has the session", "session", name)
+		return
+	}
+	if startErr != nil && ctx.Err() != nil {
+		// The term ended (the lease is gone or may be): the start was
+		// cut short, which is no failure of the session, and the runtime
+		// left nothing of it.
+		b.log.Warn("session start cancelled: the reconciler lease is lost", "session", name)
+		return
 	}
 	startedFor := s.Owner
 	orphan := false
-	err = b.updateQuiet(ctx, func(tx store.Tx, record func(Event)) (bool, error) {
+	// Recorded whether or not the term has ended meanwhile: the fence
+	// decides, not the cancellation, so a host that started is either
+	// recorded or undone.
+	err = b.updateQuiet(context.WithoutCancel(ctx), func(tx store.Tx, record func(Event)) (bool, error) {
+		if err := b.checkFence(ctx, tx); err != nil {
+			return false, err
+		}
 		s, err := tx.Session(name)
 		if errors.Is(err, store.ErrNotFound) {
 			orphan = startErr == nil
@@ -661,13 +812,37 @@ func (b *Broker) startSession(ctx context.Context, name string) {
 		record(b.sessionEvent("Session/Created", s, env, nil))
 		return true, tx.UpdateSession(&s)
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrFenced):
+		b.log.Warn("session start not recorded: the reconciler lease went to another replica", "session", name)
+		// Undone where the runtime refuses the stop once the new leader
+		// has the session; elsewhere the new leader adopts the host.
+		if _, ok := b.runtime.(runtime.Fencer); ok && startErr == nil {
+			b.undoStart(ctx, name)
+		}
+		return
+	case err != nil:
 		b.log.Error("recording session start", "session", name, "err", err)
 	}
 	if orphan {
 		if err := b.runtime.Stop(ctx, name); err != nil {
 			b.log.Error("stopping session that ended while it started", "session", name, "err", err)
 		}
+	}
+}
+
+// undoStart stops the host a start whose term ended made, unless a newer
+// leader has taken the session over (runtime.ErrFenced): then the host,
+// if it still runs, is the new leader's to adopt or stop.
+func (b *Broker) undoStart(ctx context.Context, name string) {
+	// The term's work is cancelled by now; the undo still has to run.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startTimeout)
+	defer cancel()
+	switch err := b.runtime.Stop(sctx, name); {
+	case errors.Is(err, runtime.ErrFenced), errors.Is(err, runtime.ErrBusy):
+		b.log.Info("session left to the new leader", "session", name)
+	case err != nil:
+		b.log.Error("undoing a session start", "session", name, "err", err)
 	}
 }
 
@@ -732,7 +907,12 @@ func (b *Broker) deliverSession(ctx context.Context, name string) {
 		b.log.Warn("giving the session its owner", "session", name, "err", err)
 		return // the next pass tries again
 	}
-	err = b.updateQuiet(ctx, func(tx store.Tx, record func(Event)) (bool, error) {
+	// A delivery is idempotent: one refused here is made again by the new
+	// leader.
+	err = b.updateQuiet(context.WithoutCancel(ctx), func(tx store.Tx, record func(Event)) (bool, error) {
+		if err := b.checkFence(ctx, tx); err != nil {
+			return false, err
+		}
 		cur, err := tx.Session(name)
 		if err != nil || cur.Owner != s.Owner || cur.Delivered {
 			return false, err
@@ -740,7 +920,7 @@ func (b *Broker) deliverSession(ctx context.Context, name string) {
 		cur.Delivered = true
 		return false, tx.UpdateSession(&cur)
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, store.ErrFenced) {
 		b.log.Error("recording delivery", "session", name, "err", err)
 	}
 }
@@ -773,12 +953,16 @@ func markRunning(s *store.Session, env *store.Environment, now time.Time) {
 // stopSession stops one session's host and marks the session STOPPED.
 func (b *Broker) stopSession(ctx context.Context, name string) {
 	if err := b.runtime.Stop(ctx, name); err != nil {
-		if !errors.Is(err, runtime.ErrBusy) {
+		if !errors.Is(err, runtime.ErrBusy) && !errors.Is(err, runtime.ErrFenced) {
 			b.log.Error("stopping session", "session", name, "err", err)
 		}
 		return // still STOPPING: the next pass tries again
 	}
-	err := b.updateQuiet(ctx, func(tx store.Tx, record func(Event)) (bool, error) {
+	// A stop refused here is made again, harmlessly, by the new leader.
+	err := b.updateQuiet(context.WithoutCancel(ctx), func(tx store.Tx, record func(Event)) (bool, error) {
+		if err := b.checkFence(ctx, tx); err != nil {
+			return false, err
+		}
 		s, err := tx.Session(name)
 		if err != nil || s.State != store.Stopping {
 			return false, err
@@ -793,7 +977,7 @@ func (b *Broker) stopSession(ctx context.Context, name string) {
 		}
 		return true, tx.UpdateSession(&s)
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, store.ErrFenced) {
 		b.log.Error("recording session stop", "session", name, "err", err)
 	}
 }
@@ -876,9 +1060,15 @@ func (b *Broker) Adopt(ctx context.Context) error {
 	for _, inst := range insts {
 		have[inst.Session] = inst
 	}
-	var stop []string
+	var (
+		stop    []string
+		adopted int
+	)
 	err = b.update(ctx, func(tx store.Tx, record func(Event)) error {
-		stop = stop[:0]
+		stop, adopted = stop[:0], 0
+		if err := b.checkFence(ctx, tx); err != nil {
+			return err
+		}
 		live, err := tx.FindSessions(store.SessionQuery{States: store.Live})
 		if err != nil {
 			return err
@@ -910,10 +1100,13 @@ func (b *Broker) Adopt(ctx context.Context) error {
 				}
 				record(b.sessionEvent("Session/Vanished", s, env, nil))
 			case s.Address != inst.Address:
+				adopted++
 				s.Address = inst.Address
 				if err := tx.UpdateSession(&s); err != nil {
 					return err
 				}
+			default:
+				adopted++
 			}
 		}
 		for name := range have {
@@ -926,6 +1119,9 @@ func (b *Broker) Adopt(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// What an operator looks for after a restart: the sessions that lived
+	// through it, and those that did not (logged above).
+	b.log.Info("sessions adopted", "running", adopted, "leftover_stopped", len(stop))
 	for _, name := range stop {
 		if err := b.runtime.Stop(ctx, name); err != nil {
 			b.log.Error("stopping session left from before", "session", name, "err", err)

@@ -40,6 +40,23 @@ type API struct {
 	log     *slog.Logger
 	limiter *ratelimit.Limiter
 	mux     *http.ServeMux
+	// registered lists the routes, for Routes.
+	registered []Route
+}
+
+// Route is an endpoint of the API: a path pattern of net/http, with its
+// trailing slash where it has one, and the methods it takes.
+type Route struct {
+	Path    string
+	Methods []string
+}
+
+// Routes lists the endpoints of the API, for the tests that hold the
+// OpenAPI document to them.
+func Routes() []Route {
+	a := &API{mux: http.NewServeMux()}
+	a.routes()
+	return a.registered
 }
 
 // Register adds the routes of the API to mux, with a JSON 404 for every
@@ -54,9 +71,9 @@ func Register(mux *http.ServeMux, b *broker.Broker, a *auth.Service, clock Clock
 type handler func(w http.ResponseWriter, r *http.Request) (any, error)
 
 // route registers h at path with and without its trailing slash (Educates
-// answered the slash-less spelling with a redirect that clients follow)
-// for the given methods, HEAD only where it is listed. Other methods get
-// 405 with Allow.
+// answered the slash-less spelling with a redirect that clients follow),
+// or at path alone when it has none, for the given methods, HEAD only
+// where it is listed. Other methods get 405 with Allow.
 func (a *API) route(path string, h handler, methods ...string) {
 	hf := func(w http.ResponseWriter, r *http.Request) {
 		defer a.recoverPanic(w, r)
@@ -82,6 +99,11 @@ func (a *API) route(path string, h handler, methods ...string) {
 		if v != nil {
 			writeJSON(w, http.StatusOK, v)
 		}
+	}
+	a.registered = append(a.registered, Route{path, methods})
+	if !strings.HasSuffix(path, "/") {
+		a.mux.HandleFunc(path, hf)
+		return
 	}
 	a.mux.HandleFunc(path+"{$}", hf)
 	a.mux.HandleFunc(strings.TrimSuffix(path, "/"), hf)

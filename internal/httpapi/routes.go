@@ -28,6 +28,14 @@ func (a *API) routes() {
 		a.route(prefix+"event/", a.event, post)
 	}
 
+	a.route("/portico/api/v1/sessions/", a.staffSessions, get, head)
+	a.route("/portico/api/v1/sessions/{name}/", a.staffSession, get, head)
+	a.route("/portico/api/v1/environments/", a.staffEnvironments, get, head)
+	a.route("/portico/api/v1/environments/{name}/refresh/", a.refreshEnvironment, post)
+	a.route("/portico/api/v1/users/", a.staffUsers, get, head)
+
+	a.route("/openapi.json", a.openapi, get, head)
+
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, errorf(http.StatusNotFound, "No such endpoint: %s", r.URL.Path))
 	})

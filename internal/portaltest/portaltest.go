@@ -28,6 +28,7 @@ import (
 	"github.com/portico-dev/portico/internal/broker"
 	"github.com/portico-dev/portico/internal/config"
 	"github.com/portico-dev/portico/internal/httpapi"
+	"github.com/portico-dev/portico/internal/openapitest"
 	"github.com/portico-dev/portico/internal/runtime"
 	"github.com/portico-dev/portico/internal/secret"
 	"github.com/portico-dev/portico/internal/store"
@@ -90,6 +91,8 @@ type Options struct {
 	Runtime runtime.Runtime // required
 	Clock   *Clock          // default NewClock()
 	Dir     string          // default t.TempDir()
+	// Observer of the broker (default: none).
+	Observer broker.Observer
 }
 
 // Definitions returns a portal with one workshop "lab" (environment
@@ -155,7 +158,7 @@ func Start(t testing.TB, defs *config.Definitions, opts Options) *Portal {
 		t.Fatal(err)
 	}
 	p.Broker = broker.New(broker.Options{Store: db, Runtime: opts.Runtime, Clock: opts.Clock, Events: p.Events,
-		Logger: log, URL: url, Secrets: p.Secrets}, defs)
+		Logger: log, URL: url, Secrets: p.Secrets, Observer: opts.Observer}, defs)
 	if _, err := p.Auth.Bootstrap(ctx, defs.Portal); err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +167,19 @@ func Start(t testing.TB, defs *config.Definitions, opts Options) *Portal {
 	}
 	mux := http.NewServeMux()
 	httpapi.Register(mux, p.Broker, p.Auth, opts.Clock, log)
-	p.Server.Config.Handler = web.Handler(mux, p.Broker, p.Auth, opts.Clock, log)
+	pages := web.Handler(mux, p.Broker, p.Auth, opts.Clock, log)
+	// Every answer of the API is held to its OpenAPI document. A
+	// session's origin is a server of its own, which hands some paths to
+	// the same API handlers the portal's host serves.
+	api := openapitest.Default(t).Middleware(t, pages)
+	// Request IDs and request logs as the binary has them (metrics aside).
+	p.Server.Config.Handler = httpapi.Observe(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := p.Broker.Origins().Session(r.Host); ok {
+			pages.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	}), log, nil)
 	p.Server.Start()
 	t.Cleanup(p.Server.Close)
 	t.Cleanup(p.Broker.Wait)

@@ -16,6 +16,39 @@ var ErrNotFound = errors.New("session instance not found")
 // starting or stopping the same session: try again shortly.
 var ErrBusy = errors.New("another portal is starting or stopping this session")
 
+// ErrFenced is returned by Start and Stop whose fencing token (WithFence)
+// is older than one the runtime has seen on the same session: the caller
+// lost the lease it worked under, and a newer leader has the session now.
+var ErrFenced = errors.New("a newer leader has this session")
+
+type fenceKey struct{}
+
+// WithFence returns ctx carrying the caller's fencing token: the
+// generation of the lease its work runs under, which grows with every
+// change of leader. Runtimes that share session state between portal
+// replicas (the local runtime's session homes) let work with a newer token
+// take a session over from work with an older one that stalled, and refuse
+// work whose token is older than the newest they have seen on that
+// session. Zero, or none: unfenced (a single portal).
+func WithFence(ctx context.Context, token int64) context.Context {
+	return context.WithValue(ctx, fenceKey{}, token)
+}
+
+// Fencer is a Runtime that honours fencing tokens as WithFence describes.
+// A leader that lost its lease while it started a session may undo that
+// start only on such a runtime: elsewhere the stop could take the host the
+// new leader adopted, so the host is left to it.
+type Fencer interface {
+	Runtime
+	HonoursFences()
+}
+
+// FenceOf returns the fencing token ctx carries, 0 for none.
+func FenceOf(ctx context.Context) int64 {
+	token, _ := ctx.Value(fenceKey{}).(int64)
+	return token
+}
+
 // Spec is what a runtime needs to start one session.
 type Spec struct {
 	Session     string // session name, e.g. portal-w01-s001; unique

@@ -23,6 +23,9 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrUnavailable: the database cannot be reached or is overloaded.
 	ErrUnavailable = errors.New("database unavailable")
+	// ErrFenced: the lease a write depends on has changed hands; the write
+	// comes from a holder that lost it.
+	ErrFenced = errors.New("lease lost to another holder")
 )
 
 // Store runs transactions.
@@ -122,15 +125,25 @@ type Tx interface {
 
 	// Leases
 
-	// AcquireLease makes holder the holder of the named lease until
-	// now+ttl: it inserts the lease, takes it over when it has expired, or
-	// extends it when holder holds it already. It reports whether holder
-	// holds it now; false while another holder's lease runs. Background
-	// work that must run in one replica at a time holds a lease and renews
-	// it well within ttl.
-	AcquireLease(name, holder string, now time.Time, ttl time.Duration) (bool, error)
-	// ReleaseLease gives the lease up if holder holds it.
+	// AcquireLease makes holder the holder of the named lease for ttl from
+	// now by the database's own clock (never a replica's, which may be
+	// off by minutes): it inserts the lease, takes it over when it has
+	// expired, or extends it when holder holds it already. It returns the
+	// lease's generation, the fencing token of this holder's tenure, or 0
+	// while another holder's lease runs. The generation grows with every
+	// change of holder and stays the same through renewals. Background work
+	// that must run in one replica at a time holds a lease, renews it well
+	// within ttl, and passes its generation to CheckLease in every
+	// transaction that records its effects.
+	AcquireLease(name, holder string, ttl time.Duration) (int64, error)
+	// ReleaseLease gives the lease up if holder holds it; the generation
+	// is kept, so the next holder's is higher still.
 	ReleaseLease(name, holder string) error
+	// CheckLease returns ErrFenced unless holder still holds the named
+	// lease in the given generation, and keeps the lease from changing
+	// hands until the transaction ends: a write after it is ordered before
+	// any take-over. Only in Update.
+	CheckLease(name, holder string, generation int64) error
 }
 
 // EnvState is the state of a workshop environment.

@@ -223,6 +223,9 @@ func (p *Pages) register(w http.ResponseWriter, r *http.Request) {
 		p.render(w, r, http.StatusBadRequest, "register.html", "Sign up", data)
 		return
 	}
+	if err == nil {
+		p.log.Info("user signed up", "user", u.Username, "request_id", httpapi.RequestID(r.Context()))
+	}
 	p.loggedIn(w, r, u, err, localPath(data.Next, "/workshops/catalog/"))
 }
 
@@ -266,6 +269,7 @@ func (p *Pages) loginAnonymous(w http.ResponseWriter, r *http.Request, username 
 	}
 	u, err := p.broker.NewAnonymous(r.Context(), username)
 	if err == nil {
+		p.log.Info("anonymous user created", "user", u.Username, "request_id", httpapi.RequestID(r.Context()))
 		err = p.startBrowser(w, r, u)
 	}
 	if err != nil {

@@ -232,6 +232,11 @@ func (o *sessionOrigin) forward(w http.ResponseWriter, r *http.Request, name str
 				}
 			}
 			withoutCookie(pr.Out.Header, auth.VisitCookie)
+			// The host's logs then name the request the portal's do.
+			pr.Out.Header.Del(httpapi.RequestIDHeader)
+			if id := httpapi.RequestID(pr.In.Context()); id != "" {
+				pr.Out.Header.Set(httpapi.RequestIDHeader, id)
+			}
 			if viewer.ID != 0 {
 				pr.Out.Header.Set(sessionhost.SecretHeader, t.Secret)
 			}

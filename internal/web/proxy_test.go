@@ -305,3 +305,36 @@ func TestFinishOnSessionOrigin(t *testing.T) {
 		t.Errorf("session %s after finish", s.State)
 	}
 }
+
+// The session host sees the ID of the request the portal proxies to it,
+// as the portal's log has it: the caller's when well formed, else the one
+// the portal made (and answered with).
+func TestProxyPassesTheRequestID(t *testing.T) {
+	p := newPortal(t)
+	name, activation := request(t, p, "alice", "/")
+	host := newFakeHost(t)
+	pointAt(t, p, name, host)
+	alice := p.Client()
+	alice.Raw("GET", activation, nil)
+	origin := alice.Enter(name)
+	for _, c := range []struct{ sent, want string }{
+		{"proxy-id-0001", "proxy-id-0001"},
+		{"not an id", ""},
+		{strings.Repeat("x", 129), ""},
+	} {
+		resp, raw := alice.Raw("GET", origin+"/workshop/content/01", nil, "X-Request-Id", c.sent)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("proxied request: %d %s", resp.StatusCode, raw)
+		}
+		answered := resp.Header.Get("X-Request-Id")
+		seen := host.last().Header.Values("X-Request-Id")
+		switch {
+		case len(seen) != 1 || seen[0] != answered:
+			t.Errorf("sent %q: the host saw %q, the portal answered %q", c.sent, seen, answered)
+		case c.want != "" && answered != c.want:
+			t.Errorf("sent %q: request ID %q, want it kept", c.sent, answered)
+		case c.want == "" && (answered == c.sent || len(answered) != 20):
+			t.Errorf("sent %q: request ID %q, want a new one of 20 characters", c.sent, answered)
+		}
+	}
+}

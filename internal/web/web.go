@@ -121,12 +121,19 @@ func Handler(mux *http.ServeMux, b *broker.Broker, a *auth.Service, clock rateli
 	sessions := &sessionOrigin{Pages: p, portal: mux}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := b.Origins().Session(r.Host); ok {
+			// The route of the request in logs and metrics, unless the
+			// portal's mux takes it (and names its own).
+			r.Pattern = SessionRoute
 			sessions.ServeHTTP(w, r)
 			return
 		}
 		mux.ServeHTTP(w, r)
 	})
 }
+
+// SessionRoute is the route of requests to sessions' origins, which the
+// portal proxies to their hosts.
+const SessionRoute = "session"
 
 // notAllowed answers a method a page does not take.
 func (p *Pages) notAllowed(allow string) http.HandlerFunc {

@@ -6,6 +6,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +25,9 @@ import (
 	"testing"
 	"time"
 
+	portico "github.com/portico-dev/portico/client"
+	"github.com/portico-dev/portico/internal/httpapi"
+	"github.com/portico-dev/portico/internal/openapitest"
 	"github.com/portico-dev/portico/internal/portaltest"
 )
 
@@ -548,9 +552,34 @@ type client struct {
 func (p *portal) client() *client {
 	return &client{t: p.t, base: p.url, http: &http.Client{
 		Timeout:       settle,
-		Transport:     portaltest.LocalhostTransport(), // sessions' origins are under localhost
+		Transport:     p.checked(portaltest.LocalhostTransport()), // sessions' origins are under localhost
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
+}
+
+// apiDocument holds the answers of the portal's API to its OpenAPI
+// document.
+var apiDocument = sync.OnceValues(func() (*openapitest.Validator, error) {
+	doc, err := httpapi.OpenAPI()
+	if err != nil {
+		return nil, err
+	}
+	return openapitest.New(doc)
+})
+
+// checked is base, with every answer of the portal's API checked against
+// its OpenAPI document.
+func (p *portal) checked(base http.RoundTripper) http.RoundTripper {
+	p.t.Helper()
+	v, err := apiDocument()
+	if err != nil {
+		p.t.Fatalf("OpenAPI document: %v", err)
+	}
+	u, err := url.Parse(p.url)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return v.Transport(p.t, u.Host, base)
 }
 
 // robot returns a client with a token of the robot account from the
@@ -558,22 +587,23 @@ func (p *portal) client() *client {
 func (p *portal) robot() *client {
 	p.t.Helper()
 	c := p.client()
-	form := url.Values{"grant_type": {"password"}, "username": {robotUser}, "password": {robotPass}}
-	req, err := http.NewRequest("POST", p.url+"/oauth2/token/", strings.NewReader(form.Encode()))
+	tok, err := p.api(robotUser, robotPass).Token(context.Background())
+	if err != nil || tok.TokenType != "Bearer" {
+		p.t.Fatalf("robot token: %v %+v", err, tok)
+	}
+	c.bearer = tok.AccessToken
+	return c
+}
+
+// api returns a client of the public Go client package logged in as
+// username (the robot client's client_credentials grant without one).
+func (p *portal) api(username, password string) *portico.Client {
+	p.t.Helper()
+	c, err := portico.New(portico.Config{URL: p.url, ClientID: clientID, ClientSecret: clientSecret,
+		Username: username, Password: password, HTTPClient: &http.Client{Timeout: settle, Transport: p.checked(http.DefaultTransport)}})
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(clientID, clientSecret)
-	resp, raw := c.send(req)
-	var tok struct {
-		AccessToken string `json:"access_token"`
-		TokenType   string `json:"token_type"`
-	}
-	if resp.StatusCode != http.StatusOK || json.Unmarshal(raw, &tok) != nil || tok.AccessToken == "" || tok.TokenType != "Bearer" {
-		p.t.Fatalf("robot token: %d %s", resp.StatusCode, raw)
-	}
-	c.bearer = tok.AccessToken
 	return c
 }
 

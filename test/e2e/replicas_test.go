@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/portico-dev/portico/internal/portaltest"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -138,7 +140,7 @@ type lead struct {
 	replica string    // the name it gave itself
 }
 
-var leadLine = regexp.MustCompile(`^time=(\S+) level=\S+ msg="(this replica reconciles|another replica took over reconciliation|reconciler lease)"(?: replica=(\S+))?`)
+var leadLine = regexp.MustCompile(`^time=(\S+) level=\S+ msg="(this replica reconciles|another replica took over reconciliation|reconciler lease|reconciler lease lapsed)"(?: replica=(\S+))?`)
 
 // leadOf reads what p's log says of the lease.
 func leadOf(p *portal) lead {
@@ -1377,5 +1379,161 @@ func TestReplicasWriteOneSessionAtOnce(t *testing.T) {
 		}
 	}
 	awaitSettled(t, ps, robot.bearer, 1, 0)
+	stopReplicas(ps)
+}
+
+// gatedSetup is the setup script of gatedDefinitions' workshop: the
+// session's start lasts until the test opens the gate (openGate).
+const gatedSetup = `#!/bin/sh
+while [ ! -e "$HOME/.gate" ] && [ ! -e "$HOME/workshop/gate-open" ]; do sleep 0.1; done
+`
+
+// gatedDefinitions is a portal with no reserve whose workshop starts its
+// sessions with gatedSetup, written by writeGatedWorkshop next to the
+// definitions.
+func gatedDefinitions(t *testing.T) string {
+	t.Helper()
+	defs := definitions(entry{Capacity: 1, Reserved: 0})
+	next := strings.Replace(defs, "  session:\n    env:", `  workshop:
+    files:
+      - directory:
+          path: gated-lab
+        includePaths:
+          - /workshop/**
+  session:
+    env:`, 1)
+	if next == defs {
+		t.Fatal("definitions() has no session env to put the workshop files before: update gatedDefinitions")
+	}
+	return next
+}
+
+func writeGatedWorkshop(t *testing.T, p *portal) {
+	t.Helper()
+	dir := filepath.Join(filepath.Dir(p.config), "gated-lab", "workshop", "setup.d")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "00-gate.sh"), []byte(gatedSetup), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// openGate lets the setup of the session host under home and of every
+// host started from now on finish.
+func openGate(t *testing.T, p *portal, home string) {
+	t.Helper()
+	open := filepath.Join(filepath.Dir(p.config), "gated-lab", "workshop", "gate-open")
+	if err := os.WriteFile(open, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, ".gate"), nil, 0o644); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+}
+
+// awaitLog waits until p's log has a line with one of msgs.
+func awaitLog(t *testing.T, p *portal, msgs ...string) {
+	t.Helper()
+	if msg := eventually(startBound, func() string {
+		out := p.output()
+		for _, m := range msgs {
+			if strings.Contains(out, m) {
+				return ""
+			}
+		}
+		return fmt.Sprintf("%s has not logged any of %q", p.addr, msgs)
+	}); msg != "" {
+		t.Fatal(msg)
+	}
+}
+
+// TestReplicasLeaderFrozenWhileStarting freezes the leader (SIGSTOP, as a
+// long stall of its machine would) while it starts a session, lets another
+// replica take over, and wakes it (SIGCONT). The new leader takes the
+// session over once the frozen one's lease and claim have lapsed, and the
+// woken one's start is refused: the session ends up RUNNING with exactly
+// one host, and nothing of the woken leader's start is left. Before
+// fencing, the new leader could not touch the session while the frozen one
+// held its claim, and once woken, the old leader's outcome overwrote the
+// new one's and the session ended up without a host.
+func TestReplicasLeaderFrozenWhileStarting(t *testing.T) {
+	requireBinary(t)
+	pg := pgtest.Start(t)
+	ps := startReplicas(t, gatedDefinitions(t), pg.DSN, 3)
+	writeGatedWorkshop(t, ps[0])
+	frozen, _ := awaitLeader(t, ps)
+	var others []*portal
+	for _, p := range ps {
+		if p != frozen {
+			others = append(others, p)
+		}
+	}
+	robot := others[0].robot()
+	al := robot.request("frozen@example.com", "timeout=0")
+	home := filepath.Join(frozen.dataDir, "sessions", al.Name)
+
+	// The leader has spawned the host, whose setup waits at the gate.
+	if msg := eventually(startBound, func() string {
+		if hosts(processesBySession(frozen.dataDir)[al.Name]) != 1 {
+			return fmt.Sprintf("no host of %s yet", al.Name)
+		}
+		return ""
+	}); msg != "" {
+		t.Fatal(msg)
+	}
+	frozen.signal(syscall.SIGSTOP)
+	frozenAt := time.Now()
+	defer func() {
+		if frozen.running() {
+			frozen.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}()
+
+	next, l := awaitLeader(t, others)
+	if !l.since.After(frozenAt.Add(-time.Second)) {
+		t.Fatalf("%s reconciles since %s, before the leader froze at %s", next.addr, l.since, frozenAt)
+	}
+	// The new leader breaks the frozen one's claim on the session home
+	// once the frozen one has not touched it for a while.
+	// (The host the frozen leader started may not outlive the freeze: its
+	// network is that leader's to set up. The new leader starts another.)
+	awaitLog(t, next, "breaking the claim of a stalled portal on a session")
+	openGate(t, frozen, home)
+	var env environment
+	if msg := eventually(startBound, func() string {
+		e, ok := next.as(robot.bearer).catalogEnvironment()
+		if !ok || len(*e.Sessions) != 1 || (*e.Sessions)[0].State != "WAITING" {
+			return fmt.Sprintf("catalog while the old leader is frozen: %s", e)
+		}
+		env = e
+		return ""
+	}); msg != "" {
+		t.Fatal(msg)
+	}
+	t.Logf("%s took over; the session started without the frozen leader: %s", next.addr, env)
+
+	frozen.signal(syscall.SIGCONT)
+	// The woken leader finds its lease gone, and its start ends without a
+	// trace: cancelled, given up as its claim is gone, or refused once done.
+	awaitLog(t, frozen, "another replica took over reconciliation", "reconciler lease lapsed")
+	awaitLog(t, frozen, "session start cancelled", "session start given up", "session start not recorded")
+
+	others[1].activate(al)
+	if msg := eventually(startBound, func() string {
+		var sc schedule
+		robot.mustGet("/workshops/session/"+al.Name+"/schedule/", &sc)
+		if sc.Status != "RUNNING" {
+			return fmt.Sprintf("schedule after the activation: %s", sc)
+		}
+		return ""
+	}); msg != "" {
+		t.Fatal(msg)
+	}
+	awaitSettled(t, ps, robot.bearer, 0, 1)
+	if procs := processesBySession(frozen.dataDir); len(procs) != 1 || hosts(procs[al.Name]) != 1 {
+		t.Errorf("session processes after the freeze: %+v, want one host of %s", procs, al.Name)
+	}
+	awaitDelivered(t, robot, al.Name)
 	stopReplicas(ps)
 }

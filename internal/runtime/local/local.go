@@ -137,15 +137,20 @@ type Runtime struct {
 	exits   exitQueue
 	warned  sync.Map // warnings already logged
 
+	// claimBeat is how often a claim file is touched (claim.go); tests
+	// stop it, as a stalled portal's.
+	claimBeat time.Duration
+
 	mu       sync.Mutex
 	sessions map[string]*entry     // sessions with a Start or Stop in flight
+	claims   map[string]*claim     // the claims this process holds
 	hosts    map[string]*host      // the hosts followed for Exited
 	networks map[string]*netAttach // the networks this runtime attaches, until Stop
 	biasing  bool                  // oomBiasLoop runs
 }
 
 var (
-	_ runtime.Runtime     = (*Runtime)(nil)
+	_ runtime.Fencer      = (*Runtime)(nil)
 	_ runtime.ExitWatcher = (*Runtime)(nil)
 )
 
@@ -209,6 +214,8 @@ func New(opts Options) (*Runtime, error) {
 		readOnly:     readOnly,
 		exits:        exitQueue{ch: make(chan string)},
 		sessions:     make(map[string]*entry),
+		claims:       make(map[string]*claim),
+		claimBeat:    claimBeat,
 		hosts:        make(map[string]*host),
 		networks:     make(map[string]*netAttach),
 		client:       runtime.HostClient(),
@@ -294,18 +301,29 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.Spec) (runtime.Instanc
 		return runtime.Instance{}, fmt.Errorf("start %s: %w", name, context.Cause(ctx))
 	}
 	defer func() { <-e.lock }()
-	release, err := r.claim(name)
+	c, err := r.claim(ctx, name)
 	if err != nil {
 		return runtime.Instance{}, fmt.Errorf("start %s: %w", name, err)
 	}
-	defer release()
+	defer r.release(name, c)
 
 	inst, err := r.start(ctx, abort, spec)
+	if err == nil && c.lost() {
+		err = runtime.ErrFenced
+	}
+	if errors.Is(err, runtime.ErrFenced) {
+		// The host at the home, if any, is the new leader's.
+		r.expectExit(name)
+	}
 	if err != nil {
 		return runtime.Instance{}, fmt.Errorf("start %s: %w", name, err)
 	}
 	return inst, nil
 }
+
+// HonoursFences: Start and Stop carry the caller's fencing token into the
+// session's claim (claim.go).
+func (r *Runtime) HonoursFences() {}
 
 func (r *Runtime) start(ctx context.Context, abort <-chan struct{}, spec runtime.Spec) (runtime.Instance, error) {
 	select {
@@ -336,6 +354,9 @@ func (r *Runtime) start(ctx context.Context, abort <-chan struct{}, spec runtime
 	}
 	if r.beforeSpawn != nil {
 		r.beforeSpawn()
+	}
+	if r.claimLost(name) {
+		return runtime.Instance{}, runtime.ErrFenced
 	}
 	// What the host tells as it starts (sessionhost.NoteNetwork and
 	// NoteServing).
@@ -621,6 +642,12 @@ poll:
 			break poll
 		}
 		if addr, aerr := r.address(home); aerr == nil && r.probe(ctx, addr, probeTimeout) == nil {
+			if r.claimLost(name) {
+				// The host that serves may be the new leader's, in the
+				// same home: this one's is not to be followed as ready.
+				r.expectExit(name)
+				return runtime.Instance{}, runtime.ErrFenced
+			}
 			r.markReady(name, h)
 			return runtime.Instance{Session: name, Address: addr, Ready: true}, nil
 		}
@@ -649,6 +676,9 @@ poll:
 func (r *Runtime) abandon(name string, pid int) {
 	home := r.home(name)
 	r.expectExit(name)
+	if r.claimLost(name) {
+		return // what is there is the new leader's
+	}
 	r.callOffNetwork(name)
 	if err := killSession(context.Background(), r.victims(home, pid), 0); err != nil {
 		r.log.Error("cannot end failed session", "session", name, "err", err)
@@ -673,13 +703,16 @@ func (r *Runtime) Stop(ctx context.Context, name string) error {
 		return fmt.Errorf("stop %s: %w", name, ctx.Err())
 	}
 	defer func() { <-e.lock }()
-	release, err := r.claim(name)
+	c, err := r.claim(ctx, name)
 	if err != nil {
 		return fmt.Errorf("stop %s: %w", name, err)
 	}
-	defer release()
+	defer r.release(name, c)
 	if err := r.remove(ctx, name); err != nil {
 		return fmt.Errorf("stop %s: %w", name, err)
+	}
+	if c.lost() {
+		return fmt.Errorf("stop %s: %w", name, runtime.ErrFenced)
 	}
 	r.unclaim(name)
 	return nil
@@ -689,6 +722,9 @@ func (r *Runtime) Stop(ctx context.Context, name string) error {
 // even without a home or pid file: a session whose home was deleted from
 // inside may still run.
 func (r *Runtime) remove(ctx context.Context, name string) error {
+	if r.claimLost(name) {
+		return runtime.ErrFenced
+	}
 	home := r.home(name)
 	pid, _ := readPID(home)
 	if !isHost(pid, home) {

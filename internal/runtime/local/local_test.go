@@ -669,19 +669,9 @@ func TestConcurrentStartsByTwoPortals(t *testing.T) {
 	b := newRuntime(t, dir, Options{})
 	spec := testSpec("portal-w01-s171")
 	stopOnCleanup(t, b, spec.Session)
-	stalled, resume := make(chan struct{}), make(chan struct{})
-	a.beforeSpawn = func() {
-		close(stalled)
-		<-resume
-	}
-	first := make(chan error, 1)
-	go func() {
-		_, err := a.Start(context.Background(), spec)
-		first <- err
-	}()
-	<-stalled
+	resume, first := stallStart(context.Background(), a, spec)
 	_, errB := b.Start(context.Background(), spec)
-	close(resume)
+	resume()
 	errA := <-first
 	t.Logf("first start: %v; second start: %v", errA, errB)
 	if errA != nil && errB != nil {
@@ -693,6 +683,24 @@ func TestConcurrentStartsByTwoPortals(t *testing.T) {
 	}
 }
 
+// stallStart starts spec in r and returns once the start has stalled
+// before it spawns the host, as in a portal that froze there; resume lets
+// it go on, and first delivers its outcome.
+func stallStart(ctx context.Context, r *Runtime, spec runtime.Spec) (resume func(), first <-chan error) {
+	stalled, resumed := make(chan struct{}), make(chan struct{})
+	r.beforeSpawn = func() {
+		close(stalled)
+		<-resumed
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Start(ctx, spec)
+		done <- err
+	}()
+	<-stalled
+	return func() { close(resumed) }, done
+}
+
 // While another portal holds a session, this one keeps its hands off it,
 // and says so at once; the claim goes with the session when it stops.
 func TestSessionBusyInAnotherPortal(t *testing.T) {
@@ -701,7 +709,7 @@ func TestSessionBusyInAnotherPortal(t *testing.T) {
 	b := newRuntime(t, dir, Options{})
 	const name = "portal-w01-s170"
 	stopOnCleanup(t, a, name)
-	release, err := a.claim(name)
+	c, err := a.claim(context.Background(), name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -711,7 +719,7 @@ func TestSessionBusyInAnotherPortal(t *testing.T) {
 	if err := b.Stop(context.Background(), name); !errors.Is(err, runtime.ErrBusy) {
 		t.Fatalf("stop while another portal holds the session: %v, want ErrBusy", err)
 	}
-	release()
+	a.release(name, c)
 	if inst, err := b.Start(context.Background(), testSpec(name)); err != nil || !inst.Ready {
 		t.Fatalf("start once released: %+v %v", inst, err)
 	}
@@ -721,11 +729,11 @@ func TestSessionBusyInAnotherPortal(t *testing.T) {
 	if _, err := os.Stat(a.lockPath(name)); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("claim file after stop: %v", err)
 	}
-	release, err = b.claim(name)
+	c, err = b.claim(context.Background(), name)
 	if err != nil {
 		t.Fatalf("claim after stop: %v", err)
 	}
-	release()
+	b.release(name, c)
 }
 
 // A workshop's setup scripts may each take up to sessionhost.SetupTimeout:
@@ -745,7 +753,7 @@ func TestDefaultStartTimeoutOutlastsSetup(t *testing.T) {
 func TestReleasedClaimNotHeldByCopies(t *testing.T) {
 	r := newRuntime(t, t.TempDir(), Options{})
 	const name = "portal-w01-s172"
-	release, err := r.claim(name)
+	c, err := r.claim(context.Background(), name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -767,10 +775,65 @@ func TestReleasedClaimNotHeldByCopies(t *testing.T) {
 		t.Fatal("no descriptor of the claim file")
 	}
 	defer syscall.Close(copied)
-	release()
-	release, err = r.claim(name)
+	r.release(name, c)
+	c, err = r.claim(context.Background(), name)
 	if err != nil {
 		t.Fatalf("claim after release: %v", err)
 	}
-	release()
+	r.release(name, c)
+}
+
+// A portal that stalls in the middle of a start keeps its claim only as
+// long as its lease: work with a newer fencing token breaks the claim once
+// the stalled portal has stopped touching it, and starts the session; the
+// stalled portal, once it resumes, leaves the session alone, and its stale
+// stop is refused. Before, a portal frozen for ever kept the session
+// STARTING until it died.
+func TestStalledClaimBrokenByNewerLeader(t *testing.T) {
+	dir := t.TempDir()
+	a := newRuntime(t, dir, Options{})
+	b := newRuntime(t, dir, Options{})
+	a.claimBeat = time.Hour // frozen: its heartbeat stops with it
+	spec := testSpec("portal-w01-s173")
+	name := spec.Session
+	old, current := runtime.WithFence(context.Background(), 1), runtime.WithFence(context.Background(), 2)
+	t.Cleanup(func() {
+		if err := b.Stop(current, name); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	resume, first := stallStart(old, a, spec)
+
+	// Its claim is fresh: the holder may only be slow.
+	if _, err := b.Start(current, spec); !errors.Is(err, runtime.ErrBusy) {
+		t.Fatalf("start while the stalled portal's claim is fresh: %v, want ErrBusy", err)
+	}
+	// Untouched for longer than claimStale: the holder does not run.
+	untouched := time.Now().Add(-2 * claimStale)
+	if err := os.Chtimes(b.lockPath(name), untouched, untouched); err != nil {
+		t.Fatal(err)
+	}
+	// Work no newer than the holder's does not break it.
+	if _, err := b.Start(old, spec); !errors.Is(err, runtime.ErrBusy) {
+		t.Fatalf("start with the holder's own token: %v, want ErrBusy", err)
+	}
+	inst, err := b.Start(current, spec)
+	if err != nil || !inst.Ready {
+		t.Fatalf("start by the newer leader: %+v %v", inst, err)
+	}
+
+	resume()
+	if err := <-first; !errors.Is(err, runtime.ErrFenced) {
+		t.Errorf("the resumed start: %v, want ErrFenced", err)
+	}
+	if err := a.Stop(old, name); !errors.Is(err, runtime.ErrFenced) {
+		t.Errorf("the stalled portal's stop: %v, want ErrFenced", err)
+	}
+	got, err := b.Status(context.Background(), name)
+	if err != nil || !got.Ready || got.Address != inst.Address {
+		t.Fatalf("the session after the stalled portal resumed: %+v %v, want the newer leader's host at %s", got, err, inst.Address)
+	}
+	if code, _ := httpGet(t, got.Address, "/healthz"); code != http.StatusOK {
+		t.Errorf("the newer leader's host answers %d", code)
+	}
 }

@@ -31,12 +31,15 @@ type Runtime struct {
 	startDelay map[string]time.Duration
 	stops      map[string]int // Stops so far, to abort the Starts they overtake
 	specs      map[string]runtime.Spec
+	fences     map[string]int64 // the newest fencing token seen per session
+	holds      map[string]chan struct{}
+	held       map[string]chan struct{}
 	calls      []Call
 	exited     chan string
 }
 
 var (
-	_ runtime.Runtime     = (*Runtime)(nil)
+	_ runtime.Fencer      = (*Runtime)(nil)
 	_ runtime.ExitWatcher = (*Runtime)(nil)
 )
 
@@ -54,6 +57,9 @@ func New() *Runtime {
 		startDelay: make(map[string]time.Duration),
 		stops:      make(map[string]int),
 		specs:      make(map[string]runtime.Spec),
+		fences:     make(map[string]int64),
+		holds:      make(map[string]chan struct{}),
+		held:       make(map[string]chan struct{}),
 		exited:     make(chan string, exitedBuffer),
 	}
 }
@@ -83,6 +89,36 @@ func (f *Runtime) SetStartDelay(session string, d time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.startDelay[session] = d
+}
+
+// HoldStart makes the next Start of session stop before it does anything,
+// as a portal frozen in the middle of a start would, until release is
+// called or its context ends. held is closed once that Start is held.
+func (f *Runtime) HoldStart(session string) (held <-chan struct{}, release func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	h, r := make(chan struct{}), make(chan struct{})
+	f.held[session], f.holds[session] = h, r
+	var once sync.Once
+	return h, func() { once.Do(func() { close(r) }) }
+}
+
+// HonoursFences: Start and Stop refuse a fencing token older than the
+// newest seen on the session, as the local runtime does.
+func (f *Runtime) HonoursFences() {}
+
+// fence takes the token of ctx for session, or fails with
+// runtime.ErrFenced when a newer one was seen. f.mu is held.
+func (f *Runtime) fence(ctx context.Context, session string) error {
+	token := runtime.FenceOf(ctx)
+	if token == 0 {
+		return nil
+	}
+	if token < f.fences[session] {
+		return runtime.ErrFenced
+	}
+	f.fences[session] = token
+	return nil
 }
 
 // SetActivity sets what Activity reports for session; zero until set.
@@ -150,7 +186,19 @@ func (f *Runtime) Start(ctx context.Context, spec runtime.Spec) (runtime.Instanc
 	f.mu.Lock()
 	f.calls = append(f.calls, Call{Method: "Start", Session: spec.Session})
 	delay, stops := f.startDelay[spec.Session], f.stops[spec.Session]
+	held, hold := f.held[spec.Session], f.holds[spec.Session]
+	delete(f.held, spec.Session)
+	delete(f.holds, spec.Session)
 	f.mu.Unlock()
+
+	if hold != nil {
+		close(held)
+		select {
+		case <-hold:
+		case <-ctx.Done():
+			return runtime.Instance{}, context.Cause(ctx)
+		}
+	}
 
 	if delay > 0 {
 		t := time.NewTimer(delay)
@@ -166,6 +214,9 @@ func (f *Runtime) Start(ctx context.Context, spec runtime.Spec) (runtime.Instanc
 	defer f.mu.Unlock()
 	if f.stops[spec.Session] != stops {
 		return runtime.Instance{}, errors.New("session stopped while starting")
+	}
+	if err := f.fence(ctx, spec.Session); err != nil {
+		return runtime.Instance{}, err
 	}
 	if len(f.failNext) > 0 {
 		err := f.failNext[0]
@@ -192,6 +243,9 @@ func (f *Runtime) Stop(ctx context.Context, session string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, Call{Method: "Stop", Session: session})
+	if err := f.fence(ctx, session); err != nil {
+		return err
+	}
 	f.stops[session]++
 	delete(f.instances, session)
 	return nil

@@ -62,7 +62,12 @@ var dialect = sqlstore.Dialect{
 	Lock:       "FOR NO KEY UPDATE",
 	Claim:      "FOR UPDATE OF s SKIP LOCKED",
 	PortalLock: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", portalLock),
-	IsUnique:   func(err error) bool { return sqlState(err) == "23505" },
+	// FOR SHARE conflicts with the lock an update takes, so a lease
+	// checked by a write cannot change hands before that write commits.
+	Share: "FOR SHARE",
+	// The start of the transaction, by the database server's clock.
+	Now:      "(extract(epoch FROM now()) * 1000)::bigint",
+	IsUnique: func(err error) bool { return sqlState(err) == "23505" },
 }
 
 //go:embed migrations/*.sql

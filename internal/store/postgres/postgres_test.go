@@ -55,7 +55,7 @@ func TestConcurrentOpen(t *testing.T) {
 		}
 		t.Cleanup(func() { db.Close() })
 	}
-	if got := pgtest.Query(t, srv.DSN, "SELECT version FROM schema_migrations ORDER BY version"); got != "0001_initial\n0002_leases\n0003_delivered\n0004_reserve_index\n0005_accounts\n" {
+	if got := pgtest.Query(t, srv.DSN, "SELECT version FROM schema_migrations ORDER BY version"); got != "0001_initial\n0002_leases\n0003_delivered\n0004_reserve_index\n0005_accounts\n0006_lease_generation\n" {
 		t.Errorf("schema_migrations:\n%s", got)
 	}
 	for i, db := range dbs {
@@ -135,7 +135,7 @@ func TestChanges(t *testing.T) {
 	})
 	b.View(t.Context(), func(tx store.Tx) error { _, err := tx.User("u1"); return err })
 	b.Update(t.Context(), func(tx store.Tx) error {
-		_, err := tx.AcquireLease("rec", "b", time.Now(), time.Minute) // renewals are not changes
+		_, err := tx.AcquireLease("rec", "b", time.Minute) // renewals are not changes
 		return err
 	})
 	select {

@@ -25,6 +25,8 @@ import (
 // SQLite write transactions begin IMMEDIATE (see Open), so every write
 // transaction already excludes the others: no row locks are needed.
 var dialect = sqlstore.Dialect{
+	// One process owns the file, so its clock is the database's.
+	Now:      "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
 	IsUnique: func(err error) bool { return strings.Contains(err.Error(), "UNIQUE constraint failed") },
 }
 

@@ -32,6 +32,13 @@ type Dialect struct {
 	// PortalLock is a statement that takes a transaction-scoped lock
 	// standing for the whole portal; empty where not needed.
 	PortalLock string
+	// Share is appended to a SELECT that keeps its rows from being updated
+	// by others until commit ("FOR SHARE"); empty where the whole
+	// transaction is already exclusive.
+	Share string
+	// Now is an SQL expression for the database's current time in Unix
+	// milliseconds: lease times come from it, never from a replica.
+	Now string
 	// IsUnique reports a unique-constraint violation.
 	IsUnique func(error) bool
 }
@@ -686,20 +693,46 @@ func (t *Tx) DeleteExpiredTokens(before time.Time) (int, error) {
 // ---- leases ----
 
 // AcquireLease inserts the lease, or takes it over when it has expired, or
-// extends it when holder has it already; it reports whether holder holds
-// it now. Only the row's own conditional upsert decides, so two replicas
-// racing for it cannot both win.
-func (t *Tx) AcquireLease(name, holder string, now time.Time, ttl time.Duration) (bool, error) {
-	n, err := affected(t.Exec(`INSERT INTO leases (name, holder, expires) VALUES (?, ?, ?)
-		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires = excluded.expires
-		WHERE leases.holder = excluded.holder OR leases.expires <= ?`,
-		name, holder, ms(now.Add(ttl)), ms(now)))
-	return n == 1, err
+// extends it when holder has it already, all by the database's clock; it
+// returns the generation holder holds it in, 0 when it does not. Only the
+// row's own conditional upsert decides, so two replicas racing for it
+// cannot both win. A change of holder (a take-over, or a lease released
+// and taken again) is a new generation.
+func (t *Tx) AcquireLease(name, holder string, ttl time.Duration) (int64, error) {
+	var gen int64
+	err := t.QueryRow(`INSERT INTO leases (name, holder, expires, generation) VALUES (?, ?, `+t.d.Now+` + ?, 1)
+		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires = excluded.expires,
+		generation = CASE WHEN leases.holder = excluded.holder THEN leases.generation ELSE leases.generation + 1 END
+		WHERE leases.holder = excluded.holder OR leases.expires <= `+t.d.Now+`
+		RETURNING generation`, name, holder, durMS(ttl)).Scan(&gen)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return gen, t.wrap(err)
 }
 
-// ReleaseLease gives the lease up when holder has it; it counts as a
-// change, so the other replicas wake up and one of them takes over.
+// ReleaseLease gives the lease up when holder has it: the row stays, with
+// nobody holding it and its generation, so generations never go back. It
+// counts as a change, so the other replicas wake up and one of them takes
+// over.
 func (t *Tx) ReleaseLease(name, holder string) error {
-	_, err := t.write(`DELETE FROM leases WHERE name = ? AND holder = ?`, name, holder)
+	_, err := t.write(`UPDATE leases SET holder = '', expires = 0 WHERE name = ? AND holder = ?`, name, holder)
 	return err
+}
+
+// CheckLease reads the lease with a share lock: a take-over (an update of
+// the row) waits until this transaction ends, and one that came first is
+// seen in the generation.
+func (t *Tx) CheckLease(name, holder string, generation int64) error {
+	var gen int64
+	err := t.QueryRow(`SELECT generation FROM leases WHERE name = ? AND holder = ? `+t.d.Share, name, holder).Scan(&gen)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%w: %s is not held by %s", store.ErrFenced, name, holder)
+	case err != nil:
+		return t.wrap(err)
+	case gen != generation:
+		return fmt.Errorf("%w: %s is in generation %d, not %d", store.ErrFenced, name, gen, generation)
+	}
+	return nil
 }

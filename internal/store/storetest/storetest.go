@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Clients", testClients},
 		{"Tokens", testTokens},
 		{"Leases", testLeases},
+		{"Fencing", testFencing},
 		{"Rollback", testRollback},
 		{"ViewDoesNotWrite", testViewDoesNotWrite},
 		{"Changes", testChanges},
@@ -900,12 +901,15 @@ func testConcurrentTakeToken(t *testing.T, st store.Store) {
 // ---- leases ----
 
 func testLeases(t *testing.T, st store.Store) {
-	acquire := func(name, holder string, now time.Duration, want bool) {
+	// Lease times are the database's: the suite cannot move its clock, so
+	// a lease meant to lapse is taken for no time at all (it has lapsed
+	// by the next transaction), and one meant to run for an hour.
+	acquire := func(name, holder string, ttl time.Duration, want int64) {
 		t.Helper()
 		update(t, st, func(tx store.Tx) error {
-			got, err := tx.AcquireLease(name, holder, at(now), 10*time.Second)
+			got, err := tx.AcquireLease(name, holder, ttl)
 			if err == nil && got != want {
-				t.Errorf("AcquireLease(%s, %s, +%v) = %v, want %v", name, holder, now, got, want)
+				t.Errorf("AcquireLease(%s, %s, %v) = generation %d, want %d", name, holder, ttl, got, want)
 			}
 			return err
 		})
@@ -914,27 +918,94 @@ func testLeases(t *testing.T, st store.Store) {
 		t.Helper()
 		update(t, st, func(tx store.Tx) error { return tx.ReleaseLease(name, holder) })
 	}
-	acquire("rec", "A", 0, true)
-	acquire("rec", "B", time.Second, false)    // held
-	acquire("rec", "A", 5*time.Second, true)   // renewed until +15s
-	acquire("rec", "B", 12*time.Second, false) // would have expired without the renewal
-	acquire("rec", "B", 15*time.Second, true)  // expired: taken over
-	acquire("rec", "A", 16*time.Second, false) // the old holder has lost it
-	release("rec", "A")                        // not the holder: no effect
-	acquire("rec", "A", 17*time.Second, false)
+	acquire("rec", "A", time.Hour, 1)
+	acquire("rec", "B", time.Hour, 0) // held
+	acquire("rec", "A", time.Hour, 1) // renewed: the same tenure
+	acquire("rec", "A", 0, 1)         // renewed for no time: it has lapsed
+	acquire("rec", "B", time.Hour, 2) // taken over: a new generation
+	acquire("rec", "A", time.Hour, 0) // the old holder has lost it
+	release("rec", "A")               // not the holder: no effect
+	acquire("rec", "A", time.Hour, 0)
 	release("rec", "B")
-	acquire("rec", "A", 17*time.Second, true)   // free again
-	acquire("other", "B", 17*time.Second, true) // leases are independent
-	release("never", "A")                       // releasing an unknown lease is fine
+	acquire("rec", "A", time.Hour, 3)   // free again; generations never go back
+	acquire("other", "B", time.Hour, 1) // leases are independent
+	release("never", "A")               // releasing an unknown lease is fine
 	// A lease taken in a transaction that rolls back was never taken.
 	err := st.Update(context.Background(), func(tx store.Tx) error {
-		if ok, err := tx.AcquireLease("gone", "A", base, time.Hour); err != nil || !ok {
-			t.Errorf("AcquireLease = %v, %v", ok, err)
+		if gen, err := tx.AcquireLease("gone", "A", time.Hour); err != nil || gen != 1 {
+			t.Errorf("AcquireLease = %v, %v", gen, err)
 		}
 		return errBoom
 	})
 	wantErr(t, "Update", err, errBoom)
-	acquire("gone", "B", 0, true)
+	acquire("gone", "B", time.Hour, 1)
+}
+
+// testFencing: a write that checks its lease is refused once the lease has
+// changed hands, and nothing of its transaction is kept.
+func testFencing(t *testing.T, st store.Store) {
+	check := func(holder string, gen int64, want error) {
+		t.Helper()
+		update(t, st, func(tx store.Tx) error {
+			wantErr(t, fmt.Sprintf("CheckLease(rec, %s, %d)", holder, gen), tx.CheckLease("rec", holder, gen), want)
+			return nil
+		})
+	}
+	check("A", 0, store.ErrFenced) // no such lease yet
+	var gen int64
+	update(t, st, func(tx store.Tx) (err error) {
+		gen, err = tx.AcquireLease("rec", "A", 0) // lapses at once
+		return err
+	})
+	check("A", gen, nil) // lapsed, but nobody took it over: still A's
+	check("A", gen+1, store.ErrFenced)
+	check("B", gen, store.ErrFenced)
+
+	env := insertEnv(t, st, newEnv("p-w01"))
+	s := newSession(env, "s001", base)
+	insertSessions(t, st, s)
+	// A frozen holder's view of the session, taken before the take-over.
+	stale := s
+	view(t, st, func(tx store.Tx) (err error) { stale, err = tx.Session(s.Name); return err })
+
+	update(t, st, func(tx store.Tx) error {
+		got, err := tx.AcquireLease("rec", "B", time.Hour)
+		if err == nil && got != gen+1 {
+			t.Errorf("take-over: generation %d, want %d", got, gen+1)
+		}
+		return err
+	})
+	check("A", gen, store.ErrFenced)
+	check("B", gen+1, nil)
+
+	// The woken holder records a start as its work would: refused whole.
+	err := st.Update(context.Background(), func(tx store.Tx) error {
+		if err := tx.CheckLease("rec", "A", gen); err != nil {
+			return err
+		}
+		stale.State, stale.Address = store.Running, "stale:1"
+		return tx.UpdateSession(&stale)
+	})
+	wantErr(t, "a stale holder's write", err, store.ErrFenced)
+	// The new holder's write of the same row goes through.
+	update(t, st, func(tx store.Tx) error {
+		if err := tx.CheckLease("rec", "B", gen+1); err != nil {
+			return err
+		}
+		cur, err := tx.Session(s.Name)
+		if err != nil {
+			return err
+		}
+		cur.State, cur.Address = store.Waiting, "current:1"
+		return tx.UpdateSession(&cur)
+	})
+	view(t, st, func(tx store.Tx) error {
+		got, err := tx.Session(s.Name)
+		if err == nil && (got.State != store.Waiting || got.Address != "current:1") {
+			t.Errorf("session after both writes: %s at %q, want WAITING at current:1", got.State, got.Address)
+		}
+		return err
+	})
 }
 
 // ---- transactions ----
@@ -1292,30 +1363,34 @@ func testConcurrentNewUser(t *testing.T, st store.Store) {
 	}
 }
 
-// testConcurrentLeases: of holders racing for a free lease, one wins.
+// testConcurrentLeases: of holders racing for a free lease, one wins, in
+// the next generation.
 func testConcurrentLeases(t *testing.T, st store.Store) {
 	warm(t, st)
 	for round := range 3 {
-		won := make([]bool, workers)
-		now := at(time.Duration(round) * time.Hour) // the previous round's lease has expired
+		won := make([]int64, workers)
 		parallel(workers, func(i int) {
 			err := st.Update(context.Background(), func(tx store.Tx) (err error) {
-				won[i], err = tx.AcquireLease("rec", fmt.Sprintf("h%d", i), now, time.Minute)
+				won[i], err = tx.AcquireLease("rec", fmt.Sprintf("h%d", i), time.Hour)
 				return err
 			})
 			if err != nil {
 				t.Errorf("worker %d: %v", i, err)
 			}
 		})
-		n := 0
-		for _, w := range won {
-			if w {
-				n++
+		var winners []int
+		for i, gen := range won {
+			if gen != 0 {
+				winners = append(winners, i)
+				if want := int64(round + 1); gen != want {
+					t.Errorf("round %d: worker %d won generation %d, want %d", round, i, gen, want)
+				}
 			}
 		}
-		if n != 1 {
-			t.Errorf("round %d: %d holders won the lease, want 1", round, n)
+		if len(winners) != 1 {
+			t.Fatalf("round %d: workers %v won the lease, want one", round, winners)
 		}
+		update(t, st, func(tx store.Tx) error { return tx.ReleaseLease("rec", fmt.Sprintf("h%d", winners[0])) })
 	}
 }
 
@@ -1355,14 +1430,24 @@ func Legacy(t *testing.T, dir string) []string {
 		`INSERT INTO users (username, password_hash, role, created) VALUES ('ALICE', 'h', 'registered', 5)`,
 		`INSERT INTO users (username, role, created) VALUES ('x²', 'anonymous', 6)`,
 		`INSERT INTO users (username, password_hash, role, created) VALUES ('frank@corp.example', 'h', 'registered', 7)`,
+		// A lease held as the upgrade runs, far into the future.
+		`INSERT INTO leases (name, holder, expires) VALUES ('reconciler', 'old-leader', 99999999999999)`,
 	)
 }
 
 // CheckUpgrade checks a store opened on a database that Legacy made: every
 // account is still there and still reachable by its own name, the oldest
 // of names that normalise alike keeps the normalised name, nobody new can
-// take it, and every account has its origin.
+// take it, every account has its origin, and a lease held before the
+// upgrade is held in a generation (0 would tell its holder it is not).
 func CheckUpgrade(t *testing.T, st store.Store) {
+	update(t, st, func(tx store.Tx) error {
+		gen, err := tx.AcquireLease("reconciler", "old-leader", time.Minute)
+		if err == nil && gen != 1 {
+			t.Errorf("the lease held before the upgrade is renewed in generation %d, want 1", gen)
+		}
+		return err
+	})
 	view(t, st, func(tx store.Tx) error {
 		list, err := tx.Users(100)
 		if err != nil {
