@@ -106,9 +106,9 @@ func TestQuickFlood(t *testing.T) {
 // three replicas on a throwaway PostgreSQL under load and faults of each
 // kind but a skewed clock. Any invariant violation fails the run, and so
 // the test. A replica whose clock is off by minutes breaks the invariants
-// by design as long as leases and session times come from each replica's
-// own clock (issue 15, item 2; see CHAOS.md): add "clock" to --faults once
-// they come from the database's.
+// as long as session times come from each replica's own clock (the lease's
+// come from the database's; see CHAOS.md): add "clock" to --faults once
+// they all do.
 func TestQuickChaos(t *testing.T) {
 	if pgtest.BinDir() == "" {
 		t.Skip("PostgreSQL is not installed: apt-get install -y postgresql")
