@@ -90,6 +90,7 @@ type Options struct {
 	Runtime runtime.Runtime // required
 	Clock   *Clock          // default NewClock()
 	Dir     string          // default t.TempDir()
+	Outbox  broker.Outbox   // default none
 }
 
 // Definitions returns a portal with one workshop "lab" (environment
@@ -155,7 +156,7 @@ func Start(t testing.TB, defs *config.Definitions, opts Options) *Portal {
 		t.Fatal(err)
 	}
 	p.Broker = broker.New(broker.Options{Store: db, Runtime: opts.Runtime, Clock: opts.Clock, Events: p.Events,
-		Logger: log, URL: url, Secrets: p.Secrets}, defs)
+		Outbox: opts.Outbox, Logger: log, URL: url, Secrets: p.Secrets}, defs)
 	if _, err := p.Auth.Bootstrap(ctx, defs.Portal); err != nil {
 		t.Fatal(err)
 	}
