@@ -139,24 +139,30 @@ func (s *Sender) nudge() {
 
 // Run delivers due rows until ctx ends: woken when this process commits
 // events, when the earliest pending row is due, and every few seconds for
-// the rows of other replicas.
+// the rows of other replicas. Rows are claimed (a write) only when some
+// are due.
 func (s *Sender) Run(ctx context.Context) {
 	lastSweep := time.Time{}
 	for ctx.Err() == nil {
-		n, err := s.deliverDue(ctx)
-		if err != nil && ctx.Err() == nil {
-			s.log.Warn("webhook deliveries", "err", err)
+		wait, err := s.untilNext(ctx)
+		if err == nil && wait == 0 {
+			var n int
+			n, err = s.deliverDue(ctx)
+			if n > 0 && err == nil {
+				continue // more may be due, retries among them
+			}
+			// Due, yet nothing to claim: another replica is claiming.
+			wait = poll
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("webhook deliveries", "err", err)
+			}
+			wait = poll
 		}
 		if now := s.clock.Now(); now.Sub(lastSweep) > time.Hour {
 			lastSweep = now
 			s.sweep(ctx, now)
-		}
-		if n == batch && err == nil {
-			continue // more may be due
-		}
-		wait := poll
-		if err == nil {
-			wait = s.untilNext(ctx)
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -168,15 +174,18 @@ func (s *Sender) Run(ctx context.Context) {
 	}
 }
 
-func (s *Sender) untilNext(ctx context.Context) time.Duration {
+// untilNext is how long until a pending row is due: 0 when one is, at
+// most poll.
+func (s *Sender) untilNext(ctx context.Context) (time.Duration, error) {
 	var next time.Time
-	if err := s.store.View(ctx, func(tx store.Tx) (err error) {
+	err := s.store.View(ctx, func(tx store.Tx) (err error) {
 		next, err = tx.NextWebhook()
 		return err
-	}); err != nil || next.IsZero() {
-		return poll
+	})
+	if err != nil || next.IsZero() {
+		return poll, err
 	}
-	return min(max(next.Sub(s.clock.Now()), 0), poll)
+	return min(max(next.Sub(s.clock.Now()), 0), poll), nil
 }
 
 // sweep forgets deliveries finished long ago.
