@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/portico-dev/portico/internal/store/postgres/pgtest"
 )
 
 // verifyWebhook checks a delivery as a receiver would, from the Standard
@@ -57,14 +59,61 @@ type hookReceiver struct {
 	secret string
 	refuse int // first attempts of each delivery answered 503
 
-	mu        sync.Mutex
-	down      bool
+	mu   sync.Mutex
+	down bool
+	// hang holds every attempt until its sender goes away.
+	hang      bool
 	attempts  map[string]int
 	acks      map[string]int
 	names     map[string]string // event name by webhook-id
 	sessions  map[string]string // session by webhook-id
 	bodies    map[string]string
 	whileDown map[string]bool // ids first tried while down
+	hung      map[string]bool // ids of attempts held while hanging
+}
+
+func newHookReceiver(t *testing.T, secret string, refuse int) *hookReceiver {
+	return &hookReceiver{t: t, secret: secret, refuse: refuse, attempts: map[string]int{}, acks: map[string]int{},
+		names: map[string]string{}, sessions: map[string]string{}, bodies: map[string]string{},
+		whileDown: map[string]bool{}, hung: map[string]bool{}}
+}
+
+func newWebhookSecret() string {
+	key := make([]byte, 32)
+	rand.Read(key)
+	return "whsec_" + base64.StdEncoding.EncodeToString(key)
+}
+
+// checkOnce fails the test unless every delivery tried was acknowledged
+// exactly once, and no event came under two webhook-ids.
+func (r *hookReceiver) checkOnce(t *testing.T) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id := range r.attempts {
+		if n := r.acks[id]; n != 1 {
+			t.Errorf("%s (%s of %s) acknowledged %d times", id, r.names[id], r.sessions[id], n)
+		}
+	}
+	seen := map[string]string{}
+	for id, body := range r.bodies {
+		if other, ok := seen[body]; ok {
+			t.Errorf("one event under two webhook-ids %s and %s: %s", other, id, body)
+		}
+		seen[body] = id
+	}
+}
+
+// allAcked complains of the first delivery tried and not acknowledged.
+func (r *hookReceiver) allAcked() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id := range r.attempts {
+		if r.acks[id] == 0 {
+			return fmt.Sprintf("%s (%s of %s) not acknowledged", id, r.names[id], r.sessions[id])
+		}
+	}
+	return ""
 }
 
 func (r *hookReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -86,6 +135,13 @@ func (r *hookReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	id := req.Header.Get("webhook-id")
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.hang {
+		r.hung[id] = true
+		r.mu.Unlock()
+		<-req.Context().Done()
+		r.mu.Lock()
+		return
+	}
 	if prev, ok := r.bodies[id]; ok && prev != string(body) {
 		r.t.Errorf("%s changed between attempts:\n%s\n%s", id, prev, body)
 	}
@@ -130,11 +186,8 @@ func (r *hookReceiver) acked(name, session string) bool {
 // signed; events made while it is down (and while the portal stops) are
 // delivered once the portal is back.
 func TestWebhooksDeliveredOnceAcrossRestart(t *testing.T) {
-	key := make([]byte, 32)
-	rand.Read(key)
-	secret := "whsec_" + base64.StdEncoding.EncodeToString(key)
-	rcv := &hookReceiver{t: t, secret: secret, refuse: 2, attempts: map[string]int{}, acks: map[string]int{},
-		names: map[string]string{}, sessions: map[string]string{}, bodies: map[string]string{}, whileDown: map[string]bool{}}
+	secret := newWebhookSecret()
+	rcv := newHookReceiver(t, secret, 2)
 	srv := httptest.NewServer(rcv)
 	defer srv.Close()
 
@@ -187,14 +240,7 @@ func TestWebhooksDeliveredOnceAcrossRestart(t *testing.T) {
 				return e.name + " of " + e.session + " not acknowledged after the restart"
 			}
 		}
-		rcv.mu.Lock()
-		defer rcv.mu.Unlock()
-		for id := range rcv.attempts {
-			if rcv.acks[id] == 0 {
-				return fmt.Sprintf("%s (%s of %s) not acknowledged", id, rcv.names[id], rcv.sessions[id])
-			}
-		}
-		return ""
+		return rcv.allAcked()
 	}); msg != "" {
 		t.Fatalf("%s\n%s", msg, p.output())
 	}
@@ -202,29 +248,97 @@ func TestWebhooksDeliveredOnceAcrossRestart(t *testing.T) {
 	time.Sleep(time.Second)
 	p.stop()
 
+	rcv.checkOnce(t)
 	rcv.mu.Lock()
 	defer rcv.mu.Unlock()
 	if len(rcv.whileDown) == 0 {
 		t.Error("no delivery was tried while the receiver was down")
 	}
-	for id, n := range rcv.acks {
-		if n != 1 {
-			t.Errorf("%s (%s of %s) acknowledged %d times", id, rcv.names[id], rcv.sessions[id], n)
-		}
+	for id := range rcv.acks {
 		if rcv.attempts[id] < 3 {
 			t.Errorf("%s acknowledged after %d attempts: the first two were refused", id, rcv.attempts[id])
 		}
-	}
-	// Exactly once per event: no event delivered under two ids.
-	seen := map[string]string{}
-	for id, body := range rcv.bodies {
-		if other, ok := seen[body]; ok {
-			t.Errorf("one event under two webhook-ids %s and %s: %s", other, id, body)
-		}
-		seen[body] = id
 	}
 	if out := p.output(); strings.Contains(out, "receiver-credential") || !slices.ContainsFunc(strings.Split(out, "\n"),
 		func(l string) bool { return strings.Contains(l, "will retry") }) {
 		t.Errorf("the portal's log shows the webhook's credential, or no retry:\n%s", out)
 	}
+}
+
+// TestWebhooksAcrossReplicas: replicas on one PostgreSQL share the
+// outbox, each delivery made by one of them; what a replica had claimed
+// when it was killed is delivered by another once the claim expires.
+func TestWebhooksAcrossReplicas(t *testing.T) {
+	requireBinary(t)
+	pg := pgtest.Start(t)
+	secret := newWebhookSecret()
+	t.Setenv("PORTICO_WEBHOOK_SECRET", secret) // inherited by the replicas
+	rcv := newHookReceiver(t, secret, 1)
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	ps := startReplicas(t, definitions(entry{Capacity: 12, Reserved: 1}), pg.DSN, 2,
+		"--analytics-webhook", srv.URL, "--webhook-retry", "100ms")
+	a, b := ps[0], ps[1]
+	robotA := a.robot()
+	robotB := b.as(robotA.bearer)
+	var sessions []string
+	for i := range 6 {
+		c := robotA
+		if i%2 == 1 {
+			c = robotB
+		}
+		sessions = append(sessions, c.request(fmt.Sprintf("replica-hook-%d", i), "").Name)
+	}
+	if msg := eventually(startBound, func() string {
+		for _, s := range sessions {
+			if !rcv.acked("Session/Allocated", s) {
+				return "Session/Allocated of " + s + " not acknowledged"
+			}
+		}
+		return rcv.allAcked()
+	}); msg != "" {
+		t.Fatal(msg)
+	}
+
+	// B stops; A claims the next events and hangs on the receiver when it
+	// is killed.
+	b.stop()
+	rcv.mu.Lock()
+	rcv.hang = true
+	rcv.mu.Unlock()
+	late := robotA.request("replica-hook-late", "").Name
+	if msg := eventually(settle, func() string {
+		rcv.mu.Lock()
+		defer rcv.mu.Unlock()
+		if len(rcv.hung) == 0 {
+			return "A holds no delivery"
+		}
+		return ""
+	}); msg != "" {
+		t.Fatal(msg)
+	}
+	a.kill9()
+	rcv.mu.Lock()
+	rcv.hang = false
+	rcv.mu.Unlock()
+	b.restart()
+	// The claim lasts a minute: B takes the rows over after it.
+	if msg := eventually(2*time.Minute+startBound, func() string {
+		if !rcv.acked("Session/Allocated", late) {
+			return "Session/Allocated of " + late + " not acknowledged"
+		}
+		rcv.mu.Lock()
+		for id := range rcv.hung {
+			if rcv.acks[id] == 0 {
+				rcv.mu.Unlock()
+				return id + ", claimed by the killed replica, not acknowledged"
+			}
+		}
+		rcv.mu.Unlock()
+		return rcv.allAcked()
+	}); msg != "" {
+		t.Fatalf("%s\n%s", msg, b.output())
+	}
+	time.Sleep(time.Second)
+	rcv.checkOnce(t)
 }
