@@ -32,8 +32,10 @@ const (
 	// one attempt, so that a live replica never loses its rows, and short
 	// enough that a dead one's rows are soon retried.
 	claimTTL = 4 * attemptTimeout
-	// batch is how many deliveries one replica makes at once.
-	batch = 16
+	// parallel is how many deliveries one replica makes at once; each
+	// starts as soon as one ends, so a slow receiver does not hold up the
+	// others' deliveries.
+	parallel = 16
 	// poll bounds the sleep of the loop: rows other replicas add wake
 	// nobody here.
 	poll = 2 * time.Second
@@ -96,6 +98,9 @@ type Sender struct {
 	// open posts to the operator's URL; guarded to the sessions' URLs.
 	open, guarded *http.Client
 	wake          chan struct{}
+	// busy holds a token per delivery under way.
+	busy     chan struct{}
+	underway sync.WaitGroup
 }
 
 var (
@@ -108,7 +113,8 @@ func New(opts Options) *Sender {
 	s := &Sender{store: opts.Store, portal: opts.Portal, global: opts.URL, secret: opts.Secret,
 		replica: opts.Replica, clock: cmp.Or[broker.Clock](opts.Clock, broker.SystemClock),
 		log: cmp.Or(opts.Log, slog.Default()), maxAge: cmp.Or(opts.MaxAge, DefaultMaxAge),
-		backoff: cmp.Or(opts.Backoff, DefaultBackoff), observe: opts.Observe, wake: make(chan struct{}, 1)}
+		backoff: cmp.Or(opts.Backoff, DefaultBackoff), observe: opts.Observe, wake: make(chan struct{}, 1),
+		busy: make(chan struct{}, parallel)}
 	s.open = client(nil)
 	s.guarded = s.open
 	if !opts.AllowPrivate {
@@ -142,6 +148,8 @@ func (s *Sender) nudge() {
 // the rows of other replicas. Rows are claimed (a write) only when some
 // are due.
 func (s *Sender) Run(ctx context.Context) {
+	// Returns once every claimed row has been recorded or handed back.
+	defer s.underway.Wait()
 	lastSweep := time.Time{}
 	for ctx.Err() == nil {
 		wait, err := s.untilNext(ctx)
@@ -149,9 +157,10 @@ func (s *Sender) Run(ctx context.Context) {
 			var n int
 			n, err = s.deliverDue(ctx)
 			if n > 0 && err == nil {
-				continue // more may be due, retries among them
+				continue // more may be due
 			}
-			// Due, yet nothing to claim: another replica is claiming.
+			// Due, yet nothing claimed: every hand is busy (the one that
+			// ends nudges), or another replica is claiming.
 			wait = poll
 		}
 		if err != nil {
@@ -199,21 +208,29 @@ func (s *Sender) sweep(ctx context.Context, now time.Time) {
 	}
 }
 
-// deliverDue claims the due rows and makes one attempt at each, at once.
+// deliverDue claims as many due rows as there are free hands and starts
+// an attempt at each.
 func (s *Sender) deliverDue(ctx context.Context) (int, error) {
+	free := cap(s.busy) - len(s.busy)
+	if free == 0 {
+		return 0, nil
+	}
 	var due []store.Webhook
 	err := s.store.Update(ctx, func(tx store.Tx) (err error) {
-		due, err = tx.ClaimWebhooks(s.replica, s.clock.Now(), claimTTL, batch)
+		due, err = tx.ClaimWebhooks(s.replica, s.clock.Now(), claimTTL, free)
 		return err
 	})
 	if err != nil {
 		return 0, err
 	}
-	var wg sync.WaitGroup
 	for _, w := range due {
-		wg.Go(func() { s.deliver(ctx, w) })
+		s.busy <- struct{}{}
+		s.underway.Go(func() {
+			defer s.nudge() // a hand is free
+			defer func() { <-s.busy }()
+			s.deliver(ctx, w)
+		})
 	}
-	wg.Wait()
 	return len(due), nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -551,5 +552,40 @@ func TestLoadSecret(t *testing.T) {
 	}
 	if _, err := LoadSecret(ctx, st, box, "hunter2"); err == nil {
 		t.Error("a malformed secret accepted")
+	}
+}
+
+// A receiver that hangs holds up only its own deliveries: another's are
+// made while its attempts still hang.
+func TestSlowReceiverHoldsUpNoOther(t *testing.T) {
+	st := openStore(t)
+	text, sec := testSecret(t)
+	rcv, fast := newReceiver(t, text, 0)
+	var arrived atomic.Int32
+	hanging := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived.Add(1)
+		select {
+		case <-hanging:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(hanging); slow.Close() })
+	s := New(Options{Store: st, Portal: Portal{Name: "p"}, Secret: sec, Log: quiet, AllowPrivate: true})
+	run(t, s)
+	for i := range 3 {
+		e := sessionEvent("Session/Started", i)
+		e.Webhook = slow.URL
+		queue(t, st, s, e)
+	}
+	eventually(t, "the slow receiver's attempts", func() bool { return arrived.Load() == 3 })
+	e := sessionEvent("Session/Started", 99)
+	e.Webhook = fast.URL
+	queue(t, st, s, e)
+	eventually(t, "the fast receiver's delivery", func() bool { return rcv.ackedCount() == 1 })
+	for _, w := range deliveries(t, st) {
+		if w.URL == slow.URL && w.Attempts != 0 {
+			t.Errorf("the fast delivery waited for a slow attempt to end: %+v", w)
+		}
 	}
 }
