@@ -39,7 +39,6 @@ import (
 	"github.com/portico-dev/portico/internal/store/postgres"
 	"github.com/portico-dev/portico/internal/store/sqlite"
 	"github.com/portico-dev/portico/internal/web"
-	"github.com/portico-dev/portico/internal/webhook"
 )
 
 const usage = `Usage:
@@ -89,7 +88,7 @@ func serve(args []string) error {
 	dataDir := fs.String("data-dir", "portico-data", "directory for the database and the session homes")
 	listen := fs.String("listen", "127.0.0.1:8080", "address to serve HTTP on")
 	publicURL := fs.String("url", "", "public URL of the portal (default: http://<listen address>)")
-	analytics := fs.String("analytics-webhook", "", "URL to POST analytics events to")
+	hooks := addWebhookFlags(fs)
 	database := fs.String("database", "", "postgres://... to keep the portal's state in PostgreSQL, shared by replicas (default: $"+envDatabaseURL+", else SQLite in the data directory); without a password in it, pgx reads $PGPASSWORD or the password file ($PGPASSFILE, ~/.pgpass)")
 	secretKeyFile := fs.String("secret-key-file", "", "file with the key that seals sessions' config passwords in the database, the base64 of 32 random bytes (default: $"+envSecretKey+", else <data-dir>/secret.key, made on the first start with SQLite; replicas on one PostgreSQL need the same key)")
 	runtimeName := fs.String("runtime", "local", "session runtime: local (a process tree per session), kubernetes (a namespace and pod per session) or noop (sessions are rows only and do nothing: for measuring the portal alone and load tests)")
@@ -217,12 +216,15 @@ func serve(args []string) error {
 			return err
 		}
 	}
-	events := webhook.New(ctx, webhook.Portal{Name: defs.Portal.Name, UID: broker.PortalUID(defs.Portal.Name),
-		Generation: defs.Portal.Generation, URL: url}, *analytics, log)
 	host, _ := os.Hostname()
 	replica := fmt.Sprintf("%s:%d:%s", host, os.Getpid(), ln.Addr())
-	b := broker.New(broker.Options{Store: db, Runtime: rt, Events: events, Logger: log, URL: url, Sessions: origins,
-		Replica: replica, Secrets: secrets, Observer: stats}, defs)
+	events, hookSecret, err := webhooks(ctx, log, hooks, db, secrets, defs.Portal, url, replica, stats)
+	if err != nil {
+		return err
+	}
+	b := broker.New(broker.Options{Store: db, Runtime: rt, Events: events, Outbox: events, Logger: log, URL: url,
+		Sessions: origins, Replica: replica, Secrets: secrets, WebhookSecret: hookSecret.String(),
+		Observer: stats}, defs)
 	if err := b.SealPasswords(ctx); err != nil {
 		return err
 	}
@@ -248,6 +250,11 @@ func serve(args []string) error {
 		defer close(done)
 		b.Run(ctx)
 	}()
+	delivered := make(chan struct{})
+	go func() {
+		defer close(delivered)
+		events.Run(ctx)
+	}()
 	go reloadOnHangup(ctx, log, hup, b, *configPath)
 
 	mux := http.NewServeMux()
@@ -266,6 +273,8 @@ func serve(args []string) error {
 		return err
 	}
 	<-done
+	// Before the database closes: attempts cut short are handed back.
+	<-delivered
 	if *database == "" {
 		// A single portal ends its sessions when it stops: nobody could
 		// reach them. Replicas on PostgreSQL leave them to the others.
