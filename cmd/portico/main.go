@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"expvar"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -41,46 +40,31 @@ import (
 	"github.com/portico-dev/portico/internal/webhook"
 )
 
-const usage = `Usage:
-  portico serve [--config PATH] [--data-dir DIR] [--listen HOST:PORT] [--url URL] [--database postgres://...]
-                [--secret-key-file FILE] [--runtime local|noop|kubernetes] [--debug-listen HOST:PORT]
-                [--kubeconfig FILE] [--session-image IMAGE] [--ingress-domain DOMAIN]
-
-Without --config, the bundled example portal is served. The database URL may
-come from $PORTICO_DATABASE_URL instead of --database, its password from
-$PGPASSWORD or a password file ($PGPASSFILE, ~/.pgpass); the key that seals
-config passwords from $PORTICO_SECRET_KEY instead of a file.
-`
+// commands are the subcommands of portico, in the order the usage lists them.
+var commands = []command{
+	{name: "serve", summary: "run the portal", run: serve},
+	{name: "version", summary: "print the version of portico and what it was built from", run: versionCommand},
+	// The program inside each session, run by the portal itself.
+	{name: "sessionhost", run: func(args []string, _ io.Writer) error { return sessionhost.Main(args) }},
+}
 
 func main() {
 	args := os.Args
 	// What the debug endpoints show as the command line.
 	os.Args = redactedArgs(args)
-	if len(args) < 2 {
-		fmt.Fprint(os.Stderr, usage)
-		os.Exit(2)
-	}
-	var err error
-	switch args[1] {
-	case "serve":
-		err = serve(args[2:])
-	case "sessionhost":
-		err = sessionhost.Main(args[2:])
-	case "-h", "--help", "help":
-		fmt.Print(usage)
-		return
-	default:
-		fmt.Fprintf(os.Stderr, "portico: unknown command %q\n\n%s", args[1], usage)
-		os.Exit(2)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "portico:", err)
-		os.Exit(1)
-	}
+	os.Exit(runCLI(commands, args[1:], os.Stdout, os.Stderr))
 }
 
-func serve(args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+const serveDoc = `Usage: portico serve [flags]
+
+Runs the portal. Without --config, the bundled example portal is served. The
+database URL may also come from $PORTICO_DATABASE_URL, its password from
+$PGPASSWORD or a password file ($PGPASSFILE, ~/.pgpass); the key that seals
+config passwords from $PORTICO_SECRET_KEY instead of a file.
+`
+
+func serve(args []string, stdout io.Writer) error {
+	fs := newFlags("serve", serveDoc)
 	configPath := fs.String("config", "", "TrainingPortal and Workshop definitions: a YAML file or a directory (default: the bundled example)")
 	dataDir := fs.String("data-dir", "portico-data", "directory for the database and the session homes")
 	listen := fs.String("listen", "127.0.0.1:8080", "address to serve HTTP on")
@@ -96,7 +80,7 @@ func serve(args []string) error {
 	sessionReadOnly := fs.String("session-read-only", "", "comma-separated absolute paths that sandboxed local sessions see read-only, beside /usr, /bin, /lib* and /etc (tools in /opt)")
 	debugListen := fs.String("debug-listen", "", "address to serve net/http/pprof and expvar on, apart from the portal (default: off)")
 	trusted := fs.String("trusted-proxies", "", "comma-separated addresses or CIDR prefixes of the proxies in front of the portal (an ingress controller): their X-Forwarded-For names the client whose attempts are limited (default: none, the header is ignored)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	proxies, err := forwarded.Parse(*trusted)
