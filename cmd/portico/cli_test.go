@@ -137,7 +137,7 @@ func TestServeHelpListsEveryFlag(t *testing.T) {
 	}
 	help := stdout.String()
 	// Two flags the handwritten usage omitted, and the ones of this change.
-	for _, name := range []string{"session-domain", "trusted-proxies", "listen", "url"} {
+	for _, name := range []string{"session-domain", "trusted-proxies", "listen", "url", "strict", "tls-cert", "tls-key", "acme-domain", "acme-email", "acme-directory", "http-redirect-listen"} {
 		if !strings.Contains(help, "--"+name+" ") || !strings.Contains(help, envName(name)) {
 			t.Errorf("serve --help lacks --%s or $%s:\n%s", name, envName(name), help)
 		}

@@ -5,6 +5,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"expvar"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/crypto/acme/autocert"
 	"golang.org/x/term"
 
 	"github.com/portico-dev/portico/examples"
@@ -67,8 +69,16 @@ func serve(args []string, stdout io.Writer) error {
 	fs := newFlags("serve", serveDoc)
 	configPath := fs.String("config", "", "TrainingPortal and Workshop definitions: a YAML file or a directory (default: the bundled example)")
 	dataDir := fs.String("data-dir", "portico-data", "directory for the database and the session homes")
-	listen := fs.String("listen", "127.0.0.1:8080", "address to serve HTTP on")
-	publicURL := fs.String("url", "", "public URL of the portal (default: http://<listen address>)")
+	listen := fs.String("listen", "127.0.0.1:8080", "address to serve on, HTTP or HTTPS (with --tls-cert or --acme-domain); on every address (:8080) the portal's URL names this machine by its address on the default route")
+	publicURL := fs.String("url", "", "public URL of the portal, as people open it (default: from --listen or --acme-domain, logged at start)")
+	strict := fs.Bool("strict", false, "refuse definitions with fields Portico does not use (a misspelled capacty, say) instead of warning about them")
+	var tf tlsFlags
+	fs.StringVar(&tf.certFile, "tls-cert", "", "PEM file of the certificate chain to serve HTTPS with, reloaded when it changes; to serve sessions it must cover *.<session domain> too")
+	fs.StringVar(&tf.keyFile, "tls-key", "", "PEM file of the private key of --tls-cert")
+	fs.StringVar(&tf.acmeDomain, "acme-domain", "", "public DNS name of the portal: serve HTTPS with certificates from an ACME authority (Let's Encrypt) for it and for the origin of each session, <session>.<domain>")
+	fs.StringVar(&tf.acmeEmail, "acme-email", "", "with --acme-domain: contact address of the ACME account, for expiry notices")
+	fs.StringVar(&tf.acmeDirectory, "acme-directory", autocert.DefaultACMEDirectory, "with --acme-domain: directory URL of the ACME authority")
+	fs.StringVar(&tf.redirectListen, "http-redirect-listen", "", "with HTTPS: address to redirect HTTP to HTTPS on, which also answers ACME's HTTP-01 challenges (default: port 80 of the --listen host when that listens on port 443, else none)")
 	analytics := fs.String("analytics-webhook", "", "URL to POST analytics events to")
 	database := fs.String("database", "", "postgres://... to keep the portal's state in PostgreSQL, shared by replicas (default: $"+envDatabaseURL+", else SQLite in the data directory); without a password in it, pgx reads $PGPASSWORD or the password file ($PGPASSFILE, ~/.pgpass)")
 	secretKeyFile := fs.String("secret-key-file", "", "file with the key that seals sessions' config passwords in the database, the base64 of 32 random bytes (default: $"+envSecretKey+", else <data-dir>/secret.key, made on the first start with SQLite; replicas on one PostgreSQL need the same key)")
@@ -81,6 +91,9 @@ func serve(args []string, stdout io.Writer) error {
 	debugListen := fs.String("debug-listen", "", "address to serve net/http/pprof and expvar on, apart from the portal (default: off)")
 	trusted := fs.String("trusted-proxies", "", "comma-separated addresses or CIDR prefixes of the proxies in front of the portal (an ingress controller): their X-Forwarded-For names the client whose attempts are limited (default: none, the header is ignored)")
 	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
+	}
+	if err := tf.check(); err != nil {
 		return err
 	}
 	proxies, err := forwarded.Parse(*trusted)
@@ -110,7 +123,7 @@ func serve(args []string, stdout io.Writer) error {
 		}
 		*configPath = dir
 	}
-	defs, err := load(log, *configPath)
+	defs, err := load(log, *configPath, *strict)
 	if err != nil {
 		return err
 	}
@@ -134,9 +147,21 @@ func serve(args []string, stdout io.Writer) error {
 	}
 	url := *publicURL
 	if url == "" {
-		url = "http://" + ln.Addr().String()
+		scheme := "http"
+		if tf.enabled() {
+			scheme = "https"
+		}
+		url = defaultURL(scheme, ln.Addr().(*net.TCPAddr), tf.acmeDomain, system)
 	}
-	origins, err := sessionorigin.New(url, cmp.Or(*sessionDomain, *ingressDomain))
+	domain := cmp.Or(*sessionDomain, *ingressDomain)
+	if domain == "" {
+		if domain = sslipDomain(url); domain != "" {
+			log.Warn("the portal's URL names it by an address, and session origins need a wildcard DNS name: "+
+				"sessions are served under sslip.io, whose public DNS maps <session>.<domain> to the address; "+
+				"--session-domain or --url name another", "session_domain", domain)
+		}
+	}
+	origins, err := sessionorigin.New(url, domain)
 	if err != nil {
 		return err
 	}
@@ -189,6 +214,12 @@ func serve(args []string, stdout io.Writer) error {
 	replica := fmt.Sprintf("%s:%d:%s", host, os.Getpid(), ln.Addr())
 	b := broker.New(broker.Options{Store: db, Runtime: rt, Events: events, Logger: log, URL: url, Sessions: origins,
 		Replica: replica, Secrets: secrets}, defs)
+	var secure *https
+	if tf.enabled() {
+		if secure, err = newHTTPS(tf, log, *dataDir, origins, b.SessionExists); err != nil {
+			return err
+		}
+	}
 	if err := b.SealPasswords(ctx); err != nil {
 		return err
 	}
@@ -214,11 +245,23 @@ func serve(args []string, stdout io.Writer) error {
 		defer close(done)
 		b.Run(ctx)
 	}()
-	go reloadOnHangup(ctx, log, hup, b, *configPath)
+	go reloadOnHangup(ctx, log, hup, b, *configPath, *strict)
 
 	mux := http.NewServeMux()
 	httpapi.Register(mux, b, authn, broker.SystemClock, log)
-	srv := newServer(proxies.Handler(web.Handler(mux, b, authn, broker.SystemClock, log)), log, readTimeout)
+	handler := proxies.Handler(web.Handler(mux, b, authn, broker.SystemClock, log))
+	if secure != nil {
+		ln = tls.NewListener(ln, secure.config)
+		handler = hsts(handler)
+		redirect, err := redirectToHTTPS(url, origins)
+		if err != nil {
+			return err
+		}
+		if err := serveRedirect(ctx, log, tf.redirectListen, ln.Addr(), secure.challenge(redirect)); err != nil {
+			return err
+		}
+	}
+	srv := newServer(handler, log, readTimeout)
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -281,10 +324,15 @@ func openStore(ctx context.Context, database, dataDir string) (store.Store, erro
 	return sqlite.Open(ctx, filepath.Join(dataDir, "portico.db"))
 }
 
-func load(log *slog.Logger, path string) (*config.Definitions, error) {
+// load reads the definitions at path; strict refuses the fields Portico
+// does not use, of which it warns otherwise.
+func load(log *slog.Logger, path string, strict bool) (*config.Definitions, error) {
 	defs, err := config.Load(path)
 	if err != nil {
 		return nil, err
+	}
+	if strict && len(defs.Unused) > 0 {
+		return nil, fmt.Errorf("--strict: %w", errors.Join(defs.Unused...))
 	}
 	for _, w := range defs.Warnings {
 		log.Warn(w)
@@ -294,13 +342,13 @@ func load(log *slog.Logger, path string) (*config.Definitions, error) {
 
 // reloadOnHangup re-reads the definitions on SIGHUP. A bad definition is
 // rejected and the running one kept.
-func reloadOnHangup(ctx context.Context, log *slog.Logger, hup <-chan os.Signal, b *broker.Broker, path string) {
+func reloadOnHangup(ctx context.Context, log *slog.Logger, hup <-chan os.Signal, b *broker.Broker, path string, strict bool) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-hup:
-			defs, err := load(log, path)
+			defs, err := load(log, path, strict)
 			if err == nil {
 				err = b.Apply(ctx, defs)
 			}
