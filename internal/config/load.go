@@ -76,6 +76,7 @@ type loader struct {
 	workshops     map[string]*Workshop
 	warnings      []string
 	unused        []error
+	misspelled    []error // the unused fields that are a slip away from a known one
 	errs          []error
 	unreadable    bool // some file could not be parsed, so what it held is unknown
 }
@@ -175,7 +176,11 @@ func (l *loader) collect(d *decoder, kind, name string) {
 				reason += fmt.Sprintf("; did you mean %s?", f.suggestion)
 				field += fmt.Sprintf(" (did you mean %s?)", f.suggestion)
 			}
-			l.unused = append(l.unused, &FieldError{File: d.file, Line: f.line, Path: f.path, Reason: reason})
+			e := &FieldError{File: d.file, Line: f.line, Path: f.path, Reason: reason}
+			l.unused = append(l.unused, e)
+			if f.suggestion != "" {
+				l.misspelled = append(l.misspelled, e)
+			}
 			if !slices.Contains(fields, field) {
 				fields = append(fields, field)
 			}
@@ -203,8 +208,10 @@ func (l *loader) definitions(path string) (*Definitions, error) {
 			}
 		}
 	}
-	if err := errors.Join(l.errs...); err != nil {
-		return nil, err
+	if len(l.errs) > 0 {
+		// A misspelled field is often the cause of the errors (capacty
+		// leaves the capacity 0, below the reserve): name it with them.
+		return nil, errors.Join(append(l.errs, l.misspelled...)...)
 	}
 	return &Definitions{Portal: *l.portal, Workshops: l.workshops, Warnings: l.warnings, Unused: l.unused}, nil
 }

@@ -574,6 +574,14 @@ func TestMisspelledFieldSuggestsTheField(t *testing.T) {
 	if !reflect.DeepEqual(got, wantUnused) {
 		t.Errorf("unused:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(wantUnused, "\n"))
 	}
+	// When the misspelling makes the definition invalid, the error names
+	// it too: capacty leaves the capacity 0, below the reserve.
+	_, err = loadString(t, portalDoc("workshops:\n- {name: lab-a, capacty: 3, reserved: 2, namespace: x}\n"))
+	if err == nil || !strings.Contains(err.Error(), "reserved: 2 is more than the capacity, 0") ||
+		!strings.Contains(err.Error(), "spec.workshops[0].capacty: not a field Portico uses; did you mean capacity?") ||
+		strings.Contains(err.Error(), "namespace") {
+		t.Errorf("error %v, want the reserve and the misspelling named, and no other unused field", err)
+	}
 	if clean, err := loadString(t, portalDoc("workshops:\n- {name: lab-a, capacity: 3}\n")); err != nil || len(clean.Unused) != 0 {
 		t.Errorf("known fields: unused %v, err %v", clean.Unused, err)
 	}
