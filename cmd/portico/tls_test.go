@@ -15,6 +15,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -209,4 +210,41 @@ func TestHSTS(t *testing.T) {
 	if got := w.Header().Get("Strict-Transport-Security"); got != "max-age=31536000" {
 		t.Errorf("Strict-Transport-Security = %q", got)
 	}
+}
+
+// The redirect answers any Host and path a client sends, and sends it only
+// to the portal or a session's origin: never elsewhere (an open redirect).
+func FuzzRedirectToHTTPS(f *testing.F) {
+	origins, err := sessionorigin.New("https://portal.example.org", "")
+	if err != nil {
+		f.Fatal(err)
+	}
+	h, err := redirectToHTTPS("https://portal.example.org", origins)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range [][2]string{{"portal.example.org", "/"}, {"s1.portal.example.org:80", "/x?y"}, {"evil.example", "//evil.example/"},
+		{"portal.example.org", "//evil.example/%2e%2e"}, {"a.b.portal.example.org", "/"}} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, host, path string) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Host = host
+		r.URL.Path, r.URL.RawPath = path, ""
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		switch w.Code {
+		case http.StatusNotFound:
+		case http.StatusPermanentRedirect:
+			loc, err := url.Parse(w.Header().Get("Location"))
+			if err != nil {
+				t.Fatalf("Location %q: %v", w.Header().Get("Location"), err)
+			}
+			if _, ok := origins.Session(loc.Host); loc.Scheme != "https" || loc.Host != "portal.example.org" && !ok {
+				t.Fatalf("Host %q, path %q redirected to %s", host, path, loc)
+			}
+		default:
+			t.Fatalf("Host %q, path %q: %d", host, path, w.Code)
+		}
+	})
 }
