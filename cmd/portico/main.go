@@ -253,7 +253,7 @@ func serve(args []string, stdout io.Writer) error {
 	if secure != nil {
 		ln = tls.NewListener(ln, secure.config)
 		handler = hsts(handler)
-		redirect, err := redirectToHTTPS(url, origins)
+		redirect, err := redirectToHTTPS(url, origins, log)
 		if err != nil {
 			return err
 		}

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +17,7 @@ import (
 	"golang.org/x/crypto/acme"
 	"golang.org/x/crypto/acme/autocert"
 
+	"github.com/portico-dev/portico/internal/httpapi"
 	"github.com/portico-dev/portico/internal/sessionorigin"
 )
 
@@ -179,7 +178,7 @@ func hsts(h http.Handler) http.Handler {
 // redirectToHTTPS sends requests for the portal's host and for sessions'
 // origins to the same place on HTTPS. Other host names are refused: the
 // portal answers for its own names only.
-func redirectToHTTPS(portalURL string, origins sessionorigin.Origins) (http.Handler, error) {
+func redirectToHTTPS(portalURL string, origins sessionorigin.Origins, log *slog.Logger) (http.Handler, error) {
 	u, err := parseHTTPURL(portalURL)
 	if err != nil {
 		return nil, err
@@ -195,21 +194,13 @@ func redirectToHTTPS(portalURL string, origins sessionorigin.Origins) (http.Hand
 		} else if name, ok := origins.Session(host); ok {
 			target = origins.URL(name)
 		} else {
-			writeJSONError(w, http.StatusNotFound, "this portal serves no host "+fmt.Sprintf("%q", r.Host))
+			httpapi.WriteError(w, r, log, httpapi.Errorf(http.StatusNotFound, "this portal serves no host %q", r.Host))
 			return
 		}
 		// 308 keeps the method and body, where 301 lets a client change
 		// POST into GET.
 		http.Redirect(w, r, target+r.URL.RequestURI(), http.StatusPermanentRedirect)
 	}), nil
-}
-
-func writeJSONError(w http.ResponseWriter, status int, msg string) {
-	var b bytes.Buffer
-	json.NewEncoder(&b).Encode(map[string]string{"error": msg})
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(b.Bytes())
 }
 
 // serveRedirect serves h (redirectToHTTPS, and ACME's HTTP-01 challenges)

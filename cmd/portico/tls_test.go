@@ -177,7 +177,7 @@ func TestRedirectToHTTPS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := redirectToHTTPS("https://portal.example.org:8443", origins)
+	h, err := redirectToHTTPS("https://portal.example.org:8443", origins, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func FuzzRedirectToHTTPS(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	h, err := redirectToHTTPS("https://portal.example.org", origins)
+	h, err := redirectToHTTPS("https://portal.example.org", origins, slog.New(slog.DiscardHandler))
 	if err != nil {
 		f.Fatal(err)
 	}
