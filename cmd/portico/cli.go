@@ -94,7 +94,7 @@ func printUsage(w io.Writer, commands []command) {
 	fmt.Fprint(w, "Usage: portico COMMAND [flags]\n\nCommands:\n")
 	for _, c := range commands {
 		if c.summary != "" {
-			fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+			fmt.Fprintf(w, "  %-13s %s\n", c.name, c.summary)
 		}
 	}
 	fmt.Fprint(w, "\nRun 'portico help COMMAND' for the flags of a command; 'portico --version' for the build.\n")
