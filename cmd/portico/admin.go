@@ -80,7 +80,14 @@ var adminCommands = map[string]adminCommand{
 	"token":                {0, printToken},
 }
 
+// adminRunner is the command of the portico CLI that runs noun's admin
+// commands.
+func adminRunner(noun string) func(args []string, stdout io.Writer) error {
+	return func(args []string, stdout io.Writer) error { return admin(stdout, noun, args) }
+}
+
 // admin runs `portico <noun> [verb] ...` and writes its answer to stdout.
+// Mistakes in the command line are usageErrors.
 func admin(stdout io.Writer, noun string, args []string) error {
 	name := noun
 	if noun != "token" {
@@ -89,13 +96,13 @@ func admin(stdout io.Writer, noun string, args []string) error {
 				fmt.Fprint(stdout, adminUsage)
 				return nil
 			}
-			return fmt.Errorf("%s needs a command\n\n%s", noun, adminUsage)
+			return usageError{fmt.Errorf("%s needs a command\n\n%s", noun, adminUsage)}
 		}
 		name, args = noun+" "+args[0], args[1:]
 	}
 	cmd, ok := adminCommands[name]
 	if !ok {
-		return fmt.Errorf("unknown command %q\n\n%s", name, adminUsage)
+		return usageError{fmt.Errorf("unknown command %q\n\n%s", name, adminUsage)}
 	}
 
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
@@ -115,16 +122,16 @@ func admin(stdout io.Writer, noun string, args []string) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %v", name, err)
+		return usageError{fmt.Errorf("%s: %v", name, err)}
 	}
 	if *format != "table" && *format != "json" {
-		return fmt.Errorf("%s: -o %q: want table or json", name, *format)
+		return usageError{fmt.Errorf("%s: -o %q: want table or json", name, *format)}
 	}
 	if len(positional) != cmd.args {
-		return fmt.Errorf("%s takes %d argument(s), not %d\n\n%s", name, cmd.args, len(positional), adminUsage)
+		return usageError{fmt.Errorf("%s takes %d argument(s), not %d\n\n%s", name, cmd.args, len(positional), adminUsage)}
 	}
 	if *search != "" && name != "sessions ls" && name != "users ls" {
-		return fmt.Errorf("%s: --search is for sessions ls and users ls", name)
+		return usageError{fmt.Errorf("%s: --search is for sessions ls and users ls", name)}
 	}
 	cfg, err := resolveClientConfig(flags, *configFile)
 	if err != nil {

@@ -35,3 +35,18 @@ current-context: x
 		}
 	}
 }
+
+// The session image the portal runs by default is the one deploy/ tags
+// for the same release: the Helm chart's appVersion.
+func TestDefaultSessionImageIsThisRelease(t *testing.T) {
+	chart, err := os.ReadFile(filepath.Join("..", "..", "deploy", "helm", "portico", "Chart.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `appVersion: "` + release + `"`; !strings.Contains(string(chart), want) {
+		t.Errorf("Chart.yaml has no %s", want)
+	}
+	if strings.HasSuffix(defaultSessionImage, ":latest") || !strings.HasSuffix(defaultSessionImage, ":"+release) {
+		t.Errorf("default session image %s, want the tag %s", defaultSessionImage, release)
+	}
+}

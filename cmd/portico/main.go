@@ -5,9 +5,9 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"expvar"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/crypto/acme/autocert"
 	"golang.org/x/term"
 
 	"github.com/portico-dev/portico/examples"
@@ -39,57 +40,51 @@ import (
 	"github.com/portico-dev/portico/internal/store/postgres"
 	"github.com/portico-dev/portico/internal/store/sqlite"
 	"github.com/portico-dev/portico/internal/web"
-	"github.com/portico-dev/portico/internal/webhook"
 )
 
-const usage = `Usage:
-  portico serve [--config PATH] [--data-dir DIR] [--listen HOST:PORT] [--url URL] [--database postgres://...]
-                [--secret-key-file FILE] [--runtime local|noop|kubernetes] [--debug-listen HOST:PORT]
-                [--kubeconfig FILE] [--session-image IMAGE] [--ingress-domain DOMAIN]
-                [--metrics-listen HOST:PORT] [--log-format text|json] [--log-level debug|info|warn|error]
-
-Without --config, the bundled example portal is served. The database URL may
-come from $PORTICO_DATABASE_URL instead of --database, its password from
-$PGPASSWORD or a password file ($PGPASSFILE, ~/.pgpass); the key that seals
-config passwords from $PORTICO_SECRET_KEY instead of a file.
-`
+// commands are the subcommands of portico, in the order the usage lists them.
+var commands = []command{
+	{name: "serve", summary: "run the portal", run: serve},
+	{name: "version", summary: "print the version of portico and what it was built from", run: versionCommand},
+	// The admin CLI: a client of a running portal's API.
+	{name: "sessions", summary: "list, show, extend or terminate sessions of a portal", run: adminRunner("sessions")},
+	{name: "environments", summary: "list or refresh the workshop environments of a portal", run: adminRunner("environments")},
+	{name: "users", summary: "list the users of a portal", run: adminRunner("users")},
+	{name: "token", summary: "print an access token for a portal's API", run: adminRunner("token")},
+	// The program inside each session, run by the portal itself.
+	{name: "sessionhost", run: func(args []string, _ io.Writer) error { return sessionhost.Main(args) }},
+}
 
 func main() {
 	args := os.Args
 	// What the debug endpoints show as the command line.
 	os.Args = redactedArgs(args)
-	if len(args) < 2 {
-		fmt.Fprint(os.Stderr, usage)
-		os.Exit(2)
-	}
-	var err error
-	switch args[1] {
-	case "serve":
-		err = serve(args[2:])
-	case "sessionhost":
-		err = sessionhost.Main(args[2:])
-	case "sessions", "environments", "users", "token":
-		err = admin(os.Stdout, args[1], args[2:])
-	case "-h", "--help", "help":
-		fmt.Print(usage)
-		return
-	default:
-		fmt.Fprintf(os.Stderr, "portico: unknown command %q\n\n%s", args[1], usage)
-		os.Exit(2)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "portico:", err)
-		os.Exit(1)
-	}
+	os.Exit(runCLI(commands, args[1:], os.Stdout, os.Stderr))
 }
 
-func serve(args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+const serveDoc = `Usage: portico serve [flags]
+
+Runs the portal. Without --config, the bundled example portal is served. The
+database URL may also come from $PORTICO_DATABASE_URL, its password from
+$PGPASSWORD or a password file ($PGPASSFILE, ~/.pgpass); the key that seals
+config passwords from $PORTICO_SECRET_KEY instead of a file.
+`
+
+func serve(args []string, stdout io.Writer) error {
+	fs := newFlags("serve", serveDoc)
 	configPath := fs.String("config", "", "TrainingPortal and Workshop definitions: a YAML file or a directory (default: the bundled example)")
 	dataDir := fs.String("data-dir", "portico-data", "directory for the database and the session homes")
-	listen := fs.String("listen", "127.0.0.1:8080", "address to serve HTTP on")
-	publicURL := fs.String("url", "", "public URL of the portal (default: http://<listen address>)")
-	analytics := fs.String("analytics-webhook", "", "URL to POST analytics events to")
+	listen := fs.String("listen", "127.0.0.1:8080", "address to serve on, HTTP or HTTPS (with --tls-cert or --acme-domain); on every address (:8080) the portal's URL names this machine by its address on the default route")
+	publicURL := fs.String("url", "", "public URL of the portal, as people open it (default: from --listen or --acme-domain, logged at start)")
+	strict := fs.Bool("strict", false, "refuse definitions with fields Portico does not use (a misspelled capacty, say) instead of warning about them")
+	var tf tlsFlags
+	fs.StringVar(&tf.certFile, "tls-cert", "", "PEM file of the certificate chain to serve HTTPS with, reloaded when it changes; to serve sessions it must cover *.<session domain> too")
+	fs.StringVar(&tf.keyFile, "tls-key", "", "PEM file of the private key of --tls-cert")
+	fs.StringVar(&tf.acmeDomain, "acme-domain", "", "public DNS name of the portal: serve HTTPS with certificates from an ACME authority (Let's Encrypt) for it and for the origin of each session, <session>.<domain>")
+	fs.StringVar(&tf.acmeEmail, "acme-email", "", "with --acme-domain: contact address of the ACME account, for expiry notices")
+	fs.StringVar(&tf.acmeDirectory, "acme-directory", autocert.DefaultACMEDirectory, "with --acme-domain: directory URL of the ACME authority")
+	fs.StringVar(&tf.redirectListen, "http-redirect-listen", "", "with HTTPS: address to redirect HTTP to HTTPS on, which also answers ACME's HTTP-01 challenges (default: port 80 of the --listen host when that listens on port 443, else none)")
+	hooks := addWebhookFlags(fs)
 	database := fs.String("database", "", "postgres://... to keep the portal's state in PostgreSQL, shared by replicas (default: $"+envDatabaseURL+", else SQLite in the data directory); without a password in it, pgx reads $PGPASSWORD or the password file ($PGPASSFILE, ~/.pgpass)")
 	secretKeyFile := fs.String("secret-key-file", "", "file with the key that seals sessions' config passwords in the database, the base64 of 32 random bytes (default: $"+envSecretKey+", else <data-dir>/secret.key, made on the first start with SQLite; replicas on one PostgreSQL need the same key)")
 	runtimeName := fs.String("runtime", "local", "session runtime: local (a process tree per session), kubernetes (a namespace and pod per session) or noop (sessions are rows only and do nothing: for measuring the portal alone and load tests)")
@@ -103,7 +98,10 @@ func serve(args []string) error {
 	logFormat := fs.String("log-format", "text", "log format on stderr: text or json")
 	logLevel := fs.String("log-level", "info", "least severe level logged: debug, info, warn or error")
 	trusted := fs.String("trusted-proxies", "", "comma-separated addresses or CIDR prefixes of the proxies in front of the portal (an ingress controller): their X-Forwarded-For names the client whose attempts are limited (default: none, the header is ignored)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
+	}
+	if err := tf.check(); err != nil {
 		return err
 	}
 	proxies, err := forwarded.Parse(*trusted)
@@ -141,7 +139,7 @@ func serve(args []string) error {
 		}
 		*configPath = dir
 	}
-	defs, err := load(log, *configPath)
+	defs, err := load(log, *configPath, *strict)
 	if err != nil {
 		return err
 	}
@@ -168,9 +166,21 @@ func serve(args []string) error {
 	}
 	url := *publicURL
 	if url == "" {
-		url = "http://" + ln.Addr().String()
+		scheme := "http"
+		if tf.enabled() {
+			scheme = "https"
+		}
+		url = defaultURL(scheme, ln.Addr().(*net.TCPAddr), tf.acmeDomain, system)
 	}
-	origins, err := sessionorigin.New(url, cmp.Or(*sessionDomain, *ingressDomain))
+	domain := cmp.Or(*sessionDomain, *ingressDomain)
+	if domain == "" {
+		if domain = sslipDomain(url); domain != "" {
+			log.Warn("the portal's URL names it by an address, and session origins need a wildcard DNS name: "+
+				"sessions are served under sslip.io, whose public DNS maps <session>.<domain> to the address; "+
+				"--session-domain or --url name another", "session_domain", domain)
+		}
+	}
+	origins, err := sessionorigin.New(url, domain)
 	if err != nil {
 		return err
 	}
@@ -222,16 +232,25 @@ func serve(args []string) error {
 			return err
 		}
 	}
-	events := webhook.New(ctx, webhook.Portal{Name: defs.Portal.Name, UID: broker.PortalUID(defs.Portal.Name),
-		Generation: defs.Portal.Generation, URL: url}, *analytics, log)
 	host, _ := os.Hostname()
 	replica := fmt.Sprintf("%s:%d:%s", host, os.Getpid(), ln.Addr())
+	events, hookSecret, err := webhooks(ctx, log, hooks, db, secrets, defs.Portal, url, replica, stats)
+	if err != nil {
+		return err
+	}
 	clock, err := brokerClock(log)
 	if err != nil {
 		return err
 	}
-	b := broker.New(broker.Options{Store: db, Runtime: rt, Events: events, Logger: log, URL: url, Sessions: origins,
-		Replica: replica, Secrets: secrets, Observer: stats, Clock: clock}, defs)
+	b := broker.New(broker.Options{Store: db, Runtime: rt, Events: events, Outbox: events, Logger: log, URL: url,
+		Sessions: origins, Replica: replica, Secrets: secrets, WebhookSecret: hookSecret.String(),
+		Observer: stats, Clock: clock}, defs)
+	var secure *https
+	if tf.enabled() {
+		if secure, err = newHTTPS(tf, log, *dataDir, origins, b.SessionExists); err != nil {
+			return err
+		}
+	}
 	if err := b.SealPasswords(ctx); err != nil {
 		return err
 	}
@@ -257,13 +276,30 @@ func serve(args []string) error {
 		defer close(done)
 		b.Run(ctx)
 	}()
-	go reloadOnHangup(ctx, log, hup, b, *configPath)
+	delivered := make(chan struct{})
+	go func() {
+		defer close(delivered)
+		events.Run(ctx)
+	}()
+	go reloadOnHangup(ctx, log, hup, b, *configPath, *strict)
 
 	mux := http.NewServeMux()
 	httpapi.Register(mux, b, authn, broker.SystemClock, log)
 	httpapi.RegisterHealth(mux, log, readiness(db, rt)...)
 	mux.Handle("GET /metrics", httpapi.MetricsHandler(authn, log, stats.Handler()))
-	srv := newServer(proxies.Handler(httpapi.Observe(web.Handler(mux, b, authn, broker.SystemClock, log), log, stats)), log, readTimeout)
+	handler := proxies.Handler(httpapi.Observe(web.Handler(mux, b, authn, broker.SystemClock, log), log, stats))
+	if secure != nil {
+		ln = tls.NewListener(ln, secure.config)
+		handler = hsts(handler)
+		redirect, err := redirectToHTTPS(url, origins, log)
+		if err != nil {
+			return err
+		}
+		if err := serveRedirect(ctx, log, tf.redirectListen, ln.Addr(), secure.challenge(redirect)); err != nil {
+			return err
+		}
+	}
+	srv := newServer(handler, log, readTimeout)
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -275,6 +311,8 @@ func serve(args []string) error {
 		return err
 	}
 	<-done
+	// Before the database closes: attempts cut short are handed back.
+	<-delivered
 	if *database == "" {
 		// A single portal ends its sessions when it stops: nobody could
 		// reach them. Replicas on PostgreSQL leave them to the others.
@@ -326,10 +364,15 @@ func openStore(ctx context.Context, database, dataDir string) (store.Store, erro
 	return sqlite.Open(ctx, filepath.Join(dataDir, "portico.db"))
 }
 
-func load(log *slog.Logger, path string) (*config.Definitions, error) {
+// load reads the definitions at path; strict refuses the fields Portico
+// does not use, of which it warns otherwise.
+func load(log *slog.Logger, path string, strict bool) (*config.Definitions, error) {
 	defs, err := config.Load(path)
 	if err != nil {
 		return nil, err
+	}
+	if strict && len(defs.Unused) > 0 {
+		return nil, fmt.Errorf("--strict: %w", errors.Join(defs.Unused...))
 	}
 	for _, w := range defs.Warnings {
 		log.Warn(w)
@@ -339,13 +382,13 @@ func load(log *slog.Logger, path string) (*config.Definitions, error) {
 
 // reloadOnHangup re-reads the definitions on SIGHUP. A bad definition is
 // rejected and the running one kept.
-func reloadOnHangup(ctx context.Context, log *slog.Logger, hup <-chan os.Signal, b *broker.Broker, path string) {
+func reloadOnHangup(ctx context.Context, log *slog.Logger, hup <-chan os.Signal, b *broker.Broker, path string, strict bool) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-hup:
-			defs, err := load(log, path)
+			defs, err := load(log, path, strict)
 			if err == nil {
 				err = b.Apply(ctx, defs)
 			}

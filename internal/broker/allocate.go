@@ -272,6 +272,9 @@ func (b *Broker) retrieve(tx store.Tx, env *store.Environment, user store.User, 
 	} else {
 		err = tx.UpdateSession(&s)
 	}
+	// Educates says Pending or Started; Portico's own event says that the
+	// session has an owner now, however it was handed out.
+	record(b.sessionEvent("Session/Allocated", s, *env, nil))
 	if c.rest {
 		record(b.sessionEvent("Session/Pending", s, *env, nil))
 	} else {

@@ -39,7 +39,10 @@ type Options struct {
 	Runtime runtime.Runtime
 	Clock   Clock
 	Events  Events
-	Logger  *slog.Logger
+	// Outbox keeps events in the transactions that cause them (none kept
+	// when nil).
+	Outbox Outbox
+	Logger *slog.Logger
 	// URL is the public base URL of the portal, without a trailing slash.
 	URL string
 	// Sessions are the origins the sessions are served from (default:
@@ -48,6 +51,9 @@ type Options struct {
 	// Replica names this process among the portal's replicas; random when
 	// empty.
 	Replica string
+	// WebhookSecret is the secret webhook deliveries are signed with,
+	// shown to staff so they can set up receivers.
+	WebhookSecret string
 	// Secrets seals the config passwords of sessions in the database;
 	// replicas of one database must share its key. Required.
 	Secrets *secret.Box
@@ -93,12 +99,15 @@ type Broker struct {
 	runtime  runtime.Runtime
 	clock    Clock
 	events   Events
+	outbox   Outbox
 	log      *slog.Logger
 	url      string
 	sessions sessionorigin.Origins
 	replica  string
 	secrets  *secret.Box
 	observe  Observer
+	// hookSecret is Options.WebhookSecret.
+	hookSecret string
 
 	defs atomic.Pointer[config.Definitions]
 	// wake nudges the reconciler after a change it must act on.
@@ -110,17 +119,19 @@ type Broker struct {
 // line with the definitions, and Run to start the reconciler.
 func New(opts Options, defs *config.Definitions) *Broker {
 	b := &Broker{
-		store:    opts.Store,
-		runtime:  opts.Runtime,
-		clock:    opts.Clock,
-		events:   opts.Events,
-		log:      opts.Logger,
-		url:      opts.URL,
-		sessions: opts.Sessions,
-		replica:  cmp.Or(opts.Replica, secret.Alnum(12)),
-		secrets:  opts.Secrets,
-		observe:  opts.Observer,
-		wake:     make(chan struct{}, 1),
+		store:      opts.Store,
+		runtime:    opts.Runtime,
+		clock:      opts.Clock,
+		events:     opts.Events,
+		outbox:     opts.Outbox,
+		log:        opts.Logger,
+		url:        opts.URL,
+		sessions:   opts.Sessions,
+		replica:    cmp.Or(opts.Replica, secret.Alnum(12)),
+		secrets:    opts.Secrets,
+		hookSecret: opts.WebhookSecret,
+		observe:    opts.Observer,
+		wake:       make(chan struct{}, 1),
 	}
 	if b.sessions == (sessionorigin.Origins{}) {
 		b.sessions, _ = sessionorigin.New(opts.URL, "")
@@ -167,14 +178,17 @@ func (b *Broker) notify() {
 	}
 }
 
-// update runs fn in a write transaction. Events fn records are emitted
-// only once the transaction has committed, and the reconciler is woken,
-// since most writes leave it work.
+// update runs fn in a write transaction. Events fn records go to the
+// outbox in that transaction and are emitted only once it has committed,
+// and the reconciler is woken, since most writes leave it work.
 func (b *Broker) update(ctx context.Context, fn func(tx store.Tx, record func(Event)) error) error {
 	var events []Event
 	err := b.store.Update(ctx, func(tx store.Tx) error {
 		events = events[:0] // the store may run fn again
-		return fn(tx, func(e Event) { events = append(events, e) })
+		if err := fn(tx, func(e Event) { events = append(events, e) }); err != nil {
+			return err
+		}
+		return b.keep(tx, events)
 	})
 	if err != nil {
 		return err

@@ -423,7 +423,10 @@ func (b *Broker) updateQuiet(ctx context.Context, fn func(tx store.Tx, record fu
 		events = events[:0]
 		var err error
 		changed, err = fn(tx, func(e Event) { events = append(events, e) })
-		return err
+		if err != nil {
+			return err
+		}
+		return b.keep(tx, events)
 	})
 	if err != nil {
 		return err

@@ -207,8 +207,7 @@ func (b *Broker) Event(ctx context.Context, caller store.User, name, event strin
 	if v.Session.Owner == 0 {
 		return errorf(Invalid, "Session was never allocated")
 	}
-	b.events.Emit(b.sessionEvent(event, v.Session, *v.Environment, data))
-	return nil
+	return b.emit(ctx, b.sessionEvent(event, v.Session, *v.Environment, data))
 }
 
 // ErrEnded is returned by Activate for a session that has ended; the

@@ -59,7 +59,7 @@ const decodeBudget = 1_000_000
 type decoder struct {
 	file    string
 	lines   map[string]int // field path → line, for checks made after decoding
-	unknown []string       // paths of keys the schema does not know, list indexes removed
+	unknown []unknownField // keys the schema does not know
 	errs    []error
 	active  map[*yaml.Node]bool // anchors being expanded, to refuse cycles
 	budget  int
@@ -300,9 +300,56 @@ func (d *decoder) mapping(n *yaml.Node, path string, v reflect.Value) {
 		case known:
 			d.decode(p.value, at, v.FieldByIndex(index))
 		case !open:
-			d.unknown = append(d.unknown, genericPath(at))
+			d.unknown = append(d.unknown, unknownField{path: at, line: p.line, suggestion: closest(p.key, fields)})
 		}
 	}
+}
+
+// unknownField is a key that a schema struct does not name.
+type unknownField struct {
+	path       string
+	line       int
+	suggestion string // a key of the struct it may be a misspelling of, or ""
+}
+
+// closest returns the key of fields that key is most likely a misspelling
+// of: one or two typing slips away (a letter missing, extra, wrong or two
+// swapped), and a small part of key; "" when none is.
+func closest(key string, fields map[string][]int) string {
+	best, bestDist := "", 3
+	for f := range fields {
+		d := editDistance(strings.ToLower(key), strings.ToLower(f))
+		if d < bestDist && d*3 <= len(key) || d == bestDist && d*3 <= len(key) && f < best {
+			best, bestDist = f, d
+		}
+	}
+	return best
+}
+
+// editDistance counts the insertions, deletions, substitutions and swaps of
+// adjacent letters that turn a into b (optimal string alignment).
+func editDistance(a, b string) int {
+	x, y := []rune(a), []rune(b)
+	// Three rows of the table: i-2, i-1 and i.
+	prev2, prev, cur := make([]int, len(y)+1), make([]int, len(y)+1), make([]int, len(y)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(x); i++ {
+		cur[0] = i
+		for j := 1; j <= len(y); j++ {
+			cost := 1
+			if x[i-1] == y[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && x[i-1] == y[j-2] && x[i-2] == y[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(y)]
 }
 
 // pair is one key and value of a mapping, after merge keys are applied.

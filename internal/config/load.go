@@ -75,6 +75,8 @@ type loader struct {
 	portalDecoder *decoder // its field lines serve the checks made at the end
 	workshops     map[string]*Workshop
 	warnings      []string
+	unused        []error
+	misspelled    []error // the unused fields that are a slip away from a known one
 	errs          []error
 	unreadable    bool // some file could not be parsed, so what it held is unknown
 }
@@ -168,8 +170,19 @@ func (l *loader) collect(d *decoder, kind, name string) {
 	if len(d.unknown) > 0 {
 		var fields []string
 		for _, f := range d.unknown {
-			if !slices.Contains(fields, f) {
-				fields = append(fields, f)
+			reason := "not a field Portico uses"
+			field := genericPath(f.path)
+			if f.suggestion != "" {
+				reason += fmt.Sprintf("; did you mean %s?", f.suggestion)
+				field += fmt.Sprintf(" (did you mean %s?)", f.suggestion)
+			}
+			e := &FieldError{File: d.file, Line: f.line, Path: f.path, Reason: reason}
+			l.unused = append(l.unused, e)
+			if f.suggestion != "" {
+				l.misspelled = append(l.misspelled, e)
+			}
+			if !slices.Contains(fields, field) {
+				fields = append(fields, field)
 			}
 		}
 		l.warn("%s: %s %s: fields not used by Portico: %s", d.file, kind, name, strings.Join(fields, ", "))
@@ -187,17 +200,34 @@ func (l *loader) definitions(path string) (*Definitions, error) {
 		}
 		l.errs = append(l.errs, errors.New(msg))
 	default:
+		hint := directoryHint(path)
 		for _, e := range l.portal.Entries {
 			if _, ok := l.workshops[e.Name]; !ok {
 				l.errs = append(l.errs, l.portalDecoder.errorAt(fmt.Sprintf("spec.workshops[%d].name", e.Position-1),
-					"no Workshop named %q in %s", e.Name, path))
+					"no Workshop named %q in %s%s", e.Name, path, hint))
 			}
 		}
 	}
-	if err := errors.Join(l.errs...); err != nil {
-		return nil, err
+	if len(l.errs) > 0 {
+		// A misspelled field is often the cause of the errors (capacty
+		// leaves the capacity 0, below the reserve): name it with them.
+		return nil, errors.Join(append(l.errs, l.misspelled...)...)
 	}
-	return &Definitions{Portal: *l.portal, Workshops: l.workshops, Warnings: l.warnings}, nil
+	return &Definitions{Portal: *l.portal, Workshops: l.workshops, Warnings: l.warnings, Unused: l.unused}, nil
+}
+
+// directoryHint is what to add to "no Workshop named" when path is a file
+// with other definition files beside it: the Workshops are often there
+// (examples/portal.yaml and examples/lab-hello-terminal/).
+func directoryHint(path string) string {
+	dir := filepath.Dir(path)
+	if info, err := os.Stat(path); err != nil || info.IsDir() {
+		return ""
+	}
+	if files, err := definitionFiles(dir); err != nil || len(files) < 2 {
+		return ""
+	}
+	return fmt.Sprintf(" (only this file was read: to read the definitions beside it too, pass its directory, %s)", dir)
 }
 
 // valueAt returns the value of key in mapping n, or nil.

@@ -548,3 +548,77 @@ func TestLoadUnreadableFileErrorComesAlone(t *testing.T) {
 		t.Errorf("error %q: want the YAML error only", msg)
 	}
 }
+
+// A misspelled field is named with the field it is likely a slip of; Unused
+// lists it, with its line, for a strict portal to refuse. Before, the
+// warning did not say what was meant and nothing could refuse it.
+func TestMisspelledFieldSuggestsTheField(t *testing.T) {
+	defs, err := loadString(t, portalDoc("portal:\n  ttile: Lab\nworkshops:\n- {name: lab-a, capacty: 3}\n- {name: lab-b, capacty: 3, namespace: x}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "fields not used by Portico: spec.portal.ttile (did you mean title?), spec.workshops[].capacty (did you mean capacity?), spec.workshops[].namespace"
+	if len(defs.Warnings) != 1 || !strings.HasSuffix(defs.Warnings[0], want) {
+		t.Errorf("warnings %q, want one ending %q", defs.Warnings, want)
+	}
+	var got []string
+	for _, e := range defs.Unused {
+		got = append(got, strings.TrimPrefix(e.Error(), filepath.Dir(defs.Portal.File)+string(filepath.Separator)))
+	}
+	wantUnused := []string{
+		"portal.yaml:7: spec.portal.ttile: not a field Portico uses; did you mean title?",
+		"portal.yaml:9: spec.workshops[0].capacty: not a field Portico uses; did you mean capacity?",
+		"portal.yaml:10: spec.workshops[1].capacty: not a field Portico uses; did you mean capacity?",
+		"portal.yaml:10: spec.workshops[1].namespace: not a field Portico uses",
+	}
+	if !reflect.DeepEqual(got, wantUnused) {
+		t.Errorf("unused:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(wantUnused, "\n"))
+	}
+	// When the misspelling makes the definition invalid, the error names
+	// it too: capacty leaves the capacity 0, below the reserve.
+	_, err = loadString(t, portalDoc("workshops:\n- {name: lab-a, capacty: 3, reserved: 2, namespace: x}\n"))
+	if err == nil || !strings.Contains(err.Error(), "reserved: 2 is more than the capacity, 0") ||
+		!strings.Contains(err.Error(), "spec.workshops[0].capacty: not a field Portico uses; did you mean capacity?") ||
+		strings.Contains(err.Error(), "namespace") {
+		t.Errorf("error %v, want the reserve and the misspelling named, and no other unused field", err)
+	}
+	if clean, err := loadString(t, portalDoc("workshops:\n- {name: lab-a, capacity: 3}\n")); err != nil || len(clean.Unused) != 0 {
+		t.Errorf("known fields: unused %v, err %v", clean.Unused, err)
+	}
+}
+
+func TestEditDistance(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{
+		{"capacity", "capacity", 0}, {"capacty", "capacity", 1}, {"capaciity", "capacity", 1},
+		{"capacitx", "capacity", 1}, {"ttile", "title", 1}, {"expries", "expires", 1},
+		{"", "abc", 3}, {"reserved", "expires", 6}, {"ingress", "image", 5},
+	} {
+		if got := editDistance(tc.a, tc.b); got != tc.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
+
+// The bundled example keeps its TrainingPortal and its Workshop in files
+// side by side: loading the first alone says to pass the directory.
+func TestMissingWorkshopHintsAtTheDirectory(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"portal.yaml":   strings.SplitN(portalDoc("workshops:\n- name: lab-x\n"), "\n---\n", 2)[0],
+		"lab-x/ws.yaml": "apiVersion: training.educates.dev/v1beta1\nkind: Workshop\nmetadata:\n  name: lab-x\nspec:\n  title: X\n",
+	})
+	_, err := Load(filepath.Join(dir, "portal.yaml"))
+	if err == nil || !strings.Contains(err.Error(), `no Workshop named "lab-x"`) || !strings.Contains(err.Error(), "pass its directory, "+dir) {
+		t.Fatalf("error %v, want one that says to pass %s", err, dir)
+	}
+	if _, err := Load(dir); err != nil {
+		t.Fatalf("the directory: %v", err)
+	}
+	// Alone in its directory, the file gets no hint: there is nothing beside it.
+	alone := writeFiles(t, map[string]string{"portal.yaml": strings.SplitN(portalDoc("workshops:\n- name: lab-x\n"), "\n---\n", 2)[0]})
+	if _, err := Load(filepath.Join(alone, "portal.yaml")); err == nil || strings.Contains(err.Error(), "pass its directory") {
+		t.Errorf("file alone: error %v, want no hint", err)
+	}
+}

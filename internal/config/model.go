@@ -11,6 +11,10 @@ type Definitions struct {
 	Workshops map[string]*Workshop // by Workshop metadata.name
 	// Warnings name fields that were accepted but are not used by Portico.
 	Warnings []string
+	// Unused are the fields Portico does not know, one FieldError each
+	// (with a "did you mean" when a known field is a slip away): what a
+	// strict portal refuses.
+	Unused []error
 }
 
 // Portal is a resolved TrainingPortal.

@@ -88,6 +88,18 @@ func (d *decoder) portal(r *trainingPortalResource) Portal {
 			continue
 		}
 		entry := resolveEntry(defaults, e, i+1)
+		// Educates clamps these to the capacity silently; a portal that
+		// runs with fewer sessions than its definition says surprises
+		// its operator in the middle of the event. Defaults still clamp:
+		// they serve entries of every size.
+		for _, n := range []struct {
+			field string
+			value *int
+		}{{"reserved", e.Reserved}, {"initial", e.Initial}} {
+			if n.value != nil && *n.value > entry.Capacity {
+				d.failAt(path+"."+n.field, "%d is more than the capacity, %d: %s sessions count in the capacity", *n.value, entry.Capacity, n.field)
+			}
+		}
 		if first, dup := byKey[entry.Key()]; dup {
 			d.failAt(path, "%q is already the name of spec.workshops[%d] (give one of them an alias)", entry.Key(), first)
 			continue

@@ -2,6 +2,7 @@ package config
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -29,11 +30,11 @@ func TestEntryResolution(t *testing.T) {
 		{"reserved from deprecated portal.reserved", "portal: {reserved: 3}\nworkshops: [{name: lab-a, capacity: 4}]", counts{4, 3, 3}, durations{}},
 		{"defaults.reserved beats portal.reserved", "portal: {reserved: 3, workshop: {defaults: {reserved: 2}}}\nworkshops: [{name: lab-a, capacity: 4}]", counts{4, 2, 2}, durations{}},
 		{"entry reserved beats defaults", "portal: {workshop: {defaults: {reserved: 2}}}\nworkshops: [{name: lab-a, capacity: 4, reserved: 0}]", counts{4, 0, 0}, durations{}},
-		{"reserved clamped to capacity", "workshops: [{name: lab-a, capacity: 2, reserved: 5}]", counts{2, 2, 2}, durations{}},
+		{"default reserved clamped to capacity", "portal: {workshop: {defaults: {reserved: 5}}}\nworkshops: [{name: lab-a, capacity: 2}]", counts{2, 2, 2}, durations{}},
 		{"initial defaults to reserved", "workshops: [{name: lab-a, capacity: 10, reserved: 3}]", counts{10, 3, 3}, durations{}},
 		{"initial from defaults", "portal: {workshop: {defaults: {initial: 4}}}\nworkshops: [{name: lab-a, capacity: 10, reserved: 3}]", counts{10, 3, 4}, durations{}},
 		{"initial from deprecated portal.initial", "portal: {initial: 6}\nworkshops: [{name: lab-a, capacity: 10}]", counts{10, 1, 6}, durations{}},
-		{"initial clamped to capacity", "workshops: [{name: lab-a, capacity: 4, reserved: 1, initial: 9}]", counts{4, 1, 4}, durations{}},
+		{"default initial clamped to capacity", "portal: {workshop: {defaults: {initial: 9}}}\nworkshops: [{name: lab-a, capacity: 4, reserved: 1}]", counts{4, 1, 4}, durations{}},
 		{"initial raised to reserved", "workshops: [{name: lab-a, capacity: 10, reserved: 5, initial: 2}]", counts{10, 5, 5}, durations{}},
 		{"initial zero stays zero", "workshops: [{name: lab-a, capacity: 10, reserved: 5, initial: 0}]", counts{10, 5, 0}, durations{}},
 		{"durations default to zero", "workshops: [{name: lab-a}]", counts{}, durations{}},
@@ -70,6 +71,25 @@ func TestEntryResolution(t *testing.T) {
 				t.Errorf("durations = %v, want %v", got, tt.durations)
 			}
 		})
+	}
+}
+
+// An entry's own reserve or initial count above its capacity is refused:
+// Educates lowered it to the capacity without a word.
+func TestEntryCountsAboveCapacityRefused(t *testing.T) {
+	for _, tc := range []struct{ spec, want string }{
+		{"workshops: [{name: lab-a, capacity: 10, reserved: 20}]", "spec.workshops[0].reserved: 20 is more than the capacity, 10"},
+		{"portal: {workshop: {defaults: {capacity: 10}}}\nworkshops: [{name: lab-a, reserved: 20}]", "spec.workshops[0].reserved: 20 is more than the capacity, 10"},
+		{"workshops: [{name: lab-a, capacity: 4, reserved: 1, initial: 9}]", "spec.workshops[0].initial: 9 is more than the capacity, 4"},
+	} {
+		_, err := loadString(t, portalDoc(tc.spec))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one containing %q", tc.spec, err, tc.want)
+		}
+	}
+	// Equal is fine.
+	if _, err := loadString(t, portalDoc("workshops: [{name: lab-a, capacity: 10, reserved: 10, initial: 10}]")); err != nil {
+		t.Errorf("reserved and initial equal to the capacity: %v", err)
 	}
 }
 

@@ -76,7 +76,7 @@ func New() *Metrics {
 		"Time to answer HTTP requests, by route pattern, method and status code. Proxied requests to sessions are the route \"session\"; a websocket counts until its upgrade.",
 		prometheus.DefBuckets, "route", "method", "code")
 	m.webhooks = m.counterVec("webhook_deliveries_total",
-		"Attempts to deliver a webhook, by outcome: delivered, failed (tried again later) or abandoned (no more attempts).", "outcome")
+		"Attempts to deliver a webhook, by outcome: delivered, retry (tried again later) or failed (given up).", "outcome")
 	m.webhookTime = m.histogram("webhook_delivery_duration_seconds",
 		"Time a webhook delivery attempt took, whatever its outcome.", prometheus.DefBuckets)
 	return m
@@ -181,19 +181,20 @@ func (m *Metrics) Request(route, method string, code int, took time.Duration) {
 // Outcomes of a webhook delivery attempt, for WebhookDelivery.
 const (
 	WebhookDelivered = "delivered" // the receiver answered 2xx
-	WebhookFailed    = "failed"    // another attempt follows
-	WebhookAbandoned = "abandoned" // no attempt follows
+	WebhookRetry     = "retry"     // another attempt follows
+	WebhookFailed    = "failed"    // given up: no attempt follows
 )
 
 // WebhookDelivery records one attempt to deliver a webhook: its outcome
-// (WebhookDelivered, WebhookFailed or WebhookAbandoned) and how long the
+// (WebhookDelivered, WebhookRetry or WebhookFailed, the outcomes of
+// webhook.Attempt) and how long the
 // attempt took.
 func (m *Metrics) WebhookDelivery(outcome string, took time.Duration) {
 	if m == nil {
 		return
 	}
 	switch outcome {
-	case WebhookDelivered, WebhookFailed, WebhookAbandoned:
+	case WebhookDelivered, WebhookRetry, WebhookFailed:
 	default:
 		// A typo must not make a series of its own.
 		outcome = WebhookFailed

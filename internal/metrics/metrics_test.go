@@ -163,13 +163,15 @@ func TestStoreErrorsAndRetries(t *testing.T) {
 func TestWebhookDeliveries(t *testing.T) {
 	m := metrics.New()
 	m.WebhookDelivery(metrics.WebhookDelivered, time.Second)
-	m.WebhookDelivery(metrics.WebhookFailed, time.Second)
+	m.WebhookDelivery(metrics.WebhookRetry, time.Second)
 	m.WebhookDelivery("typo", time.Second)
 	var none *metrics.Metrics
 	none.WebhookDelivery(metrics.WebhookDelivered, time.Second)
 	fs := scrape(t, m)
-	if d, f := value(fs, "portico_webhook_deliveries_total", map[string]string{"outcome": "delivered"}),
-		value(fs, "portico_webhook_deliveries_total", map[string]string{"outcome": "failed"}); d != 1 || f != 2 {
-		t.Errorf("delivered %v, failed %v; want 1 and 2", d, f)
+	d := value(fs, "portico_webhook_deliveries_total", map[string]string{"outcome": "delivered"})
+	r := value(fs, "portico_webhook_deliveries_total", map[string]string{"outcome": "retry"})
+	f := value(fs, "portico_webhook_deliveries_total", map[string]string{"outcome": "failed"})
+	if d != 1 || r != 1 || f != 1 {
+		t.Errorf("delivered %v, retry %v, failed %v; want 1 each", d, r, f)
 	}
 }

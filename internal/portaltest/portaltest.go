@@ -93,6 +93,8 @@ type Options struct {
 	Dir     string          // default t.TempDir()
 	// Observer of the broker (default: none).
 	Observer broker.Observer
+	// Outbox of the broker (default: none).
+	Outbox broker.Outbox
 }
 
 // Definitions returns a portal with one workshop "lab" (environment
@@ -158,7 +160,7 @@ func Start(t testing.TB, defs *config.Definitions, opts Options) *Portal {
 		t.Fatal(err)
 	}
 	p.Broker = broker.New(broker.Options{Store: db, Runtime: opts.Runtime, Clock: opts.Clock, Events: p.Events,
-		Logger: log, URL: url, Secrets: p.Secrets, Observer: opts.Observer}, defs)
+		Outbox: opts.Outbox, Logger: log, URL: url, Secrets: p.Secrets, Observer: opts.Observer}, defs)
 	if _, err := p.Auth.Bootstrap(ctx, defs.Portal); err != nil {
 		t.Fatal(err)
 	}

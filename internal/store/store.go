@@ -144,6 +144,68 @@ type Tx interface {
 	// hands until the transaction ends: a write after it is ordered before
 	// any take-over. Only in Update.
 	CheckLease(name, holder string, generation int64) error
+
+	// Webhooks (the outbox)
+
+	// InsertWebhook queues a delivery: ErrConflict when its ID is taken.
+	InsertWebhook(w Webhook) error
+	// ClaimWebhooks claims for holder, until now+ttl, at most limit
+	// pending deliveries that are due at now and not claimed by a replica
+	// whose claim runs still, earliest first; rows other transactions
+	// hold are skipped. A claim that expires (its replica died) makes the
+	// row claimable again.
+	ClaimWebhooks(holder string, now time.Time, ttl time.Duration, limit int) ([]Webhook, error)
+	// FinishWebhook records the outcome of an attempt (State, Attempts,
+	// NextAt, LastStatus, LastError, Done of w) and ends holder's claim:
+	// ErrConflict when holder's claim on a pending row is gone.
+	FinishWebhook(w Webhook, holder string) error
+	// Webhooks lists deliveries, newest first, at most limit of them.
+	Webhooks(limit int) ([]Webhook, error)
+	// NextWebhook is when the earliest pending delivery is due (or its
+	// claim expires, if later), zero when none is pending.
+	NextWebhook() (time.Time, error)
+	// DeleteWebhooks removes delivered and abandoned rows finished before t.
+	DeleteWebhooks(before time.Time) (int, error)
+
+	// Settings
+
+	// InsertSetting stores a value under name unless one is there; the
+	// value stored, this one or the one before, is returned, so replicas
+	// that make one up at once agree on the first.
+	InsertSetting(name, value string) (string, error)
+}
+
+// WebhookState is where a delivery stands.
+type WebhookState string
+
+const (
+	WebhookPending   WebhookState = "pending"
+	WebhookDelivered WebhookState = "delivered"
+	// WebhookFailed: given up, after the longest time a delivery is tried.
+	WebhookFailed WebhookState = "failed"
+)
+
+// Webhook is one event to deliver to one URL: a row of the outbox.
+type Webhook struct {
+	// ID is the webhook-id of every attempt, so receivers can drop repeats.
+	ID  string
+	URL string
+	// Guarded marks a URL given by a client (a session's analytics_url):
+	// it may reach public addresses only.
+	Guarded bool
+	Event   string // the event's name, for the delivery log
+	Body    string // the JSON payload, the same on every attempt
+	Created time.Time
+	State   WebhookState
+	// Attempts made so far.
+	Attempts int
+	// NextAt is when the next attempt is due (pending deliveries).
+	NextAt time.Time
+	// LastStatus is the HTTP status of the last attempt, 0 when it got
+	// none; LastError says why the last attempt failed.
+	LastStatus int
+	LastError  string
+	Done       time.Time // when it was delivered or given up
 }
 
 // EnvState is the state of a workshop environment.

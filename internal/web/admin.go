@@ -184,3 +184,13 @@ func (p *Pages) adminRobotRotate(w http.ResponseWriter, r *http.Request, _ store
 	d.Rotated = true
 	p.render(w, r, http.StatusOK, "admin-robot.html", "Robot credentials", d)
 }
+
+// recentDeliveries is how many deliveries the delivery log shows.
+const recentDeliveries = 200
+
+// adminWebhooks is the delivery log: the latest deliveries, how each
+// stands, and the secret receivers verify them with.
+func (p *Pages) adminWebhooks(w http.ResponseWriter, r *http.Request, u store.User) {
+	d, err := p.broker.Deliveries(r.Context(), u, recentDeliveries)
+	p.page(w, r, err, "admin-webhooks.html", "Webhooks", d)
+}

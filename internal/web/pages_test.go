@@ -1,6 +1,8 @@
 package web_test
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -440,7 +442,7 @@ func TestAdminPages(t *testing.T) {
 	alice := signUp(t, p, "alice")
 	_, loc, _ := get(t, alice, "/workshops/environment/portal-w01/")
 	name := strings.TrimSuffix(strings.TrimPrefix(loc, "/workshops/session/"), "/")
-	pages := []string{"/admin/", "/admin/environments/", "/admin/sessions/", "/admin/users/", "/admin/robot/"}
+	pages := []string{"/admin/", "/admin/environments/", "/admin/sessions/", "/admin/users/", "/admin/robot/", "/admin/webhooks/"}
 	for _, path := range pages {
 		status, loc, _ := get(t, p.Client(), path)
 		wantRedirect(t, path+" not logged in", status, loc, "/accounts/login/?next="+url.QueryEscape(path))
@@ -543,7 +545,7 @@ func malformedInputNever5xx(t *testing.T, adjust func(*config.Portal)) {
 		"/workshops/catalog/", "/workshops/environment/portal-w01/", "/workshops/environment/portal-w01/create/",
 		"/workshops/environment/%ff%fe/", "/workshops/session/portal-w01-s001/", "/workshops/session/%00/",
 		"/workshops/session/portal-w01-s001/delete/", "/workshops/session/x/activate/",
-		"/admin/", "/admin/sessions/", "/admin/users/", "/admin/environments/", "/admin/robot/",
+		"/admin/", "/admin/sessions/", "/admin/users/", "/admin/environments/", "/admin/robot/", "/admin/webhooks/",
 		"/admin/sessions/portal-w01-s001/extend/", "/admin/environments/%2e%2e/refresh/"}
 	queries := []string{"", "?%zz", "?next=%00%ff", "?next=" + strings.Repeat("a", 8000), "?q=%E2%28%A1",
 		"?notification=%ff&index_url=%zz", "?redirect_url=javascript:alert(1)&password=%ff", "?index_url=http://[::1"}
@@ -608,5 +610,37 @@ func TestLoginRotatesCSRFToken(t *testing.T) {
 		"Content-Type", "application/x-www-form-urlencoded", "Origin", p.Server.URL)
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("a form with the token of before the login: %d %s", resp.StatusCode, raw)
+	}
+}
+
+// The delivery log shows staff how each delivery stands, naming receivers
+// by their origin only: a URL may carry a credential.
+func TestAdminWebhookLog(t *testing.T) {
+	p := startWith(t, config.Entry{}, nil)
+	at := p.Clock.Now().UTC().Truncate(time.Millisecond)
+	if err := p.Store.Update(context.Background(), func(tx store.Tx) error {
+		return errors.Join(
+			tx.InsertWebhook(store.Webhook{ID: "msg_pending", URL: "https://hub:hunter2@hooks.example/in?token=s3cr3t",
+				Guarded: true, Event: "Session/Started", Body: "{}", Created: at, State: store.WebhookPending,
+				Attempts: 2, NextAt: at.Add(90 * time.Minute), LastStatus: 503, LastError: "answered 503 Service Unavailable"}),
+			tx.InsertWebhook(store.Webhook{ID: "msg_done", URL: "http://receiver.example:8080/", Event: "User/Create",
+				Body: "{}", Created: at, State: store.WebhookDelivered, Attempts: 1, LastStatus: 204, Done: at}))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	admin := login(t, p, portaltest.AdminUser, portaltest.AdminPassword)
+	status, _, body := get(t, admin, "/admin/webhooks/")
+	if status != 200 {
+		t.Fatalf("status %d", status)
+	}
+	for _, want := range []string{`data-delivery="msg_pending"`, `data-delivery="msg_done"`, "https://hooks.example",
+		"http://receiver.example:8080", "answered 503 Service Unavailable", "pending (503)", "delivered (204)",
+		at.Add(90 * time.Minute).Format("2006-01-02 15:04 UTC")} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the delivery log lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "hunter2") || strings.Contains(body, "s3cr3t") {
+		t.Error("the delivery log shows a receiver's credential")
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/portico-dev/portico/internal/runtime"
 	"github.com/portico-dev/portico/internal/secret"
 	"github.com/portico-dev/portico/internal/store"
+	"github.com/portico-dev/portico/internal/webhook"
 )
 
 //go:embed templates/*.html
@@ -40,6 +41,7 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"remaining": remaining,
 	"imageURL":  imageURL,
 	"guest":     guest,
+	"origin":    webhook.Origin,
 	"copyable": func(id, label, value string) struct{ ID, Label, Value string } {
 		return struct{ ID, Label, Value string }{id, label, value}
 	},
@@ -89,6 +91,7 @@ func Handler(mux *http.ServeMux, b *broker.Broker, a *auth.Service, clock rateli
 		"/admin/sessions/":                      p.staff(p.adminSessions),
 		"/admin/users/":                         p.staff(p.adminUsers),
 		"/admin/robot/":                         p.staff(p.adminRobot),
+		"/admin/webhooks/":                      p.staff(p.adminWebhooks),
 	}
 	post := map[string]http.HandlerFunc{
 		"/accounts/login/":                    p.login,

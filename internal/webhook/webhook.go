@@ -1,22 +1,24 @@
-// Package webhook delivers analytics events (spec §10) as JSON POSTs to
-// the portal's analytics webhook and to a session's own analytics URL.
-// Delivery is asynchronous, best effort and bounded: a slow or dead
-// receiver never holds up the portal.
+// Package webhook delivers analytics and session lifecycle events (spec
+// §10) as JSON POSTs to the portal's webhook and to a session's own
+// analytics URL, reliably: events go to an outbox table in the
+// transaction of the change that causes them, and a delivery loop posts
+// them at least once, signed per Standard Webhooks, retrying with
+// exponential backoff and jitter until a receiver answers 2xx or the
+// delivery is too old. Every replica runs the loop; a row is claimed by
+// one replica at a time. A slow or dead receiver never holds up the
+// portal.
 package webhook
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/portico-dev/portico/internal/broker"
 	"github.com/portico-dev/portico/internal/config"
+	"github.com/portico-dev/portico/internal/secret"
+	"github.com/portico-dev/portico/internal/store"
 )
 
 // Portal identifies the sender in every payload.
@@ -27,44 +29,35 @@ type Portal struct {
 	URL        string `json:"url"`
 }
 
-// Sender posts events. It implements broker.Events.
-type Sender struct {
-	portal Portal
-	global string // portal-wide webhook URL; may be empty
-	queue  chan job
-	client *http.Client
-	log    *slog.Logger
-}
-
-type job struct {
-	url  string
-	body []byte
-}
-
-// New starts a sender with a few workers; they stop when ctx ends.
-func New(ctx context.Context, portal Portal, global string, log *slog.Logger) *Sender {
-	s := &Sender{portal: portal, global: global, queue: make(chan job, 1024),
-		client: &http.Client{Timeout: 2500 * time.Millisecond}, log: log}
-	for range 4 {
-		go s.work(ctx)
+// Add puts a delivery of each event into the outbox, in tx, for every URL
+// that wants it: the portal's webhook, and the session's analytics URL
+// (guarded: a client gave it). It implements broker.Outbox.
+func (s *Sender) Add(tx store.Tx, events []broker.Event) error {
+	now := s.clock.Now().UTC()
+	for _, e := range events {
+		body := s.payload(e)
+		for _, dest := range []struct {
+			url     string
+			guarded bool
+		}{{s.global, false}, {e.Webhook, true}} {
+			if dest.url == "" {
+				continue
+			}
+			err := tx.InsertWebhook(store.Webhook{ID: "msg_" + secret.Alnum(24), URL: dest.url, Guarded: dest.guarded,
+				Event: e.Name, Body: string(body), Created: now, State: store.WebhookPending, NextAt: now})
+			if err != nil {
+				return err
+			}
+		}
 	}
-	return s
+	return nil
 }
 
-// Emit queues e for every URL that wants it; when the queue is full the
-// event is dropped and logged.
+// Emit wakes the delivery loop once the events of a change have
+// committed. It implements broker.Events.
 func (s *Sender) Emit(e broker.Event) {
 	s.log.Debug("event", "name", e.Name, "session", e.Session, "user", e.User)
-	for _, url := range []string{s.global, e.Webhook} {
-		if url == "" {
-			continue
-		}
-		select {
-		case s.queue <- job{url, s.payload(e)}:
-		default:
-			s.log.Warn("analytics queue full, event dropped", "event", e.Name, "webhook", origin(url))
-		}
-	}
+	s.nudge()
 }
 
 func (s *Sender) payload(e broker.Event) []byte {
@@ -79,7 +72,12 @@ func (s *Sender) payload(e broker.Event) []byte {
 		event["user"] = e.User
 		portal.UID, portal.Generation = "", 0
 	}
-	body, _ := json.Marshal(map[string]any{"portal": portal, "event": event})
+	body, err := json.Marshal(map[string]any{"portal": portal, "event": event})
+	if err != nil {
+		// Data comes from the broker and from JSON a session reported:
+		// both always encode.
+		panic(fmt.Sprintf("webhook: encode %s: %v", e.Name, err))
+	}
 	return body
 }
 
@@ -90,31 +88,10 @@ func nullable(s string) any {
 	return s
 }
 
-func (s *Sender) work(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case j := <-s.queue:
-			req, err := http.NewRequestWithContext(ctx, http.MethodPost, j.url, bytes.NewReader(j.body))
-			if err != nil {
-				s.log.Warn("analytics webhook", "webhook", origin(j.url), "err", withoutURL(err))
-				continue
-			}
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := s.client.Do(req)
-			if err != nil {
-				s.log.Warn("analytics webhook", "webhook", origin(j.url), "err", withoutURL(err))
-				continue
-			}
-			resp.Body.Close()
-		}
-	}
-}
-
-// A webhook's URL may carry a credential, in its user part or its query:
-// the log names the webhook by its origin only.
-func origin(webhook string) string {
+// Origin names a webhook by its origin only: its URL may carry a
+// credential, in its user part or its query, which logs and the delivery
+// log must not show.
+func Origin(webhook string) string {
 	if o, ok := config.Origin(webhook); ok {
 		return o
 	}

@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -92,8 +94,14 @@ func logLines(t *testing.T, output string) []map[string]any {
 // with the ID it was given.
 func TestMetricsAndLogsOfASessionLifecycle(t *testing.T) {
 	metricsAddr := freeAddr(t)
+	// The portal's analytics receiver, so webhook deliveries are counted.
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+	}))
+	t.Cleanup(receiver.Close)
 	p := newPortal(t, definitions(entry{Capacity: 4, Reserved: 1}),
-		"--metrics-listen", metricsAddr, "--log-format", "json", "--log-level", "debug")
+		"--metrics-listen", metricsAddr, "--log-format", "json", "--log-level", "debug",
+		"--analytics-webhook", receiver.URL)
 	p.start()
 	p.waitReady()
 	robot := p.robot()
@@ -145,6 +153,9 @@ func TestMetricsAndLogsOfASessionLifecycle(t *testing.T) {
 		}
 		if n := sample(fs, "portico_reserve_sessions", map[string]string{"environment": envName}); n != 1 {
 			return fmt.Sprintf("reserve depth after terminate: %v, want 1 (topped up)", n)
+		}
+		if n := sample(fs, "portico_webhook_deliveries_total", map[string]string{"outcome": "delivered"}); n < 1 {
+			return fmt.Sprintf("webhook deliveries: %v, want some", n)
 		}
 		return ""
 	}); msg != "" {

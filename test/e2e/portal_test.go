@@ -187,6 +187,8 @@ type portal struct {
 	// the default, localhost).
 	sessionDomain string
 	env           []string // further environment of `portico serve`, KEY=VALUE
+	// httpClient, when set, is what waitReady asks with (a portal on HTTPS).
+	httpClient *http.Client
 
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when cmd has exited
@@ -276,7 +278,10 @@ func (p *portal) running() bool {
 // token) or fails the test if it exits or takes too long.
 func (p *portal) waitReady() {
 	p.t.Helper()
-	c := &http.Client{Timeout: 2 * time.Second}
+	c := p.httpClient
+	if c == nil {
+		c = &http.Client{Timeout: 2 * time.Second}
+	}
 	deadline := time.Now().Add(settle)
 	for {
 		if !p.running() {

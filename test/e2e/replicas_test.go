@@ -53,9 +53,9 @@ const startBound = 2 * time.Minute
 
 // startReplicas writes defs and starts n portals on them at once, sharing
 // one data directory and the database dsn, and waits until all of them
-// answer. Cleanup stops them all before it kills the session processes
-// left under the data directory.
-func startReplicas(t *testing.T, defs, dsn string, n int) []*portal {
+// answer; args are further flags of all of them. Cleanup stops them all
+// before it kills the session processes left under the data directory.
+func startReplicas(t *testing.T, defs, dsn string, n int, args ...string) []*portal {
 	t.Helper()
 	requireBinary(t)
 	dir := t.TempDir()
@@ -73,7 +73,7 @@ func startReplicas(t *testing.T, defs, dsn string, n int) []*portal {
 			dataDir: filepath.Join(dir, "data"),
 			logPath: filepath.Join(dir, fmt.Sprintf("replica-%d.log", i)),
 			addr:    freeAddr(t),
-			args:    []string{"--database", dsn},
+			args:    append([]string{"--database", dsn}, args...),
 			env:     []string{key},
 		}
 		p.url = "http://" + p.addr

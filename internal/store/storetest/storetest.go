@@ -51,6 +51,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentNewUser", testConcurrentNewUser},
 		{"ConcurrentLeases", testConcurrentLeases},
 		{"ConcurrentTakeToken", testConcurrentTakeToken},
+		{"Webhooks", testWebhooks},
+		{"WebhookClaimExpires", testWebhookClaimExpires},
+		{"ConcurrentWebhookClaims", testConcurrentWebhookClaims},
+		{"Settings", testSettings},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
