@@ -76,6 +76,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		{"catalog", b.catalogScenario}, // catalog and idle: one portal
 		{"flood", b.floodScenario},
 		{"peer", b.peerScenario},
+		{"chaos", b.chaosScenario},
 	}
 	var errs []error
 	for _, s := range steps {

@@ -11,6 +11,7 @@
 //	go run ./cmd/portico-bench --postgres           # reserved allocation on PostgreSQL too
 //	go run ./cmd/portico-bench --peer jupyterhub    # add JupyterHub as the peer (run by hand)
 //	go run ./cmd/portico-bench --scenarios reserved --clients 64 --cpuprofile cpu.pprof
+//	go run ./cmd/portico-bench --chaos 10m          # the chaos run alone (issue 15; see CHAOS.md)
 //
 // Scenarios (--scenarios, comma-separated):
 //
@@ -24,6 +25,8 @@
 //	flood     an unrelated session request alone and while loops post wrong client secrets to the
 //	          token endpoints, from one address and from several (noop runtime)
 //	peer      JupyterHub doing what ondemand does (also selected by --peer jupyterhub)
+//	chaos     three replicas on one PostgreSQL with the local runtime under a rush of requests and
+//	          random faults, with an invariant checker (selected alone by --chaos DURATION)
 //
 // The catalog and idle scenarios share one portal, filled step by step.
 package main
@@ -33,6 +36,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"os/signal"
 	"slices"
@@ -45,7 +49,11 @@ import (
 // fixedServerArg runs the hidden mode that serves the HTTP ceiling.
 const fixedServerArg = "__fixed-server"
 
-var allScenarios = []string{"reserved", "ondemand", "catalog", "idle", "host", "flood", "peer"}
+var allScenarios = []string{"reserved", "ondemand", "catalog", "idle", "host", "flood", "peer", "chaos"}
+
+// optIn are the scenarios that run only when named: the peer is run by
+// hand, and the chaos run is no measurement.
+var optIn = []string{"peer", "chaos"}
 
 type options struct {
 	portico    string
@@ -70,6 +78,8 @@ type options struct {
 	cpuProfile string
 	memProfile string
 	profileAt  string // scenario/level, e.g. reserved/64
+	chaos      time.Duration
+	faults     []string // kinds the chaos scenario injects, as the report names them
 }
 
 func main() {
@@ -116,6 +126,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.floodLoops, "flood-loops", 6, "loops posting wrong client secrets in the flood scenario (at most 250)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the portal, taken during --profile-at, to this file")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile (allocs, delta over the window) of the portal, taken during --profile-at, to this file")
+	fs.DurationVar(&o.chaos, "chaos", 0, "run the chaos scenario for this long (alone, unless --scenarios names others; default with --scenarios chaos: 10m, quick 20s)")
+	faults := fs.String("faults", "", "comma-separated faults of the chaos scenario: "+strings.Join(slices.Sorted(maps.Keys(faultNames)), ", ")+" (default: all)")
 	fs.StringVar(&o.profileAt, "profile-at", "reserved/64", "scenario/level whose timed window is profiled: reserved/<clients>, reserved-postgres/<clients>, ondemand/<clients>, catalog/<sessions>, idle/<sessions>")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: go run ./cmd/portico-bench [flags]\n\n")
@@ -175,9 +187,15 @@ func parseFlags(args []string) (*options, error) {
 	default:
 		return nil, fmt.Errorf("--peer: %q is not jupyterhub", o.peer)
 	}
-	if scenarios == "" {
-		o.scenarios = slices.DeleteFunc(slices.Clone(allScenarios), func(s string) bool { return s == "peer" })
-	} else {
+	if o.chaos < 0 {
+		return nil, fmt.Errorf("--chaos: %s is negative", o.chaos)
+	}
+	switch {
+	case scenarios == "" && o.chaos > 0:
+		o.scenarios = []string{"chaos"}
+	case scenarios == "":
+		o.scenarios = slices.DeleteFunc(slices.Clone(allScenarios), func(s string) bool { return slices.Contains(optIn, s) })
+	default:
 		for _, s := range strings.Split(scenarios, ",") {
 			s = strings.TrimSpace(s)
 			if !slices.Contains(allScenarios, s) {
@@ -191,6 +209,18 @@ func parseFlags(args []string) (*options, error) {
 	}
 	if slices.Contains(o.scenarios, "peer") && o.peer == "" {
 		o.peer = "jupyterhub"
+	}
+	durDef(&o.chaos, 20*time.Second, 10*time.Minute)
+	o.faults = faultKinds
+	if *faults != "" {
+		o.faults = nil
+		for _, f := range strings.Split(*faults, ",") {
+			kind, ok := faultNames[strings.TrimSpace(f)]
+			if !ok {
+				return nil, fmt.Errorf("--faults: unknown fault %q (have %s)", f, strings.Join(slices.Sorted(maps.Keys(faultNames)), ", "))
+			}
+			o.faults = append(o.faults, kind)
+		}
 	}
 	return o, nil
 }

@@ -75,6 +75,7 @@ func (b *bench) startPostgres(ctx context.Context) (*pgServer, error) {
 		} else if attempt == 3 {
 			return nil, fmt.Errorf("start postgres: %v\n%s", err, tail(filepath.Join(dir, "postgres.log"), 2000))
 		}
+		s.port = 0 // perhaps taken meanwhile: try another
 	}
 	return s, nil
 }
@@ -87,13 +88,17 @@ func (s *pgServer) command(name string, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// start starts the server on a free port, or on its port of before when it
+// has run: clients keep their address across a restart.
 func (s *pgServer) start(ctx context.Context, bin string) error {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
+	if s.port == 0 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		s.port = l.Addr().(*net.TCPAddr).Port
+		l.Close()
 	}
-	s.port = l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	logf, err := os.OpenFile(filepath.Join(s.dir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -39,6 +40,14 @@ type portalConfig struct {
 	reserved int // also the initial batch
 	expires  string
 	database string // postgres://...; empty for SQLite in the data directory
+	// Replicas of one database share a data directory (default: data in
+	// the portal's own directory) and the key of its sealed secrets
+	// (default: a new one).
+	dataDir, secretKey string
+	env                []string // further KEY=VALUE environment
+	// noReserveWait returns once the portal serves, without waiting for
+	// its reserve: a replica restarted under faults may not lead.
+	noReserveWait bool
 }
 
 // portal is a running `portico serve`.
@@ -112,13 +121,14 @@ func (b *bench) startPortal(ctx context.Context, cfg portalConfig) (*portal, err
 		return nil, err
 	}
 	defer logf.Close()
-	args := []string{"serve", "--config", conf, "--data-dir", filepath.Join(dir, "data"),
+	dataDir := cmp.Or(cfg.dataDir, filepath.Join(dir, "data"))
+	args := []string{"serve", "--config", conf, "--data-dir", dataDir,
 		"--listen", "127.0.0.1:0", "--runtime", cfg.runtime, "--debug-listen", "127.0.0.1:0"}
-	env := append(os.Environ(), markerEnv+"="+b.root)
+	env := append(append(os.Environ(), markerEnv+"="+b.root), cfg.env...)
 	if cfg.database != "" {
 		// A portal on PostgreSQL is given the key of its sealed secrets.
 		args = append(args, "--database", cfg.database)
-		env = append(env, "PORTICO_SECRET_KEY="+secret.NewKey())
+		env = append(env, "PORTICO_SECRET_KEY="+cmp.Or(cfg.secretKey, secret.NewKey()))
 	}
 	cmd := exec.Command(b.portico, args...)
 	cmd.Dir = dir
@@ -159,7 +169,7 @@ func (b *bench) startPortal(ctx context.Context, cfg portalConfig) (*portal, err
 	if p.token, err = p.robotToken(ctx); err != nil {
 		return fail(err)
 	}
-	if cfg.reserved > 0 {
+	if cfg.reserved > 0 && !cfg.noReserveWait {
 		if err := p.waitAvailable(ctx, cfg.reserved, 2*time.Minute); err != nil {
 			return fail(err)
 		}
@@ -306,7 +316,7 @@ func (p *portal) terminate(ctx context.Context, client *http.Client, session str
 
 // hosts lists the processes of the portal's sessions (local runtime).
 func (p *portal) hosts() []sessionProc {
-	return sessionProcesses(filepath.Join(p.dir, "data", "sessions"))
+	return sessionProcesses(filepath.Join(cmp.Or(p.cfg.dataDir, filepath.Join(p.dir, "data")), "sessions"))
 }
 
 // waitNoHosts waits until no process of the portal's sessions is left.

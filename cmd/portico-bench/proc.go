@@ -225,8 +225,9 @@ func loadAverage() string {
 
 // sessionProc is a process of a session of the local runtime.
 type sessionProc struct {
-	pid  int
-	host bool // the session host itself, not a wrapper (bwrap) or a program of the session
+	pid     int
+	session string // name of the session: its home under the sessions directory
+	host    bool   // the session host itself, not a wrapper (bwrap) or a program of the session
 }
 
 // sessionProcesses lists the processes of the local runtime's sessions
@@ -244,15 +245,16 @@ func sessionProcesses(dir string) []sessionProc {
 		if err != nil {
 			continue
 		}
-		found := false
+		var session string
 		for e := range bytes.SplitSeq(env, []byte{0}) {
 			for _, p := range prefixes {
-				if bytes.HasPrefix(e, p) {
-					found = true
+				if home, ok := bytes.CutPrefix(e, p); ok {
+					name, _, _ := bytes.Cut(home, []byte("/"))
+					session = string(name)
 				}
 			}
 		}
-		if !found {
+		if session == "" {
 			continue
 		}
 		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
@@ -260,7 +262,7 @@ func sessionProcesses(dir string) []sessionProc {
 		host := len(argv) > 1 && filepath.Base(string(argv[0])) != "bwrap" && slices.ContainsFunc(argv, func(a []byte) bool {
 			return string(a) == "sessionhost"
 		})
-		out = append(out, sessionProc{pid: pid, host: host})
+		out = append(out, sessionProc{pid: pid, session: session, host: host})
 	}
 	return out
 }

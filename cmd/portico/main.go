@@ -120,6 +120,11 @@ func serve(args []string, stdout io.Writer) error {
 	if err := privateDir(log, *dataDir); err != nil {
 		return err
 	}
+	release, err := lockDataDir(*dataDir, *database == "")
+	if err != nil {
+		return err
+	}
+	defer release()
 	if err := privateFile(filepath.Join(*dataDir, generatedFile)); err != nil {
 		return err
 	}
@@ -233,9 +238,13 @@ func serve(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	clock, err := brokerClock(log)
+	if err != nil {
+		return err
+	}
 	b := broker.New(broker.Options{Store: db, Runtime: rt, Events: events, Outbox: events, Logger: log, URL: url,
 		Sessions: origins, Replica: replica, Secrets: secrets, WebhookSecret: hookSecret.String(),
-		Observer: stats}, defs)
+		Observer: stats, Clock: clock}, defs)
 	var secure *https
 	if tf.enabled() {
 		if secure, err = newHTTPS(tf, log, *dataDir, origins, b.SessionExists); err != nil {

@@ -360,8 +360,13 @@ func (b *Broker) createOnDemand(tx store.Tx, env *store.Environment, now time.Ti
 		// A reserved session that keeps failing to start must not hold
 		// capacity a person could use.
 		dropped, err := b.dropFailingReserve(tx, env.ID, now, record)
-		if err != nil || !dropped {
-			return store.Session{}, errors.Join(err, errCapacity)
+		if err != nil {
+			// The database's failure, not a refusal whose reason people
+			// see: it may name the database's address and user.
+			return store.Session{}, err
+		}
+		if !dropped {
+			return store.Session{}, errCapacity
 		}
 	}
 	if max := b.Portal().Sessions.Maximum; max > 0 {
