@@ -13,11 +13,11 @@ import (
 func TestBrokerClockOffset(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	t.Setenv(clockOffsetEnv, "")
-	if c, err := brokerClock(log); err != nil || c != broker.SystemClock {
+	if c, err := machineClock(log); err != nil || c != broker.SystemClock {
 		t.Errorf("without the variable: %v, %v", c, err)
 	}
 	t.Setenv(clockOffsetEnv, "-3m")
-	c, err := brokerClock(log)
+	c, err := machineClock(log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +25,7 @@ func TestBrokerClockOffset(t *testing.T) {
 		t.Errorf("clock shifted by %s, want -3m", d)
 	}
 	t.Setenv(clockOffsetEnv, "soon")
-	if _, err := brokerClock(log); err == nil || !strings.Contains(err.Error(), clockOffsetEnv) {
+	if _, err := machineClock(log); err == nil || !strings.Contains(err.Error(), clockOffsetEnv) {
 		t.Errorf("a bad offset: %v", err)
 	}
 }

@@ -156,6 +156,10 @@ func serve(args []string, stdout io.Writer) error {
 		return err
 	}
 	defer db.Close()
+	clock, err := portalClock(ctx, log, db)
+	if err != nil {
+		return err
+	}
 	stats := metrics.New()
 	db = stats.Store(db)
 	stats.CollectSessions(db, log)
@@ -238,10 +242,6 @@ func serve(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	clock, err := brokerClock(log)
-	if err != nil {
-		return err
-	}
 	b := broker.New(broker.Options{Store: db, Runtime: rt, Events: events, Outbox: events, Logger: log, URL: url,
 		Sessions: origins, Replica: replica, Secrets: secrets, WebhookSecret: hookSecret.String(),
 		Observer: stats, Clock: clock}, defs)
@@ -254,7 +254,7 @@ func serve(args []string, stdout io.Writer) error {
 	if err := b.SealPasswords(ctx); err != nil {
 		return err
 	}
-	authn := auth.New(db, broker.SystemClock)
+	authn := auth.New(db, clock)
 
 	gen, err := authn.Bootstrap(ctx, defs.Portal)
 	if err != nil {
@@ -284,10 +284,10 @@ func serve(args []string, stdout io.Writer) error {
 	go reloadOnHangup(ctx, log, hup, b, *configPath, *strict)
 
 	mux := http.NewServeMux()
-	httpapi.Register(mux, b, authn, broker.SystemClock, log)
+	httpapi.Register(mux, b, authn, clock, log)
 	httpapi.RegisterHealth(mux, log, readiness(db, rt)...)
 	mux.Handle("GET /metrics", httpapi.MetricsHandler(authn, log, stats.Handler()))
-	handler := proxies.Handler(httpapi.Observe(web.Handler(mux, b, authn, broker.SystemClock, log), log, stats))
+	handler := proxies.Handler(httpapi.Observe(web.Handler(mux, b, authn, clock, log), log, stats))
 	if secure != nil {
 		ln = tls.NewListener(ln, secure.config)
 		handler = hsts(handler)

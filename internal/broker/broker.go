@@ -37,8 +37,10 @@ var SystemClock Clock = systemClock{}
 type Options struct {
 	Store   store.Store
 	Runtime runtime.Runtime
-	Clock   Clock
-	Events  Events
+	// Clock tells the time of every deadline and expiry: the database's
+	// when replicas share one (internal/dbclock), or this machine's.
+	Clock  Clock
+	Events Events
 	// Outbox keeps events in the transactions that cause them (none kept
 	// when nil).
 	Outbox Outbox

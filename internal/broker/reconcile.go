@@ -156,21 +156,24 @@ func (b *Broker) Run(ctx context.Context) {
 		b.observe.Leading(t != nil)
 		wait := leaseRenew
 		if t != nil {
-			began := time.Now()
+			// Deadlines are times of the portal's clock, which may not be
+			// this machine's (see Options.Clock): durations until them are
+			// measured on it.
+			began := b.now()
 			// Lag: how long the deadline this pass is for has been due.
 			var lag time.Duration
 			if !due.IsZero() {
 				lag = max(began.Sub(due), 0)
 			}
 			next, err := b.Reconcile(t.pass)
-			b.observe.Reconciled(time.Since(began), lag, err != nil && ctx.Err() == nil)
+			b.observe.Reconciled(b.now().Sub(began), lag, err != nil && ctx.Err() == nil)
 			if err != nil && ctx.Err() == nil {
 				b.log.Error("reconcile", "err", err)
-				next = time.Now().Add(time.Second)
+				next = b.now().Add(time.Second)
 			}
 			due = next
 			if !next.IsZero() {
-				wait = min(max(time.Until(next), 10*time.Millisecond), leaseRenew)
+				wait = min(max(next.Sub(b.now()), 10*time.Millisecond), leaseRenew)
 			}
 			wait = min(wait, max(time.Until(t.deadline), 0))
 		}

@@ -149,6 +149,17 @@ func (db *DB) signal() {
 	}
 }
 
+// Now is the database server's time: the clock every replica shares (see
+// internal/dbclock).
+func (db *DB) Now(ctx context.Context) (time.Time, error) {
+	var t time.Time
+	err := db.db.QueryRowContext(ctx, "SELECT clock_timestamp()").Scan(&t)
+	if err != nil {
+		return t, unavailable(ctx, err)
+	}
+	return t, nil
+}
+
 // ---- transactions ----
 
 // Update runs fn in a READ COMMITTED transaction. It runs fn again, after

@@ -35,6 +35,20 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return open(t, srv.NewDatabase(t)) })
 }
 
+// The server's time, which replicas share: the test server runs on this
+// machine, so it is this machine's time.
+func TestNow(t *testing.T) {
+	srv := pgtest.Start(t)
+	db := open(t, srv.DSN)
+	got, err := db.Now(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(got); d.Abs() > 5*time.Second {
+		t.Errorf("database time %v is %v off", got, d)
+	}
+}
+
 // Replicas starting together migrate the database once, in turn.
 func TestConcurrentOpen(t *testing.T) {
 	srv := pgtest.Start(t)
