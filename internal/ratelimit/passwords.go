@@ -36,14 +36,14 @@ func NewPasswords(clock Clock) *Passwords {
 // the start, so that guesses sent in parallel are counted as they come,
 // until Succeeded takes it back.
 func (p *Passwords) Attempt(account, address string) error {
-	key := account + "\x00" + address
-	if d := p.pairs.Wait(key); d > 0 {
-		return Refuse(d, "Too many wrong passwords for this account from your address")
-	}
 	if d := p.address.Take(address); d > 0 {
 		return Refuse(d, "Too many wrong passwords from your address")
 	}
-	p.pairs.Fail(key)
+	if d := p.pairs.Try(account + "\x00" + address); d > 0 {
+		// Not checked, so not a guess against the address's cap.
+		p.address.Refund(address)
+		return Refuse(d, "Too many wrong passwords for this account from your address")
+	}
 	return nil
 }
 

@@ -169,7 +169,32 @@ func NewBackoff(clock Clock, policy BackoffPolicy) *Backoff {
 func (b *Backoff) Wait(key string) time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.wait(key, b.clock.Now())
+}
+
+// Try returns how long key must wait, or, when it may try now, counts the
+// attempt as a failure and returns 0: one step, so that attempts made in
+// parallel cannot all pass the check before any of them is counted.
+func (b *Backoff) Try(key string) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	now := b.clock.Now()
+	if d := b.wait(key, now); d > 0 {
+		return d
+	}
+	b.fail(key, now)
+	return 0
+}
+
+// Fail counts a failure of key.
+func (b *Backoff) Fail(key string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.fail(key, b.clock.Now())
+}
+
+// wait and fail are Wait and Fail with b.mu held.
+func (b *Backoff) wait(key string, now time.Time) time.Duration {
 	f := b.keys[key]
 	if f == nil || now.Sub(f.last) >= b.policy.Forget || f.n < b.policy.Free {
 		return 0
@@ -181,11 +206,7 @@ func (b *Backoff) Wait(key string) time.Duration {
 	return max(0, f.last.Add(delay).Sub(now))
 }
 
-// Fail counts a failure of key.
-func (b *Backoff) Fail(key string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	now := b.clock.Now()
+func (b *Backoff) fail(key string, now time.Time) {
 	f := b.keys[key]
 	if f == nil {
 		bound(b.keys, &b.next, func(f *failures) bool { return now.Sub(f.last) >= b.policy.Forget })

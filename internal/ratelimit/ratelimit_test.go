@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -167,24 +168,27 @@ func TestPasswordsCapPerAddress(t *testing.T) {
 }
 
 // Parallel guesses are counted as they start: no more than the free ones
-// get through before the first of them is answered.
+// get through before the first of them is answered. Many rounds, each
+// released at once, so that a check and a count made apart meet.
 func TestPasswordsCountParallelGuesses(t *testing.T) {
-	p := NewPasswords(&clock{now: time.Unix(1000, 0)})
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	passed := 0
-	for range 40 {
-		wg.Go(func() {
-			if p.Attempt("bob", "a") == nil {
-				mu.Lock()
-				passed++
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	if passed != passwordBackoff.Free {
-		t.Fatalf("%d of 40 parallel guesses checked, want %d", passed, passwordBackoff.Free)
+	for round := range 50 {
+		p := NewPasswords(&clock{now: time.Unix(1000, 0)})
+		var passed atomic.Int32
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range 40 {
+			wg.Go(func() {
+				<-start
+				if p.Attempt("bob", "a") == nil {
+					passed.Add(1)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if n := int(passed.Load()); n != passwordBackoff.Free {
+			t.Fatalf("round %d: %d of 40 parallel guesses checked, want %d", round, n, passwordBackoff.Free)
+		}
 	}
 }
 
