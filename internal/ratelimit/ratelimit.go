@@ -84,23 +84,6 @@ func (l *Limiter) Take(key string) time.Duration {
 	return 0
 }
 
-// Wait returns how long until key's bucket holds an attempt, 0 when it
-// does now, taking nothing: with Spend, it limits only the attempts that
-// fail.
-func (l *Limiter) Wait(key string) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.until(l.bucket(key))
-}
-
-// Spend takes one attempt from key's bucket, even when it is empty.
-func (l *Limiter) Spend(key string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b := l.bucket(key)
-	b.tokens = max(0, b.tokens-1)
-}
-
 // Refund gives back an attempt taken for something that turned out not to
 // count.
 func (l *Limiter) Refund(key string) {
@@ -164,14 +147,6 @@ func NewBackoff(clock Clock, policy BackoffPolicy) *Backoff {
 	return &Backoff{clock: clock, policy: policy, keys: map[string]*failures{}}
 }
 
-// Wait returns how long key must wait before its next attempt; 0 when it
-// may try now.
-func (b *Backoff) Wait(key string) time.Duration {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.wait(key, b.clock.Now())
-}
-
 // Try returns how long key must wait, or, when it may try now, counts the
 // attempt as a failure and returns 0: one step, so that attempts made in
 // parallel cannot all pass the check before any of them is counted.
@@ -186,14 +161,7 @@ func (b *Backoff) Try(key string) time.Duration {
 	return 0
 }
 
-// Fail counts a failure of key.
-func (b *Backoff) Fail(key string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.fail(key, b.clock.Now())
-}
-
-// wait and fail are Wait and Fail with b.mu held.
+// wait returns how long key must wait at now; b.mu is held.
 func (b *Backoff) wait(key string, now time.Time) time.Duration {
 	f := b.keys[key]
 	if f == nil || now.Sub(f.last) >= b.policy.Forget || f.n < b.policy.Free {
@@ -206,6 +174,7 @@ func (b *Backoff) wait(key string, now time.Time) time.Duration {
 	return max(0, f.last.Add(delay).Sub(now))
 }
 
+// fail counts a failure of key at now; b.mu is held.
 func (b *Backoff) fail(key string, now time.Time) {
 	f := b.keys[key]
 	if f == nil {

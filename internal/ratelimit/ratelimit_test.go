@@ -13,6 +13,20 @@ import (
 
 type clock struct{ now time.Time }
 
+// failNow and waitNow count a failure and read a wait apart, which Try
+// does in one step, so that tests can walk a backoff's states.
+func (b *Backoff) failNow(key string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.fail(key, b.clock.Now())
+}
+
+func (b *Backoff) waitNow(key string) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.wait(key, b.clock.Now())
+}
+
 func (c *clock) Now() time.Time { return c.now }
 
 func TestBurstThenRefill(t *testing.T) {
@@ -42,30 +56,13 @@ func TestBurstThenRefill(t *testing.T) {
 	}
 }
 
-func TestWaitAndSpend(t *testing.T) {
-	c := &clock{now: time.Unix(1000, 0)}
-	l := New(c, 2, 0.5)
-	if l.Wait("a") != 0 {
-		t.Fatal("a new key must wait")
-	}
-	l.Spend("a")
-	l.Spend("a")
-	if d := l.Wait("a"); d != 2*time.Second || l.Wait("b") != 0 {
-		t.Fatalf("two spends of a burst of two: a waits %s (want 2s), b %s (want 0)", d, l.Wait("b"))
-	}
-	c.now = c.now.Add(2 * time.Second)
-	if l.Wait("a") != 0 {
-		t.Fatal("no refill after two seconds at half an attempt a second")
-	}
-}
-
 func TestBackoffDoublesUpToItsCeilingAndForgets(t *testing.T) {
 	c := &clock{now: time.Unix(1000, 0)}
 	b := NewBackoff(c, BackoffPolicy{Free: 2, First: time.Second, Max: 5 * time.Second, Forget: time.Minute})
 	var waits []time.Duration
 	for range 6 {
-		b.Fail("k")
-		waits = append(waits, b.Wait("k"))
+		b.failNow("k")
+		waits = append(waits, b.waitNow("k"))
 	}
 	want := []time.Duration{0, time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second}
 	for i := range want {
@@ -73,29 +70,29 @@ func TestBackoffDoublesUpToItsCeilingAndForgets(t *testing.T) {
 			t.Fatalf("waits after 1..6 failures: %v, want %v", waits, want)
 		}
 	}
-	if b.Wait("other") != 0 {
+	if b.waitNow("other") != 0 {
 		t.Fatal("another key waits")
 	}
 	c.now = c.now.Add(3 * time.Second)
-	if d := b.Wait("k"); d != 2*time.Second {
+	if d := b.waitNow("k"); d != 2*time.Second {
 		t.Fatalf("3 s into a 5 s wait: %s left, want 2s", d)
 	}
 	c.now = c.now.Add(time.Minute)
-	b.Fail("k")
-	if d := b.Wait("k"); d != 0 {
+	b.failNow("k")
+	if d := b.waitNow("k"); d != 0 {
 		t.Fatalf("a failure after a quiet minute counts as the first: wait %s", d)
 	}
 	for range 10 {
-		b.Fail("k")
+		b.failNow("k")
 	}
 	b.Reset("k")
-	if b.Wait("k") != 0 {
+	if b.waitNow("k") != 0 {
 		t.Fatal("Reset left a wait")
 	}
 	for range 200 {
-		b.Fail("many")
+		b.failNow("many")
 	}
-	if d := b.Wait("many"); d != 5*time.Second {
+	if d := b.waitNow("many"); d != 5*time.Second {
 		t.Fatalf("200 failures: wait %s, want the 5 s ceiling", d)
 	}
 }
@@ -199,27 +196,27 @@ func TestLimitersForget(t *testing.T) {
 	l := New(c, 2, 1)
 	b := NewBackoff(c, BackoffPolicy{Free: 1, First: time.Second, Max: time.Minute, Forget: time.Hour})
 	for i := range pruneFrom {
-		l.Spend(strconv.Itoa(i))
-		b.Fail(strconv.Itoa(i))
+		l.Take(strconv.Itoa(i))
+		b.failNow(strconv.Itoa(i))
 	}
 	c.now = c.now.Add(2 * time.Hour)
-	l.Spend("new")
-	b.Fail("new")
+	l.Take("new")
+	b.failNow("new")
 	if len(l.buckets) != 1 || len(b.keys) != 1 {
 		t.Fatalf("after everything refilled and was forgotten: %d buckets, %d failures kept, want 1 each", len(l.buckets), len(b.keys))
 	}
 	for i := range 3 * maxKeys {
-		l.Spend(strconv.Itoa(i))
-		b.Fail(strconv.Itoa(i))
+		l.Take(strconv.Itoa(i))
+		b.failNow(strconv.Itoa(i))
 		if len(l.buckets) > maxKeys || len(b.keys) > maxKeys {
 			t.Fatalf("%d keys at once: %d buckets, %d failures kept", i+1, len(l.buckets), len(b.keys))
 		}
 	}
 	// What was kept still counts.
-	l.Spend("last")
-	l.Spend("last")
-	b.Fail("last")
-	if l.Wait("last") == 0 || b.Wait("last") == 0 {
+	l.Take("last")
+	l.Take("last")
+	b.failNow("last")
+	if l.Take("last") == 0 || b.waitNow("last") == 0 {
 		t.Fatal("the last key's state was lost")
 	}
 }

@@ -50,18 +50,20 @@ func (p *Pages) refusal(w http.ResponseWriter, r *http.Request, err error) (stat
 	return status, reason, true
 }
 
-// guess returns the refusal of a client that has used up its failed
-// guesses of kind of secret, nil while it has some left.
+// guess takes one of the client's guesses of kind of secret, or returns
+// the refusal of a client that has used them up. A guess counts as wrong
+// from the start, so that guesses sent at once are counted as they come,
+// until rightGuess gives it back.
 func (p *Pages) guess(r *http.Request, kind string) error {
-	if d := p.guesses.Wait(kind + ":" + ratelimit.ClientIP(r)); d > 0 {
+	if d := p.guesses.Take(kind + ":" + ratelimit.ClientIP(r)); d > 0 {
 		return ratelimit.Refuse(d, "Too many wrong "+kind+"s from your address")
 	}
 	return nil
 }
 
-// wrongGuess counts a failed guess of kind of secret.
-func (p *Pages) wrongGuess(r *http.Request, kind string) {
-	p.guesses.Spend(kind + ":" + ratelimit.ClientIP(r))
+// rightGuess gives back a guess of kind of secret that was right.
+func (p *Pages) rightGuess(r *http.Request, kind string) {
+	p.guesses.Refund(kind + ":" + ratelimit.ClientIP(r))
 }
 
 // index is / (spec §3.3): the access code first, then login or an
@@ -353,10 +355,10 @@ func (p *Pages) tryCode(w http.ResponseWriter, r *http.Request, code, target str
 	}
 	switch {
 	case want == "" || !hmac.Equal([]byte(code), []byte(want)):
-		p.wrongGuess(r, "access code")
 		p.render(w, r, http.StatusOK, "access.html", "Access code",
 			accessData{RedirectURL: target, Error: "That is not the access code of this event."})
 	default:
+		p.rightGuess(r, "access code")
 		p.setCookie(w, accessCookie, p.accessProof(), 0)
 		http.Redirect(w, r, target, http.StatusFound)
 	}

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -238,5 +240,30 @@ func TestActivationGuessesLimitedPerAddress(t *testing.T) {
 	}
 	if resp, _ := p.ClientFrom("127.0.0.3").Raw("GET", activation, nil); resp.StatusCode != http.StatusFound {
 		t.Fatalf("the owner's activation from another address: %d", resp.StatusCode)
+	}
+}
+
+// Guesses sent at once are counted as they come: no more than the limit
+// are checked, however many arrive before the first is answered.
+func TestParallelActivationGuessesCountedAsTheyCome(t *testing.T) {
+	p := newPortal(t)
+	name, _ := request(t, p, "alice", "/")
+	guesser := p.ClientFrom("127.0.0.2")
+	wrong := "/workshops/session/" + name + "/activate/?token=guess"
+	var checked atomic.Int32
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range 40 {
+		wg.Go(func() {
+			<-start
+			if resp, _ := guesser.Raw("GET", wrong, nil); resp.StatusCode == http.StatusBadRequest {
+				checked.Add(1)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if n := checked.Load(); n > 10 {
+		t.Fatalf("%d of 40 parallel wrong activation tokens checked from one address, want at most 10", n)
 	}
 }

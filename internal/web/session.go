@@ -26,8 +26,8 @@ func (p *Pages) activate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s, owner, err := p.broker.Activate(r.Context(), r.PathValue("name"), q.Get("token"))
-	if broker.KindOf(err) == broker.Invalid {
-		p.wrongGuess(r, "activation link")
+	if broker.KindOf(err) != broker.Invalid {
+		p.rightGuess(r, "activation link")
 	}
 	if errors.Is(err, broker.ErrEnded) {
 		http.Redirect(w, r, withNotification(p.indexFor(s, owner), endedNotification(s)), http.StatusFound)
