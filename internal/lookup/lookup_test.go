@@ -299,9 +299,9 @@ func TestAdminViews(t *testing.T) {
 			`{"name":"front","roles":["tenant"],"tenants":["tenant-1"]},{"name":"nobody","roles":["tenant"],"tenants":["tenant-2"]}]}`,
 		"/api/v1/tenants": `{"tenants":[{"clients":["admin","front"],"name":"tenant-1"},{"clients":["admin","nobody"],"name":"tenant-2"},` +
 			`{"clients":["admin"],"name":"tenant-empty"}]}`,
-		"/api/v1/tenants/tenant-1":       `{"clients":["admin","front"],"name":"tenant-1"}`,
-		"/api/v1/clusters":               `{"clusters":[{"labels":{"environment":"test"},"name":"local"}]}`,
-		"/api/v1/clusters/local":         `{"labels":{"environment":"test"},"name":"local"}`,
+		"/api/v1/tenants/tenant-1":           `{"clients":["admin","front"],"name":"tenant-1"}`,
+		"/api/v1/clusters":                   `{"clusters":[{"labels":{"environment":"test"},"name":"local"}]}`,
+		"/api/v1/clusters/local":             `{"labels":{"environment":"test"},"name":"local"}`,
 		"/api/v1/tenants/tenant-1/workshops": `{"workshops":[{"description":"A lab","labels":{"kind":"lab"},"name":"lab","title":"Lab"}]}`,
 		"/api/v1/clusters/local/portals/north/environments/portal-w01/users": `{"users":[]}`,
 	} {
