@@ -51,9 +51,6 @@ func lookupService(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if cfg.TokenSecret.Value == "" {
-		log.Warn("no tokenSecret in the configuration: tokens are signed with a key made now, and a restart logs every client out")
-	}
 	svc, err := lookupsvc.New(cfg, lookupsvc.Options{Logger: log,
 		Backend: func(pc lookupsvc.PortalConfig) (lookupsvc.Backend, error) { return lookupsvc.NewRemote(pc, nil) }})
 	if err != nil {

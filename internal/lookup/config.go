@@ -17,12 +17,9 @@ import (
 // the portals it reaches over their REST APIs, where Educates watches the
 // cluster's TrainingPortal resources instead.
 type Config struct {
-	// TokenSecret signs the access tokens (HS256). Without it a random key
-	// is made at start, and a restart logs every client out.
-	TokenSecret Secret    `yaml:"tokenSecret"`
-	Clients     []Client  `yaml:"clients"`
-	Tenants     []Tenant  `yaml:"tenants"`
-	Clusters    []Cluster `yaml:"clusters"`
+	Clients  []Client  `yaml:"clients"`
+	Tenants  []Tenant  `yaml:"tenants"`
+	Clusters []Cluster `yaml:"clusters"`
 }
 
 // Client is a front end allowed to log in (Educates' ClientConfig).
@@ -81,7 +78,6 @@ type Label struct {
 // {file: PATH} (its content, without a final newline) or {env: NAME}.
 type Secret struct {
 	Value string
-	ref   string // where Value came from, for messages
 }
 
 // UnmarshalYAML reads a scalar or a {file} / {env} reference; the value
@@ -105,13 +101,13 @@ func (s *Secret) UnmarshalYAML(n *yaml.Node) error {
 		if err != nil {
 			return fmt.Errorf("secret file: %w", err)
 		}
-		s.Value, s.ref = strings.TrimRight(string(b), "\r\n"), "file "+ref.File
+		s.Value = strings.TrimRight(string(b), "\r\n")
 	case ref.Env != "":
 		v, ok := os.LookupEnv(ref.Env)
 		if !ok {
 			return fmt.Errorf("secret: $%s is not set", ref.Env)
 		}
-		s.Value, s.ref = v, "$"+ref.Env
+		s.Value = v
 	default:
 		return errors.New("a secret reference needs file or env")
 	}
@@ -151,9 +147,6 @@ func LoadConfig(file string) (*Config, error) {
 func (c *Config) check() error {
 	if len(c.Clients) == 0 {
 		return errors.New("clients: at least one client is needed to log in")
-	}
-	if c.TokenSecret.Value != "" && len(c.TokenSecret.Value) < 32 {
-		return errors.New("tokenSecret: at least 32 characters")
 	}
 	names := map[string]bool{}
 	for i, cl := range c.Clients {

@@ -29,10 +29,10 @@ func TestConfigErrors(t *testing.T) {
 		{minimal + `clusters: [{name: c, portals: [{name: p, url: "http://x", credentials: {clientId: a, clientSecret: b, username: u}}]}]`,
 			"clusters[0].portals[0].credentials.password"},
 		{minimal + `clusters: [{name: c}, {name: c}]`, `clusters[1].name: "c" is already a cluster`},
-		{minimal + `tokenSecret: short`, "tokenSecret: at least 32"},
 		{minimal + `colour: blue`, "field colour not found"},
-		{minimal + `tokenSecret: {env: LOOKUP_TEST_UNSET_VARIABLE}`, "$LOOKUP_TEST_UNSET_VARIABLE is not set"},
-		{minimal + `tokenSecret: {}`, "needs file or env"},
+		{`clients: [{name: front, password: {env: LOOKUP_TEST_UNSET_VARIABLE}, roles: [admin]}]`, "$LOOKUP_TEST_UNSET_VARIABLE is not set"},
+		{`clients: [{name: front, password: {}, roles: [admin]}]`, "needs file or env"},
+		{`clients: [{name: front, password: {env: A, file: B}, roles: [admin]}]`, "not several"},
 	} {
 		_, err := ParseConfig([]byte(c.yaml))
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -148,12 +148,11 @@ func New(cfg *Config, opts Options) (*Service, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.passwords = ratelimit.NewPasswords(clockFunc(s.now))
-	if cfg.TokenSecret.Value != "" {
-		s.key = []byte(cfg.TokenSecret.Value)
-	} else {
-		s.key = make([]byte, 32)
-		rand.Read(s.key)
-	}
+	// Tokens are signed with a key of this process only: a token never
+	// outlives a logout that revoked it, at the price of a restart logging
+	// every client out.
+	s.key = make([]byte, 32)
+	rand.Read(s.key)
 	for _, c := range cfg.Clients {
 		s.clients = append(s.clients, &account{Client: c, digest: sha256.Sum256([]byte(c.Password.Value)),
 			identity: secret.UUID()})
