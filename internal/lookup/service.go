@@ -172,13 +172,10 @@ func New(cfg *Config, opts Options) (*Service, error) {
 	return s, nil
 }
 
-// Caller is an authenticated client with the roles it holds.
+// Caller is an authenticated client.
 type Caller struct {
 	client *account
 }
-
-// Name is the caller's client name.
-func (c *Caller) Name() string { return c.client.Name }
 
 // LoginAnswer is the answer to a login, as Educates gives it.
 type LoginAnswer struct {
