@@ -469,3 +469,58 @@ func TestPortalDown(t *testing.T) {
 		t.Errorf("request with north down: %d %v", status, out)
 	}
 }
+
+// Many front-end users at once: the portals' capacity (four places in
+// all) is never exceeded, each success is a distinct session, and the rest
+// are 503s, never 500s.
+func TestRequestConcurrent(t *testing.T) {
+	w := newWorld(t, "")
+	front := w.login("front", "front-secret")
+	const n = 12
+	type result struct {
+		status  int
+		session string
+	}
+	results := make(chan result, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			body, _ := json.Marshal(map[string]any{"tenantName": "tenant-1", "workshopName": "lab",
+				"clientUserId": fmt.Sprintf("crowd-%d", i), "clientIndexUrl": "https://front.example.com/"})
+			req, _ := http.NewRequest("POST", w.server.URL+"/api/v1/workshops", bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+front)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			var out map[string]any
+			json.NewDecoder(resp.Body).Decode(&out)
+			portal, _ := out["portalName"].(string)
+			s, _ := out["sessionName"].(string)
+			if resp.StatusCode != 200 {
+				s = fmt.Sprint(out["error"])
+			}
+			results <- result{resp.StatusCode, portal + "/" + s}
+		})
+	}
+	wg.Wait()
+	close(results)
+	seen := map[string]bool{}
+	for r := range results {
+		switch r.status {
+		case 200:
+			if seen[r.session] {
+				t.Errorf("session %s given twice", r.session)
+			}
+			seen[r.session] = true
+		case 503:
+		default:
+			t.Errorf("status %d: %s", r.status, r.session)
+		}
+	}
+	if len(seen) != 4 {
+		t.Errorf("%d sessions handed out, want the 4 places: %v", len(seen), seen)
+	}
+}
