@@ -51,6 +51,7 @@ var commands = []command{
 	{name: "environments", summary: "list or refresh the workshop environments of a portal", run: adminRunner("environments")},
 	{name: "users", summary: "list the users of a portal", run: adminRunner("users")},
 	{name: "token", summary: "print an access token for a portal's API", run: adminRunner("token")},
+	{name: "lookup", summary: "serve Educates' lookup-service API in front of several portals", run: lookupService},
 	// The program inside each session, run by the portal itself.
 	{name: "sessionhost", run: func(args []string, _ io.Writer) error { return sessionhost.Main(args) }},
 }
