@@ -145,7 +145,7 @@ func (b *bench) kubeScenario(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	stopKwok, err := b.startKwok(ctx, dir, kubeconfig)
+	stopKwok, kwokPid, err := b.startKwok(ctx, dir, kubeconfig)
 	if err != nil {
 		return err
 	}
@@ -166,6 +166,8 @@ func (b *bench) kubeScenario(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	components := b.components(kwokPid)
+	componentsBefore := componentCPU(components)
 	cfg := portalConfig{name: "kube", runtime: "kubernetes", capacity: n, reserved: n, noReserveWait: true,
 		args: []string{"--kubeconfig", kubeconfig, "--session-image", kubeSessionImage}}
 	t0 := time.Now()
@@ -187,6 +189,7 @@ func (b *bench) kubeScenario(ctx context.Context) error {
 	cpu, _ := p.cpu()
 	rss, _ := p.rssKB()
 	peak, _ := statusKB(p.pid, "VmHWM")
+	componentsUsed := diffCounts(componentsBefore, componentCPU(components))
 	requestsAfter, rerr := requestTotals(ctx, cluster.Client)
 	objectsAfter, oerr := countObjects(ctx, cluster)
 	if err := errors.Join(rerr, oerr); err != nil {
@@ -222,6 +225,8 @@ func (b *bench) kubeScenario(ctx context.Context) error {
 		Detail: perKind(requests, perSession), Note: breakdown(requests, perSession, 12)})
 	b.report.add(row{Case: fmt.Sprintf("%d sessions", n), Metric: "portal CPU, start to all ready", Value: cpu, Unit: "CPU s",
 		Note: fmt.Sprintf("%.1f CPU ms per session", 1000*perSession(cpu))})
+	b.report.add(row{Case: fmt.Sprintf("%d sessions", n), Metric: "cluster CPU, start to all ready", Value: sum(componentsUsed), Unit: "CPU s",
+		Detail: componentsUsed, Note: breakdown(componentsUsed, func(v float64) float64 { return v }, len(componentsUsed))})
 	b.report.add(row{Case: fmt.Sprintf("%d sessions", n), Metric: "portal RSS, all ready", Value: float64(rss) / 1024, Unit: "MB",
 		Target: fmt.Sprintf("< %d MB for %d", kubeMemoryGoalMB, kubeGoalSessions), Met: goal(float64(rss)/1024 < kubeMemoryGoalMB),
 		Note: fmt.Sprintf("peak VmHWM %.1f MB", float64(peak)/1024)})
@@ -369,10 +374,10 @@ func addNodes(ctx context.Context, client kubernetes.Interface, n int) ([]string
 
 // startKwok runs kwok on the fake nodes, with the stages that make their
 // pods Running and Ready at once and delete deleted pods.
-func (b *bench) startKwok(ctx context.Context, dir, kubeconfig string) (stop func(), err error) {
+func (b *bench) startKwok(ctx context.Context, dir, kubeconfig string) (stop func(), pid int, err error) {
 	logf, err := os.Create(filepath.Join(dir, "kwok.log"))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer logf.Close()
 	kwok := kwokDir()
@@ -387,7 +392,7 @@ func (b *bench) startKwok(ctx context.Context, dir, kubeconfig string) (stop fun
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start kwok: %w", err)
+		return nil, 0, fmt.Errorf("start kwok: %w", err)
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
@@ -399,7 +404,55 @@ func (b *bench) startKwok(ctx context.Context, dir, kubeconfig string) (stop fun
 			cmd.Process.Kill()
 			<-done
 		}
-	}, nil
+	}, cmd.Process.Pid, nil
+}
+
+// components finds the processes of the simulated cluster: kwok, and the
+// control plane kubetest started as children of this process.
+func (b *bench) components(kwokPid int) map[string]int {
+	out := map[string]int{"kwok": kwokPid}
+	for _, pid := range pids() {
+		if parentPid(pid) != os.Getpid() {
+			continue
+		}
+		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		if err != nil || filepath.Dir(exe) != filepath.Clean(kubetest.AssetsDir()) {
+			continue
+		}
+		out[filepath.Base(exe)] = pid
+	}
+	return out
+}
+
+// parentPid is the parent of pid, or 0 when it cannot be read.
+func parentPid(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// After the command name, in parentheses: state, then the parent.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
+}
+
+// componentCPU is the CPU time each process of components has used, in
+// seconds.
+func componentCPU(components map[string]int) map[string]float64 {
+	out := make(map[string]float64, len(components))
+	for name, pid := range components {
+		if s, err := cpuSeconds(pid); err == nil {
+			out[name] = s
+		}
+	}
+	return out
 }
 
 // awaitNodesReady waits until kwok has made every node Ready.

@@ -65,9 +65,15 @@ func TestQuickKube(t *testing.T) {
 		rows[x.Metric] = x
 	}
 	for _, m := range []string{"time to all ready", "sessions ready per second", "API objects per session", "API requests per session",
-		"portal CPU, start to all ready", "portal RSS, all ready", "re-adoption after a restart"} {
+		"portal CPU, start to all ready", "cluster CPU, start to all ready", "portal RSS, all ready", "re-adoption after a restart"} {
 		if x, ok := rows[m]; !ok || x.Value <= 0 {
 			t.Errorf("row %q: %+v (present: %v)", m, x, ok)
+		}
+	}
+	cpu, _ := rows["cluster CPU, start to all ready"].Detail.(map[string]any)
+	for _, c := range []string{"kube-apiserver", "etcd", "kube-controller-manager", "kwok"} {
+		if _, ok := cpu[c]; !ok {
+			t.Errorf("no CPU of %s in %v", c, cpu)
 		}
 	}
 	// Each session has at least its namespace, its host's pod and service.
