@@ -62,33 +62,35 @@ var allScenarios = []string{"reserved", "ondemand", "catalog", "idle", "host", "
 var optIn = []string{"peer", "chaos", "kube"}
 
 type options struct {
-	portico      string
-	scenarios    []string
-	peer         string
-	postgres     bool
-	quick        bool
-	jsonOut      string
-	mdOut        string
-	verbose      bool
-	keep         bool
-	clients      []int // reserved allocation levels
-	odClients    []int // on-demand levels (ondemand and peer)
-	counts       []int // catalog and idle checkpoints
-	warmup       time.Duration
-	window       time.Duration
-	idleWindow   time.Duration
-	reserve      int
-	hosts        int
-	odPoll       time.Duration
-	floodLoops   int
-	cpuProfile   string
-	memProfile   string
-	profileAt    string // scenario/level, e.g. reserved/64
-	chaos        time.Duration
-	faults       []string // kinds the chaos scenario injects, as the report names them
+	portico    string
+	scenarios  []string
+	peer       string
+	postgres   bool
+	quick      bool
+	jsonOut    string
+	mdOut      string
+	verbose    bool
+	keep       bool
+	clients    []int // reserved allocation levels
+	odClients  []int // on-demand levels (ondemand and peer)
+	counts     []int // catalog and idle checkpoints
+	warmup     time.Duration
+	window     time.Duration
+	idleWindow time.Duration
+	reserve    int
+	hosts      int
+	odPoll     time.Duration
+	floodLoops int
+	cpuProfile string
+	memProfile string
+	profileAt  string // scenario/level, e.g. reserved/64
+	chaos      time.Duration
+	faults     []string // kinds the chaos scenario injects, as the report names them
+
+	// The kube scenario.
 	kube         bool
-	kubeSessions int           // reserve of the kube scenario
-	kubeLimit    time.Duration // how long the kube scenario waits for its reserve, and for re-adoption
+	kubeSessions int           // its reserve
+	kubeLimit    time.Duration // how long it waits for its reserve, and for re-adoption
 }
 
 func main() {
