@@ -77,6 +77,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		{"flood", b.floodScenario},
 		{"peer", b.peerScenario},
 		{"chaos", b.chaosScenario},
+		{"kube", b.kubeScenario},
 	}
 	var errs []error
 	for _, s := range steps {

@@ -126,12 +126,36 @@ func TestQuickChaos(t *testing.T) {
 }
 
 func TestFlags(t *testing.T) {
+	// The default run has the kube scenario only where its binaries are.
+	kube, kwok := t.TempDir(), t.TempDir()
+	t.Setenv("PORTICO_KUBE_ASSETS", kube)
+	t.Setenv(kwokEnv, kwok)
 	o, err := parseFlags(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(o.scenarios, ",") != "reserved,ondemand,catalog,idle,host,flood" || o.peer != "" {
 		t.Errorf("default scenarios %v, peer %q", o.scenarios, o.peer)
+	}
+	if o.kubeSessions != 1000 {
+		t.Errorf("kube sessions %d", o.kubeSessions)
+	}
+	for dir, files := range map[string][]string{kube: {"etcd", "kube-apiserver", "kube-controller-manager"}, kwok: {"kwok", "stages.yaml"}} {
+		for _, f := range files {
+			if err := os.WriteFile(filepath.Join(dir, f), nil, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if o, err = parseFlags(nil); err != nil || strings.Join(o.scenarios, ",") != "reserved,ondemand,catalog,idle,host,flood,kube" {
+		t.Errorf("default scenarios with the kube binaries: %v, %v", o.scenarios, err)
+	}
+	if o, err = parseFlags([]string{"--kube", "--quick"}); err != nil || strings.Join(o.scenarios, ",") != "kube" || o.kubeSessions != 20 {
+		t.Errorf("--kube --quick: %v, %v", o, err)
+	}
+	if o, err = parseFlags([]string{"--kube", "--scenarios", "reserved", "--kube-sessions", "300"}); err != nil ||
+		strings.Join(o.scenarios, ",") != "reserved,kube" || o.kubeSessions != 300 {
+		t.Errorf("--kube with --scenarios: %v, %v", o, err)
 	}
 	if o.clients[len(o.clients)-1] != 256 || o.window != 5*time.Second {
 		t.Errorf("defaults: %+v", o)
@@ -153,7 +177,7 @@ func TestFlags(t *testing.T) {
 	if o, err = parseFlags([]string{"--chaos", "1m", "--faults", "host, postgres"}); err != nil || len(o.faults) != 2 || o.faults[1] != faultPostgres {
 		t.Errorf("--faults: %v, %v", o, err)
 	}
-	for _, bad := range [][]string{{"--scenarios", "nope"}, {"--chaos", "-1m"}, {"--faults", "meteor"}, {"--clients", "0"}, {"--peer", "other"}, {"extra"}, {"--flood-loops", "0"}} {
+	for _, bad := range [][]string{{"--scenarios", "nope"}, {"--chaos", "-1m"}, {"--faults", "meteor"}, {"--clients", "0"}, {"--peer", "other"}, {"extra"}, {"--flood-loops", "0"}, {"--kube-sessions", "-5"}} {
 		if _, err := parseFlags(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}

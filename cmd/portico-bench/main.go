@@ -12,6 +12,7 @@
 //	go run ./cmd/portico-bench --peer jupyterhub    # add JupyterHub as the peer (run by hand)
 //	go run ./cmd/portico-bench --scenarios reserved --clients 64 --cpuprofile cpu.pprof
 //	go run ./cmd/portico-bench --chaos 10m          # the chaos run alone (issue 15; see CHAOS.md)
+//	go run ./cmd/portico-bench --kube               # the Kubernetes runtime at scale alone (issue 14 goal 6)
 //
 // Scenarios (--scenarios, comma-separated):
 //
@@ -27,6 +28,10 @@
 //	peer      JupyterHub doing what ondemand does (also selected by --peer jupyterhub)
 //	chaos     three replicas on one PostgreSQL with the local runtime under a rush of requests and
 //	          random faults, with an invariant checker (selected alone by --chaos DURATION)
+//	kube      a reserve of 1,000 sessions on the Kubernetes runtime against a real kube-apiserver whose
+//	          nodes and pods kwok simulates: time to ready, API objects and requests per session, portal
+//	          CPU and memory, re-adoption after a restart (selected alone by --kube; in the default run
+//	          only when scripts/kube-test-binaries and scripts/kwok-binary have built its binaries)
 //
 // The catalog and idle scenarios share one portal, filled step by step.
 package main
@@ -49,11 +54,12 @@ import (
 // fixedServerArg runs the hidden mode that serves the HTTP ceiling.
 const fixedServerArg = "__fixed-server"
 
-var allScenarios = []string{"reserved", "ondemand", "catalog", "idle", "host", "flood", "peer", "chaos"}
+var allScenarios = []string{"reserved", "ondemand", "catalog", "idle", "host", "flood", "peer", "chaos", "kube"}
 
 // optIn are the scenarios that run only when named: the peer is run by
-// hand, and the chaos run is no measurement.
-var optIn = []string{"peer", "chaos"}
+// hand, the chaos run is no measurement, and the kube scenario needs
+// binaries built apart (the default run has it when they are there).
+var optIn = []string{"peer", "chaos", "kube"}
 
 type options struct {
 	portico    string
@@ -80,6 +86,11 @@ type options struct {
 	profileAt  string // scenario/level, e.g. reserved/64
 	chaos      time.Duration
 	faults     []string // kinds the chaos scenario injects, as the report names them
+
+	// The kube scenario.
+	kube         bool
+	kubeSessions int           // its reserve
+	kubeLimit    time.Duration // how long it waits for its reserve, and for re-adoption
 }
 
 func main() {
@@ -128,7 +139,10 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile (allocs, delta over the window) of the portal, taken during --profile-at, to this file")
 	fs.DurationVar(&o.chaos, "chaos", 0, "run the chaos scenario for this long (alone, unless --scenarios names others; default with --scenarios chaos: 10m, quick 20s)")
 	faults := fs.String("faults", "", "comma-separated faults of the chaos scenario: "+strings.Join(slices.Sorted(maps.Keys(faultNames)), ", ")+" (default: all)")
-	fs.StringVar(&o.profileAt, "profile-at", "reserved/64", "scenario/level whose timed window is profiled: reserved/<clients>, reserved-postgres/<clients>, ondemand/<clients>, catalog/<sessions>, idle/<sessions>")
+	fs.BoolVar(&o.kube, "kube", false, "run the kube scenario (alone, unless --scenarios names others): needs scripts/kube-test-binaries and scripts/kwok-binary")
+	fs.IntVar(&o.kubeSessions, "kube-sessions", 0, "reserve of the kube scenario (default 1000; quick 20)")
+	fs.DurationVar(&o.kubeLimit, "kube-limit", 15*time.Minute, "how long the kube scenario waits for its reserve to be ready, and for a restarted portal to adopt it")
+	fs.StringVar(&o.profileAt, "profile-at", "reserved/64", "scenario/level whose timed window is profiled: reserved/<clients>, reserved-postgres/<clients>, ondemand/<clients>, catalog/<sessions>, idle/<sessions>, kube/<sessions> (the first 30 s of the fill)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: go run ./cmd/portico-bench [flags]\n\n")
 		fs.PrintDefaults()
@@ -190,11 +204,28 @@ func parseFlags(args []string) (*options, error) {
 	if o.chaos < 0 {
 		return nil, fmt.Errorf("--chaos: %s is negative", o.chaos)
 	}
+	if o.kubeSessions == 0 {
+		o.kubeSessions = 1000
+		if o.quick {
+			o.kubeSessions = 20
+		}
+	}
+	if o.kubeSessions < 0 {
+		return nil, fmt.Errorf("--kube-sessions: %d is negative", o.kubeSessions)
+	}
 	switch {
-	case scenarios == "" && o.chaos > 0:
-		o.scenarios = []string{"chaos"}
+	case scenarios == "" && (o.chaos > 0 || o.kube):
+		if o.chaos > 0 {
+			o.scenarios = append(o.scenarios, "chaos")
+		}
+		if o.kube {
+			o.scenarios = append(o.scenarios, "kube")
+		}
 	case scenarios == "":
 		o.scenarios = slices.DeleteFunc(slices.Clone(allScenarios), func(s string) bool { return slices.Contains(optIn, s) })
+		if kubeMissing() == nil {
+			o.scenarios = append(o.scenarios, "kube")
+		}
 	default:
 		for _, s := range strings.Split(scenarios, ",") {
 			s = strings.TrimSpace(s)
@@ -203,6 +234,9 @@ func parseFlags(args []string) (*options, error) {
 			}
 			o.scenarios = append(o.scenarios, s)
 		}
+	}
+	if o.kube && !slices.Contains(o.scenarios, "kube") {
+		o.scenarios = append(o.scenarios, "kube")
 	}
 	if o.peer != "" && !slices.Contains(o.scenarios, "peer") {
 		o.scenarios = append(o.scenarios, "peer")

@@ -35,7 +35,7 @@ const (
 // portalConfig is what a portal of the harness is made of.
 type portalConfig struct {
 	name     string // names its directory
-	runtime  string // local or noop
+	runtime  string // local, noop or kubernetes
 	capacity int
 	reserved int // also the initial batch
 	expires  string
@@ -45,6 +45,7 @@ type portalConfig struct {
 	// (default: a new one).
 	dataDir, secretKey string
 	env                []string // further KEY=VALUE environment
+	args               []string // further flags of portico serve
 	// noReserveWait returns once the portal serves, without waiting for
 	// its reserve: a replica restarted under faults may not lead.
 	noReserveWait bool
@@ -124,6 +125,7 @@ func (b *bench) startPortal(ctx context.Context, cfg portalConfig) (*portal, err
 	dataDir := cmp.Or(cfg.dataDir, filepath.Join(dir, "data"))
 	args := []string{"serve", "--config", conf, "--data-dir", dataDir,
 		"--listen", "127.0.0.1:0", "--runtime", cfg.runtime, "--debug-listen", "127.0.0.1:0"}
+	args = append(args, cfg.args...)
 	env := append(append(os.Environ(), markerEnv+"="+b.root), cfg.env...)
 	if cfg.database != "" {
 		// A portal on PostgreSQL is given the key of its sealed secrets.

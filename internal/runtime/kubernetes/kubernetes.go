@@ -150,6 +150,7 @@ func New(opts Options) (*Runtime, error) {
 	}
 	cfg := rest.CopyConfig(opts.Config)
 	cfg.UserAgent = "portico"
+	unthrottle(cfg)
 	client, err := k8s.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes runtime: %w", err)
@@ -210,6 +211,21 @@ func New(opts Options) (*Runtime, error) {
 		return nil, fmt.Errorf("kubernetes runtime: %w", err)
 	}
 	return r, nil
+}
+
+// unthrottle lifts client-go's default client-side limit, 5 requests a
+// second in bursts of 10, from a configuration that sets none (as a
+// kubeconfig never does). A session's start takes about twenty requests,
+// so that default paced a reserve of 1,000 to over an hour. The
+// runtime's load is bounded without it: by the reconciler's cap on
+// parallel starts, each a sequence of requests, and on the server by API
+// Priority and Fairness, which queues a client that asks too much (as
+// controller-runtime relies on, with no client-side limit by default). A
+// configuration with a limit of its own keeps it.
+func unthrottle(cfg *rest.Config) {
+	if cfg.QPS == 0 && cfg.RateLimiter == nil {
+		cfg.QPS = -1 // negative: no client-side limit
+	}
 }
 
 // Close stops the informers.

@@ -13,7 +13,10 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/flowcontrol"
 
 	"github.com/portico-dev/portico/internal/runtime"
 )
@@ -329,5 +332,35 @@ func TestHostPodOf(t *testing.T) {
 	tombstone := cache.DeletedFinalStateUnknown{Key: "p-w01/p-w01-s001"}
 	if o, err := hostPodOf(tombstone); err != nil || o != tombstone {
 		t.Errorf("tombstone: %v, %v", o, err)
+	}
+}
+
+// A kubeconfig sets no request rate; client-go's default for that, 5 a
+// second, would pace every start of a large reserve.
+func TestUnthrottle(t *testing.T) {
+	cfg := &rest.Config{}
+	unthrottle(cfg)
+	if cfg.QPS >= 0 {
+		t.Errorf("QPS %v: client-go's default limit stays", cfg.QPS)
+	}
+	// Over rest.RESTClientFor's rule: a limiter only for a positive QPS.
+	cfg.GroupVersion = &corev1.SchemeGroupVersion
+	cfg.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
+	client, err := rest.RESTClientFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if client.GetRateLimiter() != nil {
+		t.Errorf("client has a rate limiter %T", client.GetRateLimiter())
+	}
+	set := &rest.Config{QPS: 50, Burst: 100}
+	unthrottle(set)
+	if set.QPS != 50 || set.Burst != 100 {
+		t.Errorf("a configured limit changed to QPS %v, burst %d", set.QPS, set.Burst)
+	}
+	limited := &rest.Config{RateLimiter: flowcontrol.NewFakeAlwaysRateLimiter()}
+	unthrottle(limited)
+	if limited.QPS != 0 {
+		t.Errorf("a configured rate limiter overridden: QPS %v", limited.QPS)
 	}
 }
