@@ -490,6 +490,53 @@ func (t *Tx) CountSessions(q store.SessionQuery) (int, error) {
 	return n, t.wrap(err)
 }
 
+func (t *Tx) EachHeld(envID int64, fn func(store.Held) error) error {
+	rows, err := t.query(`SELECT s.name, s.state, u.username, s.started, s.expires
+		FROM sessions s JOIN users u ON u.id = s.owner
+		WHERE s.env_id = ? AND s.owner IS NOT NULL AND s.state IN ('STARTING', 'WAITING', 'RUNNING', 'STOPPING')
+		ORDER BY s.created, s.name`, envID)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			h                store.Held
+			started, expires int64
+		)
+		if err := rows.Scan(&h.Name, &h.State, &h.OwnerName, &started, &expires); err != nil {
+			return t.wrap(err)
+		}
+		h.Started, h.Expires = fromMS(started), fromMS(expires)
+		if err := fn(h); err != nil {
+			return err
+		}
+	}
+	return t.wrap(rows.Err())
+}
+
+func (t *Tx) SessionCounts() (map[int64]store.SessionCounts, error) {
+	rows, err := t.query(`SELECT env_id, count(CASE WHEN owner IS NOT NULL THEN 1 END),
+		count(CASE WHEN owner IS NULL AND state = 'WAITING' THEN 1 END)
+		FROM sessions WHERE state IN ('STARTING', 'WAITING', 'RUNNING', 'STOPPING') GROUP BY env_id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[int64]store.SessionCounts{}
+	for rows.Next() {
+		var (
+			env int64
+			c   store.SessionCounts
+		)
+		if err := rows.Scan(&env, &c.Allocated, &c.Available); err != nil {
+			return nil, t.wrap(err)
+		}
+		out[env] = c
+	}
+	return out, t.wrap(rows.Err())
+}
+
 func (t *Tx) DeleteStoppedSessions(before time.Time) (int, error) {
 	// Activation tokens of those sessions go with them.
 	if _, err := t.write(`DELETE FROM tokens WHERE kind = 'activation' AND session IN
