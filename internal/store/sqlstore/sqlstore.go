@@ -415,9 +415,13 @@ func (t *Tx) where(q store.SessionQuery) (string, []any) {
 	case store.Unowned:
 		add(`s.owner IS NULL`)
 	}
-	if len(q.States) > 0 {
-		// Literals, not parameters: SQLite uses a partial index only when
-		// the query's terms match the index's own.
+	switch {
+	// Literals, not parameters: SQLite uses a partial index only when the
+	// query's terms match the index's own, and it takes s.state = 'X', not
+	// s.state IN ('X'), to match a WHERE of state = 'X' OR ….
+	case len(q.States) == 1:
+		add(`s.state = ` + stateLiteral(q.States[0]))
+	case len(q.States) > 0:
 		lits := make([]string, len(q.States))
 		for i, st := range q.States {
 			lits[i] = stateLiteral(st)
