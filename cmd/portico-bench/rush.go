@@ -278,6 +278,28 @@ func rush(ctx context.Context, n int, url func(int) string, token string, answer
 	return res
 }
 
+// pending counts the sessions a portal's reconciler has still to start,
+// stop or give their owner, read from its database.
+func (p *portal) pending(ctx context.Context) (int, error) {
+	const q = `SELECT count(*) FROM sessions WHERE state IN ('STARTING', 'STOPPING')
+		OR owner IS NOT NULL AND state IN ('WAITING', 'RUNNING') AND NOT delivered`
+	var n int
+	if p.cfg.database != "" {
+		conn, err := pgx.Connect(ctx, p.cfg.database)
+		if err != nil {
+			return 0, err
+		}
+		defer conn.Close(context.Background())
+		return n, conn.QueryRow(ctx, q).Scan(&n)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(p.dir, "data", "portico.db")+"?mode=ro&_pragma=busy_timeout(10000)")
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	return n, db.QueryRowContext(ctx, q).Scan(&n)
+}
+
 // heldSessions reads, from the portal's database itself, the live sessions
 // that have an owner: owner's name to session.
 func heldSessions(ctx context.Context, store string, cfg portalConfig, p *portal) (map[string][]string, error) {
