@@ -107,7 +107,8 @@ func TestDatabaseFilesArePrivate(t *testing.T) {
 // 1,000 (issue 14): the queries it runs every pass, as sqlstore writes
 // them, reach what is due through an index that holds only rows that may
 // be due, never through one every WAITING or RUNNING session is in, and
-// never by reading the table.
+// never by reading the table. The catalog's listing of sessions held reads
+// them in order, without sorting them on every request.
 func TestIdlePassQueryPlans(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "portico.db")
 	db, err := sqlite.Open(context.Background(), path)
@@ -133,6 +134,8 @@ func TestIdlePassQueryPlans(t *testing.T) {
 		`SELECT s.name FROM sessions s WHERE s.check_at > 0 AND s.check_at <= 1 AND s.state = 'RUNNING' ORDER BY s.created, s.name LIMIT 1000`: "sessions_check",
 		// Broker.deliver
 		`SELECT s.name FROM sessions s WHERE s.owner IS NOT NULL AND NOT s.delivered AND s.address <> '' AND s.state IN ('WAITING', 'RUNNING') ORDER BY s.created, s.name LIMIT 1000`: "sessions_undelivered",
+		// Tx.EachHeld, in order without a sort
+		`SELECT s.name, s.state, u.username, s.started, s.expires FROM sessions s JOIN users u ON u.id = s.owner WHERE s.env_id = 1 AND s.owner IS NOT NULL AND s.state IN ('STARTING', 'WAITING', 'RUNNING', 'STOPPING') ORDER BY s.created, s.name`: "sessions_held",
 		// Tx.DeleteStoppedSessions
 		`SELECT name FROM sessions WHERE state = 'STOPPED' AND expires <= 1`: "sessions_stopped",
 	} {
@@ -151,7 +154,8 @@ func TestIdlePassQueryPlans(t *testing.T) {
 		}
 		rows.Close()
 		text := strings.Join(plan, "; ")
-		if !strings.Contains(text, " INDEX "+index) || strings.Contains(text, "sessions_state") {
+		if !strings.Contains(text, " INDEX "+index) || strings.Contains(text, "sessions_state") ||
+			index == "sessions_held" && strings.Contains(text, "TEMP B-TREE") {
 			t.Errorf("%s\n plan %q, want a search through %s…", q, text, index)
 		}
 	}
