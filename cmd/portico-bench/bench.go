@@ -71,6 +71,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	steps := []step{
 		{"reserved", b.reservedScenario},
+		{"rush", b.rushScenario},
 		{"host", b.hostScenario}, // before ondemand, which refers to it
 		{"ondemand", b.onDemandScenario},
 		{"catalog", b.catalogScenario}, // catalog and idle: one portal

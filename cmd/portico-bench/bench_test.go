@@ -84,6 +84,28 @@ func TestQuickReserved(t *testing.T) {
 	}
 }
 
+// TestQuickRush runs a small rush against the real binary: every request
+// is answered with a session of its own, which the harness also checks in
+// the portal's database, and each goal line has its same-run reference.
+func TestQuickRush(t *testing.T) {
+	r, _ := quickRun(t, "--scenarios", "rush", "--rush", "40")
+	if len(r.Failures) > 0 {
+		t.Fatalf("failures: %v", r.Failures)
+	}
+	rows := map[string]row{}
+	for _, x := range r.Rows {
+		rows[x.Case+" "+x.Metric] = x
+	}
+	if x := rows["N = 40 distinct sessions"]; x.Value != 40 || x.RefValue != 40 {
+		t.Errorf("distinct sessions: %+v", x)
+	}
+	for _, m := range []string{"p50 latency", "p99 latency", "makespan"} {
+		if x := rows["N = 40 "+m]; x.Value <= 0 || x.RefValue <= 0 || x.Reference != "trivial handler" {
+			t.Errorf("no row %q with a value and its reference: %+v", m, x)
+		}
+	}
+}
+
 // TestQuickFlood runs the flood scenario in its quick mode against the
 // real binary: the harness measures the request alone and under the
 // flood, and every answer of the flood is a 401 or a 429.
@@ -134,7 +156,7 @@ func TestFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(o.scenarios, ",") != "reserved,ondemand,catalog,idle,host,flood" || o.peer != "" {
+	if strings.Join(o.scenarios, ",") != "reserved,rush,ondemand,catalog,idle,host,flood" || o.peer != "" {
 		t.Errorf("default scenarios %v, peer %q", o.scenarios, o.peer)
 	}
 	if o.kubeSessions != 1000 {
@@ -147,7 +169,7 @@ func TestFlags(t *testing.T) {
 			}
 		}
 	}
-	if o, err = parseFlags(nil); err != nil || strings.Join(o.scenarios, ",") != "reserved,ondemand,catalog,idle,host,flood,kube" {
+	if o, err = parseFlags(nil); err != nil || strings.Join(o.scenarios, ",") != "reserved,rush,ondemand,catalog,idle,host,flood,kube" {
 		t.Errorf("default scenarios with the kube binaries: %v, %v", o.scenarios, err)
 	}
 	if o, err = parseFlags([]string{"--kube", "--quick"}); err != nil || strings.Join(o.scenarios, ",") != "kube" || o.kubeSessions != 20 {
@@ -198,5 +220,24 @@ func TestSummarise(t *testing.T) {
 	}
 	if (summarise(nil) != stats{}) {
 		t.Error("empty")
+	}
+}
+
+// The rush's check against the database fails on every way a session may
+// be given wrongly.
+func TestSameSessions(t *testing.T) {
+	answers := []string{"s1", "s2"}
+	if err := sameSessions(answers, map[string][]string{"rush-0": {"s1"}, "rush-1": {"s2"}}); err != nil {
+		t.Errorf("right sessions refused: %v", err)
+	}
+	for name, held := range map[string]map[string][]string{
+		"one missing":      {"rush-0": {"s1"}},
+		"another user":     {"rush-0": {"s1"}, "rush-1": {"s2"}, "other": {"s3"}},
+		"two for one user": {"rush-0": {"s1", "s3"}, "rush-1": {"s2"}},
+		"swapped":          {"rush-0": {"s2"}, "rush-1": {"s1"}},
+	} {
+		if err := sameSessions(answers, held); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
 	}
 }

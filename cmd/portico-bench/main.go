@@ -8,7 +8,7 @@
 //
 //	go run ./cmd/portico-bench                      # every scenario but the peer: a few minutes
 //	go run ./cmd/portico-bench --quick              # smoke run, under a minute
-//	go run ./cmd/portico-bench --postgres           # reserved allocation on PostgreSQL too
+//	go run ./cmd/portico-bench --postgres           # reserved allocation and the rush on PostgreSQL too
 //	go run ./cmd/portico-bench --peer jupyterhub    # add JupyterHub as the peer (run by hand)
 //	go run ./cmd/portico-bench --scenarios reserved --clients 64 --cpuprofile cpu.pprof
 //	go run ./cmd/portico-bench --chaos 10m          # the chaos run alone (issue 15; see CHAOS.md)
@@ -19,6 +19,9 @@
 //	reserved  allocation from the reserve (REST session requests by distinct users), noop runtime,
 //	          against a trivial Go handler in its own process (the HTTP ceiling) and a raw
 //	          single-row update transaction loop (the storage ceiling)
+//	rush      N session requests released at once, each by a new user over a new connection, against
+//	          a reserve of N (noop runtime; with --postgres also three replicas on one PostgreSQL),
+//	          against the trivial handler under the same pattern
 //	ondemand  on-demand allocation with the local runtime: request to session host ready
 //	catalog   catalog with sessions=true and the user-session listing at 100, 1,000, 10,000 sessions
 //	idle      portal CPU per wall second and RSS while holding 1,000 and 10,000 sessions (noop runtime)
@@ -54,7 +57,7 @@ import (
 // fixedServerArg runs the hidden mode that serves the HTTP ceiling.
 const fixedServerArg = "__fixed-server"
 
-var allScenarios = []string{"reserved", "ondemand", "catalog", "idle", "host", "flood", "peer", "chaos", "kube"}
+var allScenarios = []string{"reserved", "rush", "ondemand", "catalog", "idle", "host", "flood", "peer", "chaos", "kube"}
 
 // optIn are the scenarios that run only when named: the peer is run by
 // hand, the chaos run is no measurement, and the kube scenario needs
@@ -74,6 +77,7 @@ type options struct {
 	clients    []int // reserved allocation levels
 	odClients  []int // on-demand levels (ondemand and peer)
 	counts     []int // catalog and idle checkpoints
+	rush       []int // requests (and reserve) of each rush
 	warmup     time.Duration
 	window     time.Duration
 	idleWindow time.Duration
@@ -115,11 +119,11 @@ func main() {
 func parseFlags(args []string) (*options, error) {
 	fs := flag.NewFlagSet("portico-bench", flag.ContinueOnError)
 	o := &options{}
-	var scenarios, clients, odClients, counts string
+	var scenarios, clients, odClients, counts, rushes string
 	fs.StringVar(&o.portico, "portico", "", "portico binary to measure (default: go build ./cmd/portico into a temporary directory)")
 	fs.StringVar(&scenarios, "scenarios", "", "comma-separated scenarios: "+strings.Join(allScenarios, ", ")+" (default: all but peer)")
 	fs.StringVar(&o.peer, "peer", "", "peer to measure against: jupyterhub (run by hand; needs apt-get install jupyterhub node-configurable-http-proxy)")
-	fs.BoolVar(&o.postgres, "postgres", false, "also run the reserved allocation on a throwaway PostgreSQL server")
+	fs.BoolVar(&o.postgres, "postgres", false, "also run the reserved allocation (one portal) and the rush (three replicas) on a throwaway PostgreSQL server")
 	fs.BoolVar(&o.quick, "quick", false, "smoke run: fewer levels, short windows (checks the harness, not timings)")
 	fs.StringVar(&o.jsonOut, "json", "", "write the results as JSON to this file")
 	fs.StringVar(&o.mdOut, "markdown", "", "write the machine, the command and the table as Markdown to this file")
@@ -128,6 +132,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&clients, "clients", "", "concurrent clients of the reserved allocation (default 1,16,64,256; quick 1,16)")
 	fs.StringVar(&odClients, "ondemand-clients", "", "concurrent clients of on-demand allocation and the peer (default 1,16,64; quick 1,4)")
 	fs.StringVar(&counts, "sessions", "", "sessions held for catalog and idle (default 100,1000,10000; quick 100,1000)")
+	fs.StringVar(&rushes, "rush", "", "requests released at once in the rush, each against a reserve of as many (default 1000; quick 100; 5000 takes a while on 2 cores)")
 	fs.DurationVar(&o.warmup, "warmup", 0, "warm-up before each timed window (default 1s; quick 200ms)")
 	fs.DurationVar(&o.window, "window", 0, "timed window of each load level (default 5s; quick 1s)")
 	fs.DurationVar(&o.idleWindow, "idle-window", 0, "idle window of the idle scenario (default 5s; quick 1s)")
@@ -142,7 +147,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.BoolVar(&o.kube, "kube", false, "run the kube scenario (alone, unless --scenarios names others): needs scripts/kube-test-binaries and scripts/kwok-binary")
 	fs.IntVar(&o.kubeSessions, "kube-sessions", 0, "reserve of the kube scenario (default 1000; quick 20)")
 	fs.DurationVar(&o.kubeLimit, "kube-limit", 15*time.Minute, "how long the kube scenario waits for its reserve to be ready, and for a restarted portal to adopt it")
-	fs.StringVar(&o.profileAt, "profile-at", "reserved/64", "scenario/level whose timed window is profiled: reserved/<clients>, reserved-postgres/<clients>, ondemand/<clients>, catalog/<sessions>, idle/<sessions>, kube/<sessions> (the first 30 s of the fill)")
+	fs.StringVar(&o.profileAt, "profile-at", "reserved/64", "scenario/level whose timed window is profiled: reserved/<clients>, reserved-postgres/<clients>, rush/<N>, rush-postgres/<N>, ondemand/<clients>, catalog/<sessions>, idle/<sessions>, kube/<sessions> (the first 30 s of the fill)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: go run ./cmd/portico-bench [flags]\n\n")
 		fs.PrintDefaults()
@@ -170,6 +175,10 @@ func parseFlags(args []string) (*options, error) {
 		return nil, fmt.Errorf("--sessions: %w", err)
 	}
 	slices.Sort(o.counts)
+	if o.rush, err = intList(rushes, def([]int{100}, []int{1000})); err != nil {
+		return nil, fmt.Errorf("--rush: %w", err)
+	}
+	slices.Sort(o.rush)
 	durDef := func(v *time.Duration, quick, full time.Duration) {
 		if *v == 0 {
 			*v = full

@@ -29,7 +29,14 @@ type EnvironmentView struct {
 	Environment store.Environment
 	Allocated   int // owned and not ended
 	Available   int // reserved and ready
-	Sessions    []SessionView
+	Sessions    []HeldView
+}
+
+// HeldView is an allocated session in a listing of thousands: the columns
+// listings show and its schedule, no more.
+type HeldView struct {
+	store.Held
+	Schedule Schedule
 }
 
 // CatalogQuery filters the catalog (spec §7.2).
@@ -50,10 +57,11 @@ func (b *Broker) Catalog(ctx context.Context, q CatalogQuery) (PortalView, []Env
 		q.States = []store.EnvState{store.EnvRunning}
 	}
 	err := b.store.View(ctx, func(tx store.Tx) error {
-		var err error
-		if pv, err = b.portalView(tx); err != nil {
+		counts, err := tx.SessionCounts()
+		if err != nil {
 			return err
 		}
+		pv = b.portalView(counts)
 		envs, err := tx.Environments(q.States...)
 		if err != nil {
 			return err
@@ -63,7 +71,7 @@ func (b *Broker) Catalog(ctx context.Context, q CatalogQuery) (PortalView, []Env
 			if !matches(env, q) {
 				continue
 			}
-			v, err := b.environmentView(tx, env, q.Sessions)
+			v, err := b.environmentView(tx, env, counts[env.ID], q.Sessions)
 			if err != nil {
 				return err
 			}
@@ -86,36 +94,32 @@ func matches(env store.Environment, q CatalogQuery) bool {
 	return true
 }
 
-func (b *Broker) portalView(tx store.Tx) (PortalView, error) {
+func (b *Broker) portalView(counts map[int64]store.SessionCounts) PortalView {
 	p := b.Portal()
-	allocated, err := tx.CountSessions(store.SessionQuery{Ownership: store.Owned, States: store.Live})
+	allocated := 0
+	for _, c := range counts {
+		allocated += c.Allocated
+	}
 	labels := p.Labels
 	if labels == nil {
 		labels = map[string]string{}
 	}
 	return PortalView{Name: p.Name, UID: PortalUID(p.Name), URL: b.url, Generation: p.Generation, Labels: labels,
 		Maximum: p.Sessions.Maximum, Registered: p.Sessions.Registered, Anonymous: p.Sessions.Anonymous,
-		Allocated: allocated}, err
+		Allocated: allocated}
 }
 
-func (b *Broker) environmentView(tx store.Tx, env store.Environment, sessions bool) (EnvironmentView, error) {
-	v := EnvironmentView{Environment: env}
-	var err error
-	v.Allocated, err = tx.CountSessions(store.SessionQuery{EnvID: env.ID, Ownership: store.Owned, States: store.Live})
-	if err != nil {
-		return v, err
+func (b *Broker) environmentView(tx store.Tx, env store.Environment, counts store.SessionCounts, sessions bool) (EnvironmentView, error) {
+	v := EnvironmentView{Environment: env, Allocated: counts.Allocated, Available: counts.Available}
+	if !sessions {
+		return v, nil
 	}
-	v.Available, err = tx.CountSessions(store.SessionQuery{EnvID: env.ID, Ownership: store.Unowned,
-		States: []store.SessionState{store.Waiting}})
-	if err != nil || !sessions {
-		return v, err
-	}
-	list, err := tx.FindSessions(store.SessionQuery{EnvID: env.ID, Ownership: store.Owned, States: store.Live})
-	v.Sessions = make([]SessionView, len(list))
-	shared := &env
-	for i, s := range list {
-		v.Sessions[i] = SessionView{Session: s, Environment: shared, Schedule: b.schedule(s, env)}
-	}
+	v.Sessions = make([]HeldView, 0, counts.Allocated)
+	err := tx.EachHeld(env.ID, func(h store.Held) error {
+		sc := b.schedule(store.Session{State: h.State, Started: h.Started, Expires: h.Expires}, env)
+		v.Sessions = append(v.Sessions, HeldView{Held: h, Schedule: sc})
+		return nil
+	})
 	return v, err
 }
 
@@ -133,10 +137,12 @@ func (b *Broker) EnvironmentStatus(ctx context.Context, caller store.User, name 
 		if err != nil {
 			return notFound(err, "Environment does not exist")
 		}
-		if pv, err = b.portalView(tx); err != nil {
+		counts, err := tx.SessionCounts()
+		if err != nil {
 			return err
 		}
-		v, err = b.environmentView(tx, env, sessions)
+		pv = b.portalView(counts)
+		v, err = b.environmentView(tx, env, counts[env.ID], sessions)
 		return err
 	})
 	return pv, v, err

@@ -464,12 +464,18 @@ func (b *Broker) planReserve(tx store.Tx, env store.Environment) (reservePlan, e
 	}
 	// The initial batch beyond the reserve stays until it is handed out;
 	// past that, the reserve is trimmed to `reserved` (Educates never
-	// trimmed at all while initial > reserved).
-	handedOut, err := tx.CountSessions(store.SessionQuery{EnvID: env.ID, Ownership: store.Owned})
-	if err != nil {
-		return reservePlan{}, err
+	// trimmed at all while initial > reserved). Only then are the sessions
+	// handed out counted: every pass plans, and a pass of a portal holding
+	// many sessions costs no more than one of a portal holding few.
+	keep := env.Reserved
+	if env.Initial > env.Reserved {
+		handedOut, err := tx.CountSessions(store.SessionQuery{EnvID: env.ID, Ownership: store.Owned})
+		if err != nil {
+			return reservePlan{}, err
+		}
+		keep = max(keep, env.Initial-handedOut)
 	}
-	if keep := max(env.Reserved, env.Initial-handedOut); available > keep {
+	if available > keep {
 		return reservePlan{trim: available - keep}, nil
 	}
 	portalActive := 0

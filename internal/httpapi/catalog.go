@@ -130,7 +130,7 @@ func (a *API) environmentStatus(w http.ResponseWriter, r *http.Request) (any, er
 		Name      string         `json:"name"`
 		State     store.EnvState `json:"state"`
 		Workshop  workshopJSON   `json:"workshop"`
-		Sessions  *[]sessionJSON `json:"sessions,omitempty"`
+		Sessions  *heldList      `json:"sessions,omitempty"`
 		Duration  int            `json:"duration"`
 		Capacity  int            `json:"capacity"`
 		Reserved  int            `json:"reserved"`

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/json/jsontext"
 	"time"
 
 	"github.com/portico-dev/portico/internal/broker"
@@ -21,8 +22,10 @@ func (t Time) MarshalJSON() ([]byte, error) {
 	if tt.IsZero() {
 		return []byte("null"), nil
 	}
-	return json.Marshal(tt.UTC().Truncate(time.Millisecond).Format("2006-01-02T15:04:05.000Z"))
+	return json.Marshal(tt.UTC().Truncate(time.Millisecond).Format(timeLayout))
 }
+
+const timeLayout = "2006-01-02T15:04:05.000Z"
 
 // optTime is a Time left out of the JSON when unset.
 func optTime(t time.Time) *Time {
@@ -140,7 +143,7 @@ type environmentJSON struct {
 	Reserved  int            `json:"reserved"`
 	Allocated int            `json:"allocated"`
 	Available int            `json:"available"`
-	Sessions  *[]sessionJSON `json:"sessions,omitempty"`
+	Sessions  *heldList      `json:"sessions,omitempty"`
 }
 
 func environmentOf(v broker.EnvironmentView, catalog, sessions bool) environmentJSON {
@@ -149,13 +152,75 @@ func environmentOf(v broker.EnvironmentView, catalog, sessions bool) environment
 		Duration: int(env.Expires.Seconds()), Capacity: env.Capacity, Reserved: env.Reserved,
 		Allocated: v.Allocated, Available: v.Available}
 	if sessions {
-		list := make([]sessionJSON, 0, len(v.Sessions))
-		for _, s := range v.Sessions {
-			list = append(list, sessionOf(s))
-		}
+		list := heldList(v.Sessions)
 		out.Sessions = &list
 	}
 	return out
+}
+
+// heldList is the allocated sessions of an environment, written as a list
+// of sessionJSON. A catalog lists thousands of them: they are written
+// token by token, with none of the reflection and per-field allocations of
+// encoding sessionJSON values, into the encoder of the answer.
+type heldList []broker.HeldView
+
+func (l heldList) MarshalJSONTo(enc *jsontext.Encoder) error {
+	var (
+		err error
+		buf []byte
+		kv  = func(k string, v jsontext.Token) {
+			if err == nil {
+				err = enc.WriteToken(jsontext.String(k))
+			}
+			if err == nil {
+				err = enc.WriteToken(v)
+			}
+		}
+		stamp = func(k string, t time.Time) {
+			if err == nil {
+				err = enc.WriteToken(jsontext.String(k))
+			}
+			if err != nil {
+				return
+			}
+			if t.IsZero() {
+				err = enc.WriteToken(jsontext.Null)
+				return
+			}
+			buf = append(buf[:0], '"')
+			buf = t.UTC().Truncate(time.Millisecond).AppendFormat(buf, timeLayout)
+			err = enc.WriteValue(append(buf, '"'))
+		}
+	)
+	if err := enc.WriteToken(jsontext.BeginArray); err != nil {
+		return err
+	}
+	for _, h := range l {
+		if err = enc.WriteToken(jsontext.BeginObject); err != nil {
+			return err
+		}
+		kv("name", jsontext.String(h.Name))
+		if h.State != "" {
+			kv("state", jsontext.String(string(h.State)))
+		}
+		kv("namespace", jsontext.String(h.Name))
+		if h.OwnerName != "" {
+			kv("user", jsontext.String(h.OwnerName))
+		}
+		stamp("started", h.Started)
+		if !h.Expires.IsZero() {
+			stamp("expires", h.Expires)
+			kv("countdown", jsontext.Int(int64(int(h.Schedule.Remaining.Seconds()))))
+			kv("extendable", jsontext.Bool(h.Schedule.Extendable))
+		}
+		if err == nil {
+			err = enc.WriteToken(jsontext.EndObject)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return enc.WriteToken(jsontext.EndArray)
 }
 
 // scheduleJSON answers schedule and extend (spec §7.11).

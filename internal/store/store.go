@@ -73,6 +73,14 @@ type Tx interface {
 	Session(name string) (Session, error)
 	FindSessions(q SessionQuery) ([]Session, error)
 	CountSessions(q SessionQuery) (int, error)
+	// EachHeld calls fn, oldest first, with each live session of an
+	// environment that has an owner, read with the few columns a listing
+	// shows: listing thousands of them costs no more than that. An error
+	// of fn ends the listing and is returned.
+	EachHeld(envID int64, fn func(Held) error) error
+	// SessionCounts counts the live sessions of every environment that
+	// has any, in one pass over the sessions.
+	SessionCounts() (map[int64]SessionCounts, error)
 	// DeleteStoppedSessions removes STOPPED rows that ended before t.
 	DeleteStoppedSessions(before time.Time) (int, error)
 	// NextDeadline is the earliest time-based transition of any live
@@ -292,6 +300,21 @@ type Session struct {
 	// CheckAt is when the reconciler next asks the session host about its
 	// activity (orphaned rule); zero when not applicable.
 	CheckAt time.Time
+}
+
+// Held is a live session that has an owner, as listings show it.
+type Held struct {
+	Name      string
+	State     SessionState
+	OwnerName string
+	Started   time.Time
+	Expires   time.Time
+}
+
+// SessionCounts are the live sessions of one environment.
+type SessionCounts struct {
+	Allocated int // owned, in a live state
+	Available int // no owner, WAITING: the reserve ready to hand out
 }
 
 // Allocated reports whether the session belongs to a user and is not over.

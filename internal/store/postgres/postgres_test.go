@@ -69,7 +69,7 @@ func TestConcurrentOpen(t *testing.T) {
 		}
 		t.Cleanup(func() { db.Close() })
 	}
-	if got := pgtest.Query(t, srv.DSN, "SELECT version FROM schema_migrations ORDER BY version"); got != "0001_initial\n0002_leases\n0003_delivered\n0004_reserve_index\n0005_accounts\n0006_lease_generation\n0007_webhooks\n" {
+	if got := pgtest.Query(t, srv.DSN, "SELECT version FROM schema_migrations ORDER BY version"); got != "0001_initial\n0002_leases\n0003_delivered\n0004_reserve_index\n0005_accounts\n0006_lease_generation\n0007_webhooks\n0009_idle_indexes\n" {
 		t.Errorf("schema_migrations:\n%s", got)
 	}
 	for i, db := range dbs {

@@ -415,9 +415,13 @@ func (t *Tx) where(q store.SessionQuery) (string, []any) {
 	case store.Unowned:
 		add(`s.owner IS NULL`)
 	}
-	if len(q.States) > 0 {
-		// Literals, not parameters: SQLite uses a partial index only when
-		// the query's terms match the index's own.
+	switch {
+	// Literals, not parameters: SQLite uses a partial index only when the
+	// query's terms match the index's own, and it takes s.state = 'X', not
+	// s.state IN ('X'), to match a WHERE of state = 'X' OR ….
+	case len(q.States) == 1:
+		add(`s.state = ` + stateLiteral(q.States[0]))
+	case len(q.States) > 0:
 		lits := make([]string, len(q.States))
 		for i, st := range q.States {
 			lits[i] = stateLiteral(st)
@@ -488,6 +492,53 @@ func (t *Tx) CountSessions(q store.SessionQuery) (int, error) {
 	var n int
 	err := t.QueryRow(`SELECT count(*) FROM sessions s`+where, args...).Scan(&n)
 	return n, t.wrap(err)
+}
+
+func (t *Tx) EachHeld(envID int64, fn func(store.Held) error) error {
+	rows, err := t.query(`SELECT s.name, s.state, u.username, s.started, s.expires
+		FROM sessions s JOIN users u ON u.id = s.owner
+		WHERE s.env_id = ? AND s.owner IS NOT NULL AND s.state IN ('STARTING', 'WAITING', 'RUNNING', 'STOPPING')
+		ORDER BY s.created, s.name`, envID)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			h                store.Held
+			started, expires int64
+		)
+		if err := rows.Scan(&h.Name, &h.State, &h.OwnerName, &started, &expires); err != nil {
+			return t.wrap(err)
+		}
+		h.Started, h.Expires = fromMS(started), fromMS(expires)
+		if err := fn(h); err != nil {
+			return err
+		}
+	}
+	return t.wrap(rows.Err())
+}
+
+func (t *Tx) SessionCounts() (map[int64]store.SessionCounts, error) {
+	rows, err := t.query(`SELECT env_id, count(CASE WHEN owner IS NOT NULL THEN 1 END),
+		count(CASE WHEN owner IS NULL AND state = 'WAITING' THEN 1 END)
+		FROM sessions WHERE state IN ('STARTING', 'WAITING', 'RUNNING', 'STOPPING') GROUP BY env_id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[int64]store.SessionCounts{}
+	for rows.Next() {
+		var (
+			env int64
+			c   store.SessionCounts
+		)
+		if err := rows.Scan(&env, &c.Allocated, &c.Available); err != nil {
+			return nil, t.wrap(err)
+		}
+		out[env] = c
+	}
+	return out, t.wrap(rows.Err())
 }
 
 func (t *Tx) DeleteStoppedSessions(before time.Time) (int, error) {

@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Environments", testEnvironments},
 		{"Sessions", testSessions},
 		{"SessionQueries", testSessionQueries},
+		{"Listings", testListings},
 		{"NextDeadline", testNextDeadline},
 		{"DeleteStoppedSessions", testDeleteStoppedSessions},
 		{"Users", testUsers},
@@ -438,6 +439,104 @@ func testSessionQueries(t *testing.T, st store.Store) {
 		}
 		if want := []string{"p-w02-s01", "p-w01-s01", "p-w01-s02"}; !slices.Equal(names(got), want) {
 			t.Errorf("claim across environments: got %v, want %v", names(got), want)
+		}
+		return nil
+	})
+}
+
+// testListings checks the narrow reads of the catalog against what
+// FindSessions and CountSessions say of the same rows.
+func testListings(t *testing.T, st store.Store) {
+	a, b, u1, _ := sessionFixture(t, st)
+	// One row with every listed column set, the start time among them.
+	update(t, st, func(tx store.Tx) error {
+		s, err := tx.Session("p-w01-s04")
+		if err != nil {
+			return err
+		}
+		s.Started = at(3 * time.Second)
+		return tx.UpdateSession(&s)
+	})
+	empty := insertEnv(t, st, newEnv("p-w03"))
+	view(t, st, func(tx store.Tx) error {
+		for _, c := range []struct {
+			env  store.Environment
+			want []string
+		}{
+			{a, []string{"p-w01-s04", "p-w01-s05"}},
+			{b, []string{"p-w02-s02", "p-w02-s03"}},
+			{empty, nil},
+		} {
+			full, err := tx.FindSessions(store.SessionQuery{EnvID: c.env.ID, Ownership: store.Owned, States: store.Live})
+			if err != nil {
+				return err
+			}
+			var want []store.Held
+			for _, s := range full {
+				want = append(want, store.Held{Name: s.Name, State: s.State, OwnerName: s.OwnerName, Started: s.Started, Expires: s.Expires})
+			}
+			var got []store.Held
+			if err := tx.EachHeld(c.env.ID, func(h store.Held) error { got = append(got, h); return nil }); err != nil {
+				return err
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("EachHeld(%s)\n got %+v\nwant %+v", c.env.Name, got, want)
+			}
+			var gotNames []string
+			for _, h := range got {
+				gotNames = append(gotNames, h.Name)
+			}
+			if !slices.Equal(gotNames, c.want) {
+				t.Errorf("EachHeld(%s) lists %v, want %v", c.env.Name, gotNames, c.want)
+			}
+		}
+		stop := errors.New("stop")
+		calls := 0
+		err := tx.EachHeld(a.ID, func(store.Held) error { calls++; return stop })
+		if !errors.Is(err, stop) || calls != 1 {
+			t.Errorf("EachHeld with fn failing: %v after %d calls, want stop after 1", err, calls)
+		}
+
+		counts, err := tx.SessionCounts()
+		if err != nil {
+			return err
+		}
+		want := map[int64]store.SessionCounts{a.ID: {Allocated: 2, Available: 1}, b.ID: {Allocated: 2, Available: 1}}
+		if !reflect.DeepEqual(counts, want) {
+			t.Errorf("SessionCounts = %+v, want %+v", counts, want)
+		}
+		for _, env := range []store.Environment{a, b} {
+			allocated, err := tx.CountSessions(store.SessionQuery{EnvID: env.ID, Ownership: store.Owned, States: store.Live})
+			if err != nil {
+				return err
+			}
+			available, err := tx.CountSessions(store.SessionQuery{EnvID: env.ID, Ownership: store.Unowned,
+				States: []store.SessionState{store.Waiting}})
+			if err != nil {
+				return err
+			}
+			if c := counts[env.ID]; c.Allocated != allocated || c.Available != available {
+				t.Errorf("SessionCounts of %s = %+v; CountSessions says %d allocated, %d available", env.Name, c, allocated, available)
+			}
+		}
+		return nil
+	})
+	// A session handed out leaves the reserve's count for the allocated.
+	update(t, st, func(tx store.Tx) error {
+		s, err := tx.Session("p-w01-s01")
+		if err != nil {
+			return err
+		}
+		s.Owner = u1.ID
+		return tx.UpdateSession(&s)
+	})
+	view(t, st, func(tx store.Tx) error {
+		counts, err := tx.SessionCounts()
+		if err != nil {
+			return err
+		}
+		if c := counts[a.ID]; c != (store.SessionCounts{Allocated: 3, Available: 0}) {
+			t.Errorf("after a claim: %+v, want 3 allocated, 0 available", c)
 		}
 		return nil
 	})
