@@ -259,3 +259,25 @@ func tail(b []byte) []byte {
 	}
 	return b
 }
+
+// TestSessionImageCarriesSessionHost checks that the session image has the
+// program the kubernetes runtime runs in each session pod, portico-session
+// on its PATH, and not the portal, whose Kubernetes client every session
+// would pay for in memory.
+func TestSessionImageCarriesSessionHost(t *testing.T) {
+	dockerfile, err := os.ReadFile(filepath.Join(kustomizeDir, "Dockerfile.session"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	built, copied := false, false
+	for _, ins := range instructions(dockerfile) {
+		if strings.Contains(ins, "go build") && strings.Contains(ins, "./cmd/portico ") || strings.HasSuffix(ins, "./cmd/portico") {
+			t.Errorf("the session image builds the portal: %s", ins)
+		}
+		built = built || strings.Contains(ins, "go build") && strings.Contains(ins, "-o /out/portico-session ./cmd/portico-session")
+		copied = copied || ins == "COPY --from=build /out/ /usr/local/bin/"
+	}
+	if !built || !copied {
+		t.Errorf("Dockerfile.session does not put ./cmd/portico-session in /usr/local/bin (built %v, copied %v)", built, copied)
+	}
+}

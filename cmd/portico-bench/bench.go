@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,9 @@ import (
 type bench struct {
 	opts    *options
 	portico string // the binary measured
+	// session is the session host program beside it, which its portals
+	// run; "" when there is none, and they run portico itself.
+	session string
 	self    string // this program, for its hidden modes
 	root    string // temporary directory holding everything the run makes
 	out     io.Writer
@@ -62,8 +66,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if b.portico, err = b.findPortico(ctx); err != nil {
 		return err
 	}
+	if p := filepath.Join(filepath.Dir(b.portico), sessionBinary); isFile(p) {
+		b.session = p
+	}
 	b.report = newReport(opts, args)
-	b.logf("portico %s; scenarios %s; temporary directory %s", b.portico, strings.Join(opts.scenarios, ","), b.root)
+	b.logf("portico %s; session host %s; scenarios %s; temporary directory %s", b.portico, cmp.Or(b.session, "the portal itself"),
+		strings.Join(opts.scenarios, ","), b.root)
 
 	type step struct {
 		name string
@@ -127,8 +135,9 @@ func (b *bench) debugf(format string, args ...any) {
 	}
 }
 
-// findPortico returns --portico, or builds ./cmd/portico of the module this
-// program runs in.
+// findPortico returns --portico, or builds ./cmd/portico and
+// ./cmd/portico-session of the module this program runs in, side by side
+// as the portal looks for the second.
 func (b *bench) findPortico(ctx context.Context) (string, error) {
 	if b.opts.portico != "" {
 		p, err := exec.LookPath(b.opts.portico)
@@ -141,14 +150,27 @@ func (b *bench) findPortico(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("find the module to build portico from (or give --portico): %w", err)
 	}
-	bin := filepath.Join(b.root, "portico")
-	b.logf("building %s/cmd/portico", mod)
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/portico")
+	b.logf("building %s/cmd/portico and cmd/%s", mod, sessionBinary)
+	if err := goBuild(ctx, mod, b.root, nil, "./cmd/portico", "./cmd/"+sessionBinary); err != nil {
+		return "", err
+	}
+	return filepath.Join(b.root, "portico"), nil
+}
+
+// goBuild builds pkgs of the module in mod into the directory out.
+func goBuild(ctx context.Context, mod, out string, flags []string, pkgs ...string) error {
+	args := append(append([]string{"build", "-o", out + string(filepath.Separator)}, flags...), pkgs...)
+	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = mod
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/portico: %v\n%s", err, out)
+		return fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	return bin, nil
+	return nil
+}
+
+func isFile(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular()
 }
 
 // moduleRoot is the nearest directory above the working directory whose

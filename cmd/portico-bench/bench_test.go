@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -121,6 +123,37 @@ func TestQuickFlood(t *testing.T) {
 				t.Errorf("no row %q with a value and its reference in %v", c+" "+m, rows)
 			}
 		}
+	}
+}
+
+// TestQuickHost runs the host scenario in its quick mode against the real
+// binaries: the session host the portal runs is portico-session, measured
+// beside the portal binary run as the host, and goal 5 of issue 14 (host
+// RSS, start CPU, size of the portal without Kubernetes) has its rows.
+func TestQuickHost(t *testing.T) {
+	if _, err := exec.LookPath("bwrap"); err != nil && os.Geteuid() == 0 {
+		t.Skip("as root the local runtime needs bubblewrap: apt-get install bubblewrap")
+	}
+	r, _ := quickRun(t, "--scenarios", "host", "--hosts", "2")
+	if len(r.Failures) > 0 {
+		t.Fatalf("failures: %v", r.Failures)
+	}
+	rows := map[string]row{}
+	for _, x := range r.Rows {
+		rows[x.Case+" "+x.Metric] = x
+	}
+	for _, m := range []string{"2 hosts RSS per idle host", "2 hosts CPU per host, start and 1 s idle", "stripped binaries portal, -tags nokubernetes"} {
+		x, ok := rows[m]
+		if !ok || x.Value <= 0 || x.RefValue <= 0 || x.Met == nil || !strings.HasPrefix(x.Target, "goal 5: ") {
+			t.Errorf("no goal row %q with a value and its reference: %+v", m, x)
+		}
+	}
+	host, ok := rows["2 hosts RSS per idle host"].Detail.(map[string]any)
+	if !ok || fmt.Sprint(host["command"]) == "" || !strings.Contains(fmt.Sprint(host["command"]), sessionBinary) {
+		t.Errorf("the hosts measured are not %s: %v", sessionBinary, host)
+	}
+	if x := rows["2 hosts RSS per idle host, `portico sessionhost`"]; x.Value <= 0 {
+		t.Errorf("no row of the portal binary as the host: %+v", x)
 	}
 }
 

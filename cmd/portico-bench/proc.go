@@ -259,7 +259,8 @@ func sessionProcesses(dir string) []sessionProc {
 		}
 		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		argv := bytes.Split(bytes.TrimRight(cmdline, "\x00"), []byte{0})
-		host := len(argv) > 1 && filepath.Base(string(argv[0])) != "bwrap" && slices.ContainsFunc(argv, func(a []byte) bool {
+		prog := filepath.Base(string(argv[0]))
+		host := prog == sessionBinary || len(argv) > 1 && prog != "bwrap" && slices.ContainsFunc(argv, func(a []byte) bool {
 			return string(a) == "sessionhost"
 		})
 		out = append(out, sessionProc{pid: pid, session: session, host: host})

@@ -1,3 +1,5 @@
+//go:build !nokubernetes
+
 package main
 
 import (
@@ -8,22 +10,15 @@ import (
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 
 	"github.com/portico-dev/portico/internal/runtime/kubernetes"
 )
 
-// release is the version of this source tree: the tag of the images
-// deploy/ builds from it, and the appVersion of its Helm chart.
-const release = "0.1.0"
-
-// defaultSessionImage is built by deploy/kubernetes/Dockerfile.session
-// from the same tree as the portal: a moving tag could run sessions of
-// another release.
-const defaultSessionImage = "ghcr.io/portico-dev/portico-session:" + release
-
 // kubeRuntime connects the kubernetes runtime to the cluster named by
 // --kubeconfig, else $KUBECONFIG, else the pod's own account.
-func kubeRuntime(log *slog.Logger, kubeconfig, portal, image, ingressDomain, publicURL string) (*kubernetes.Runtime, error) {
+func kubeRuntime(log *slog.Logger, kubeconfig, portal, image, ingressDomain, publicURL string) (closingRuntime, error) {
+	routeKlog(log)
 	cfg, err := clusterConfig(kubeconfig)
 	if err != nil {
 		return nil, err
@@ -58,4 +53,10 @@ func clusterConfig(kubeconfig string) (*rest.Config, error) {
 		return nil, fmt.Errorf("--runtime kubernetes: no --kubeconfig, no KUBECONFIG, and not in a cluster: %w", err)
 	}
 	return cfg, nil
+}
+
+// routeKlog sends client-go's klog through the portal's logger, so a
+// cluster's errors come out in the same format as the portal's own.
+func routeKlog(log *slog.Logger) {
+	klog.SetSlogLogger(log.With("logger", "client-go"))
 }

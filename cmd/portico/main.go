@@ -1,5 +1,6 @@
-// Command portico is the training portal: `portico serve` runs it, and the
-// hidden `portico sessionhost` is the program inside each session.
+// Command portico is the training portal: `portico serve` runs it. The
+// program inside each session is cmd/portico-session; the hidden `portico
+// sessionhost` is the same program, for a portal that has none beside it.
 package main
 
 import (
@@ -52,7 +53,8 @@ var commands = []command{
 	{name: "users", summary: "list the users of a portal", run: adminRunner("users")},
 	{name: "token", summary: "print an access token for a portal's API", run: adminRunner("token")},
 	{name: "lookup", summary: "serve Educates' lookup-service API in front of several portals", run: lookupService},
-	// The program inside each session, run by the portal itself.
+	// The program inside each session, run by the portal itself when it
+	// finds no portico-session (sessionbinary.go).
 	{name: "sessionhost", run: func(args []string, _ io.Writer) error { return sessionhost.Main(args) }},
 }
 
@@ -93,6 +95,7 @@ func serve(args []string, stdout io.Writer) error {
 	sessionImage := fs.String("session-image", defaultSessionImage, "with --runtime kubernetes: session host image of workshops that name none in spec.workshop.image")
 	sessionDomain := fs.String("session-domain", "", "domain the sessions are served under, each from <session>.<domain> on the portal's scheme and port: a wildcard DNS name (and certificate) *.<domain> that reaches the portal (default: --ingress-domain, else localhost for a portal on this machine, else the host of --url)")
 	ingressDomain := fs.String("ingress-domain", "", "with --runtime kubernetes: $(ingress_domain) of workshop objects (default: the host of --url)")
+	sessionBinaryPath := fs.String("session-binary", "", "with --runtime local: the session host program, built from ./cmd/"+sessionBinary+" of the same tree (default: "+sessionBinary+" beside this executable, else this executable itself, whose sessions use more memory)")
 	sessionReadOnly := fs.String("session-read-only", "", "comma-separated absolute paths that sandboxed local sessions see read-only, beside /usr, /bin, /lib* and /etc (tools in /opt)")
 	debugListen := fs.String("debug-listen", "", "address to serve net/http/pprof and expvar on, apart from the portal (default: off)")
 	metricsListen := fs.String("metrics-listen", "", "address to serve Prometheus /metrics on without authentication, apart from the portal, whose own /metrics takes a staff or robot bearer token (default: off)")
@@ -190,14 +193,18 @@ func serve(args []string, stdout io.Writer) error {
 		return err
 	}
 
-	exe, err := os.Executable()
-	if err != nil {
-		return err
-	}
 	var rt runtime.Runtime
 	switch *runtimeName {
 	case "local":
-		opts := local.Options{Dir: filepath.Join(*dataDir, "sessions"), Command: []string{exe, "sessionhost"}, Logger: log}
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		command, err := sessionHostCommand(log, exe, *sessionBinaryPath)
+		if err != nil {
+			return err
+		}
+		opts := local.Options{Dir: filepath.Join(*dataDir, "sessions"), Command: command, Logger: log}
 		// Session homes are the sessions' own: the sandbox shows each
 		// only its own, whatever the modes above it.
 		if err := privateDir(log, opts.Dir); err != nil {
@@ -326,6 +333,13 @@ func serve(args []string, stdout io.Writer) error {
 	}
 	log.Info("portal stopped")
 	return nil
+}
+
+// closingRuntime is a session runtime holding connections (the Kubernetes
+// runtime's watches) that end with the portal.
+type closingRuntime interface {
+	runtime.Runtime
+	Close()
 }
 
 // serveDebug serves the profiles of net/http/pprof and the variables of

@@ -9,16 +9,13 @@ import (
 	"net/http"
 	"time"
 
-	"k8s.io/klog/v2"
-
 	"github.com/portico-dev/portico/internal/httpapi"
 	"github.com/portico-dev/portico/internal/runtime"
 	"github.com/portico-dev/portico/internal/store"
 )
 
 // newLogger returns the portal's logger: text for people, JSON for log
-// collectors, from level up. client-go's klog goes through it too, so a
-// cluster's errors come out in the same format as the portal's own.
+// collectors, from level up.
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
@@ -34,9 +31,7 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	default:
 		return nil, fmt.Errorf("--log-format: %q is not text or json", format)
 	}
-	log := slog.New(h)
-	klog.SetSlogLogger(log.With("logger", "client-go"))
-	return log, nil
+	return slog.New(h), nil
 }
 
 // serveMetrics serves h at /metrics on a listener of its own, without

@@ -2,9 +2,11 @@
 // It prepares the session (workshop files, setup scripts), then serves what
 // a person uses through the portal (the dashboard: instructions, terminals,
 // countdown), the session's config endpoints, and its activity for the
-// portal's orphaned rule. The portal binary runs it as the hidden
-// subcommand `portico sessionhost`, with the session home as working
-// directory.
+// portal's orphaned rule. It is the program cmd/portico-session, which the
+// portal runs with the session home as working directory (or the portal
+// binary itself, as the hidden `portico sessionhost`, when that is
+// missing). Whatever this package imports, every session pays for: a test
+// of cmd/portico-session keeps the portal's dependencies out.
 //
 // The host writes only under the session home and the temporary directory,
 // so it runs as it is in a sandbox that makes the rest read-only.
@@ -54,8 +56,8 @@ type Options struct {
 	Notify *os.File
 }
 
-// Main parses args, the command line after `portico sessionhost`, and runs
-// the host until SIGTERM or SIGINT.
+// Main parses args, the command line after portico-session (or `portico
+// sessionhost`), and runs the host until SIGTERM or SIGINT.
 func Main(args []string) error {
 	fs := flag.NewFlagSet("sessionhost", flag.ContinueOnError)
 	home := fs.String("home", "", "session home directory (default: the working directory)")

@@ -28,8 +28,8 @@ import (
 
 // hostRunner plays the kubelet and the cluster network for the session
 // pods of one portal, so that the portal reaches real session hosts at
-// their service addresses: it runs `portico sessionhost` for each pod as
-// the pod would (its home seeded from the pod's Secret), and serves as the
+// their service addresses: it runs portico-session for each pod as the pod
+// would (its home seeded from the pod's Secret), and serves as the
 // portal's HTTP proxy, mapping <pod>.<environment namespace>.svc:10080 to
 // the host it runs.
 type hostRunner struct {
@@ -126,7 +126,12 @@ func (h *hostRunner) start(pod *corev1.Pod) error {
 			return err
 		}
 	}
-	cmd := exec.Command(binary, "sessionhost", "--home", home, "--listen", "127.0.0.1:0", "--seed", seed,
+	// The image's program (deploy/kubernetes/Dockerfile.session), with
+	// this machine's paths for the pod's.
+	if c := pod.Spec.Containers[0].Command; len(c) == 0 || c[0] != "portico-session" {
+		return fmt.Errorf("pod command %q: the session image runs portico-session", c)
+	}
+	cmd := exec.Command(sessionBinary, "--home", home, "--listen", "127.0.0.1:0", "--seed", seed,
 		"--allocation-file", filepath.Join(h.dir, session, "allocation.json"))
 	cmd.Dir = home
 	logf, err := os.Create(filepath.Join(h.dir, session, "host.log"))

@@ -6,6 +6,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -51,8 +52,10 @@ const (
 const settle = 30 * time.Second
 
 var (
-	// binary is the portico binary under test, built by TestMain.
-	binary string
+	// binary is the portico binary under test, built by TestMain, and
+	// sessionBinary the session host program beside it, where the portal
+	// looks for it.
+	binary, sessionBinary string
 	// skipReason, when set, skips every test.
 	skipReason string
 	// raceEnabled is set by race_test.go: the binary is then built with
@@ -75,11 +78,12 @@ func runTests(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	defer stopKube() // started by the first test that needs it
 	binary = filepath.Join(dir, "portico")
-	args := []string{"build", "-o", binary}
+	sessionBinary = filepath.Join(dir, "portico-session")
+	args := []string{"build", "-o", dir + "/"}
 	if raceEnabled {
 		args = append(args, "-race")
 	}
-	args = append(args, "github.com/portico-dev/portico/cmd/portico")
+	args = append(args, "github.com/portico-dev/portico/cmd/portico", "github.com/portico-dev/portico/cmd/portico-session")
 	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: go %s: %v\n%s", strings.Join(args, " "), err, out)
 		return 1
@@ -95,7 +99,7 @@ func runTests(m *testing.M) int {
 var readSources = sync.OnceValue(func() error {
 	out, err := exec.Command("go", "list", "-deps", "-f",
 		`{{if not .Standard}}{{$d := .Dir}}{{range .GoFiles}}{{$d}}/{{.}}{{"\n"}}{{end}}{{range .EmbedFiles}}{{$d}}/{{.}}{{"\n"}}{{end}}{{end}}`,
-		"github.com/portico-dev/portico/cmd/portico").Output()
+		"github.com/portico-dev/portico/cmd/portico", "github.com/portico-dev/portico/cmd/portico-session").Output()
 	if err != nil {
 		return fmt.Errorf("go list: %w", err)
 	}
@@ -189,6 +193,8 @@ type portal struct {
 	env           []string // further environment of `portico serve`, KEY=VALUE
 	// httpClient, when set, is what waitReady asks with (a portal on HTTPS).
 	httpClient *http.Client
+	// program is the portico binary it runs, when not binary.
+	program string
 
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when cmd has exited
@@ -246,7 +252,7 @@ func (p *portal) start() {
 		args = append(args, "--config", filepath.Dir(p.config))
 	}
 	args = append(args, p.args...)
-	cmd := exec.Command(binary, args...)
+	cmd := exec.Command(cmp.Or(p.program, binary), args...)
 	if p.env != nil {
 		cmd.Env = append(os.Environ(), p.env...)
 	}
@@ -439,7 +445,7 @@ func unmountHomes(dataDir string) error {
 type sessionProc struct {
 	PID     int
 	Session string // session name: the directory under <data dir>/sessions
-	Host    bool   // a `portico sessionhost` process, not one it started
+	Host    bool   // the session host (portico-session, or `portico sessionhost`), not one it started
 }
 
 // sessionProcesses returns the live (not zombie) processes of the sessions
@@ -493,9 +499,15 @@ func scanSessions(dataDir string) []sessionProc {
 		name, _, _ := strings.Cut(rest, "/")
 		cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
 		args := strings.Split(string(cmdline), "\x00")
-		out = append(out, sessionProc{PID: pid, Session: name, Host: len(args) > 1 && args[1] == "sessionhost"})
+		out = append(out, sessionProc{PID: pid, Session: name, Host: isHost(args)})
 	}
 	return out
+}
+
+// isHost tells a session host by its command line: portico-session, or
+// the portal's own binary as `portico sessionhost`.
+func isHost(args []string) bool {
+	return filepath.Base(args[0]) == "portico-session" || len(args) > 1 && args[1] == "sessionhost"
 }
 
 // zombie reports whether pid has exited (or is gone) but may not be reaped

@@ -71,7 +71,7 @@ type Options struct {
 	// labelled with it, so that portals can share a cluster.
 	Portal string
 	// Image is the session host image of workshops that name none;
-	// required. Its entrypoint must have `portico` on PATH.
+	// required. It must have portico-session on PATH (hostProgram).
 	Image string
 	// PullPolicy of session host images; IfNotPresent when empty.
 	PullPolicy corev1.PullPolicy

@@ -222,6 +222,12 @@ func tokenSecretOf(ns *corev1.Namespace, env string, labels map[string]string) *
 	return &corev1.Secret{ObjectMeta: m, Type: corev1.SecretTypeServiceAccountToken}
 }
 
+// hostProgram is the session host in the session image
+// (deploy/kubernetes/Dockerfile.session builds cmd/portico-session into its
+// PATH): the small program, not the portal, so that a session pod pays for
+// nothing the portal links.
+const hostProgram = "portico-session"
+
 // hostPod is the session host. It runs as the session's account, so that
 // the in-cluster credentials of its shells are the session's too (its
 // kubeconfig names the session namespace; the pod's own namespace is the
@@ -246,7 +252,7 @@ func (r *Runtime) hostPod(spec runtime.Spec, ns *corev1.Namespace, labels map[st
 				Name:            hostContainer,
 				Image:           image,
 				ImagePullPolicy: r.pullPolicy,
-				Command: []string{"portico", "sessionhost",
+				Command: []string{hostProgram,
 					"--home", homeDir,
 					"--listen", ":" + itoa(hostPort),
 					"--seed", seedDir,

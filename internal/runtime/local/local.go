@@ -79,7 +79,7 @@ type Options struct {
 	// the session's home. Created if missing.
 	Dir string
 	// Command is the argv prefix that starts a session host, such as
-	// [os.Executable(), "sessionhost"].
+	// [".../portico-session"] or [os.Executable(), "sessionhost"].
 	Command []string
 	// Env is extra KEY=VALUE environment for the session host process.
 	Env []string

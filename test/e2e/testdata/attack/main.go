@@ -37,6 +37,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -228,7 +229,12 @@ func targets() []int {
 	return out
 }
 
-func isHost(pid int) bool { return strings.Contains(cmdline(pid), "sessionhost") }
+// isHost tells the session host, portico-session or `portico sessionhost`,
+// and the sandbox (bwrap) that runs it.
+func isHost(pid int) bool {
+	c := cmdline(pid)
+	return strings.Contains(c, "portico-session") || strings.Contains(c, "sessionhost")
+}
 
 // ancestry lists the ancestors of pid, its parent first.
 func ancestry(pid int) []int {
@@ -308,7 +314,7 @@ func printTargets(list []int) {
 // kind says what a target is: host, other-uid or same-uid.
 func kind(pid int) string {
 	raw, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	if args := strings.Split(string(raw), "\x00"); len(args) > 1 && args[1] == "sessionhost" {
+	if args := strings.Split(string(raw), "\x00"); filepath.Base(args[0]) == "portico-session" || len(args) > 1 && args[1] == "sessionhost" {
 		return "host"
 	}
 	if uid, ok := realUID(pid); !ok || uid != os.Getuid() {
