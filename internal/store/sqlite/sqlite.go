@@ -19,7 +19,7 @@ import (
 	"github.com/portico-dev/portico/internal/store"
 	"github.com/portico-dev/portico/internal/store/sqlstore"
 
-	_ "modernc.org/sqlite" // database/sql driver "sqlite"
+	"modernc.org/sqlite"
 )
 
 // SQLite write transactions begin IMMEDIATE (see Open), so every write
@@ -53,24 +53,37 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		q.Set("_txlock", txlock)
 		return "file:" + path + "?" + q.Encode()
 	}
-	write, err := sql.Open("sqlite", dsn("immediate"))
+	write, err := openPool(dsn("immediate"))
 	if err != nil {
 		return nil, err
 	}
 	write.SetMaxOpenConns(1)
 	write.SetConnMaxIdleTime(0)
-	read, err := sql.Open("sqlite", dsn("deferred"))
+	read, err := openPool(dsn("deferred"))
 	if err != nil {
 		write.Close()
 		return nil, err
 	}
-	read.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)*2))
+	// Readers stay open, with the statements they prepared.
+	readers := max(4, runtime.GOMAXPROCS(0)*2)
+	read.SetMaxOpenConns(readers)
+	read.SetMaxIdleConns(readers)
 	db := &DB{write: write, read: read}
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// openPool opens a pool of connections that keep their prepared
+// statements (see cachingConnector).
+func openPool(dsn string) (*sql.DB, error) {
+	c, err := sqlite.NewConnector(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(cachingConnector{c}), nil
 }
 
 // private makes the database file, and the WAL and shared-memory files
