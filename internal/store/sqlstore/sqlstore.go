@@ -483,6 +483,35 @@ func (t *Tx) FindSessions(q store.SessionQuery) ([]store.Session, error) {
 	return out, t.wrap(rows.Err())
 }
 
+// ClaimReserved selects and updates the session in one statement, in the
+// order of the sessions_reserve index. The SET expressions all see the
+// row as it was, so the state decides the new state and check time.
+func (t *Tx) ClaimReserved(envID int64, c store.Claim) (store.Session, error) {
+	if c.Params == nil {
+		c.Params = []config.EnvVar{}
+	}
+	direct := !c.Activation
+	s, err := scanSession(t.QueryRow(`UPDATE sessions SET version = version + 1, owner = ?, params = ?,
+		index_url = ?, analytics = ?, activation = ?, activated = ?, started = ?, expires = ?,
+		state = CASE WHEN ? AND state = 'WAITING' THEN 'RUNNING' ELSE state END,
+		check_at = CASE WHEN ? AND state = 'WAITING' THEN ? ELSE check_at END
+		WHERE name = (SELECT s.name FROM sessions s WHERE s.env_id = ? AND s.owner IS NULL
+			AND s.state IN ('WAITING', 'STARTING') AND s.attempts = 0
+			ORDER BY s.state DESC, s.created, s.name LIMIT 1 `+t.d.Claim+`)
+		AND owner IS NULL AND state IN ('WAITING', 'STARTING') AND attempts = 0
+		RETURNING name, version, sid, env_id, (SELECT name FROM environments WHERE id = env_id), state, owner,
+			(SELECT username FROM users WHERE id = owner), created, started, expires, activation,
+			activated, delivered, params, index_url, analytics, password, address, failure, attempts,
+			retry_at, check_at`,
+		c.Owner, toJSON(c.Params), c.IndexURL, c.Analytics, c.Activation, direct, ms(c.Started), ms(c.Expires),
+		direct, direct, ms(c.CheckAt), envID))
+	if err != nil {
+		return s, t.wrap(err)
+	}
+	t.wrote = true
+	return s, nil
+}
+
 func (t *Tx) CountSessions(q store.SessionQuery) (int, error) {
 	where, args := t.where(q)
 	var n int
