@@ -50,6 +50,9 @@ const (
 	// time is what people wait for.
 	startTimeout = 10 * time.Minute
 	probeTimeout = 5 * time.Second
+	// passGap is the least time between the starts of two passes: a rush
+	// of allocations is acted on in batches, not one pass each.
+	passGap = 20 * time.Millisecond
 )
 
 type reconcilerState struct {
@@ -61,6 +64,12 @@ type reconcilerState struct {
 	sem     chan struct{}
 	wg      sync.WaitGroup
 	cleaned time.Time
+	// What the next pass has to do, since the last one began: a full
+	// pass, or only the reserves of some environments (allocations took
+	// from them) and a deadline earlier than the one it sleeps until.
+	full      bool
+	replenish map[int64]bool
+	soon      time.Time
 }
 
 // term is one tenure of the reconciler lease by this replica. The work it
@@ -88,6 +97,20 @@ type term struct {
 func (r *reconcilerState) init() {
 	r.inflight = make(map[string]bool)
 	r.sem = make(chan struct{}, maxParallel)
+	r.replenish = make(map[int64]bool)
+}
+
+// take returns and clears what the next pass has to do.
+func (r *reconcilerState) take() (full bool, envs []int64, soon time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	full, soon = r.full, r.soon
+	for id := range r.replenish {
+		envs = append(envs, id)
+	}
+	clear(r.replenish)
+	r.full, r.soon = false, time.Time{}
+	return full, envs, soon
 }
 
 // Run reconciles until ctx ends, then cancels the starts and stops it
@@ -111,6 +134,10 @@ func (b *Broker) Run(ctx context.Context) {
 		// next deadline; zero when none is.
 		due    time.Time
 		exited <-chan string
+		// full: the next pass is a full one, not only what allocations
+		// left to do (see replenish); began: when the last pass began.
+		full   = true
+		began0 time.Time
 	)
 	if w, ok := b.runtime.(runtime.ExitWatcher); ok {
 		exited = w.Exited()
@@ -156,6 +183,20 @@ func (b *Broker) Run(ctx context.Context) {
 		b.observe.Leading(t != nil)
 		wait := leaseRenew
 		if t != nil {
+			// Passes woken by changes are coalesced: at most one every
+			// passGap, each acting on all the changes since the last.
+			if gap := passGap - time.Since(began0); gap > 0 && !began0.IsZero() {
+				pause := time.NewTimer(gap)
+				select {
+				case <-ctx.Done():
+					pause.Stop()
+					return
+				case <-pause.C:
+				}
+			}
+			began0 = time.Now()
+			wanted, envs, soon := b.rec.take()
+			full = full || wanted || !due.IsZero() && !b.now().Before(due)
 			// Deadlines are times of the portal's clock, which may not be
 			// this machine's (see Options.Clock): durations until them are
 			// measured on it.
@@ -165,11 +206,24 @@ func (b *Broker) Run(ctx context.Context) {
 			if !due.IsZero() {
 				lag = max(began.Sub(due), 0)
 			}
-			next, err := b.Reconcile(t.pass)
+			var (
+				next time.Time
+				err  error
+			)
+			if full {
+				next, err = b.Reconcile(t.pass)
+			} else {
+				next, err = due, b.replenishPass(t.pass, envs, began)
+				if !soon.IsZero() && (next.IsZero() || soon.Before(next)) {
+					next = soon
+				}
+			}
+			full = false
 			b.observe.Reconciled(b.now().Sub(began), lag, err != nil && ctx.Err() == nil)
 			if err != nil && ctx.Err() == nil {
 				b.log.Error("reconcile", "err", err)
 				next = b.now().Add(time.Second)
+				full = true
 			}
 			due = next
 			if !next.IsZero() {
@@ -184,9 +238,12 @@ func (b *Broker) Run(ctx context.Context) {
 			return
 		case <-b.wake:
 		case <-b.store.Changes():
+			full = true
 		case name := <-exited:
 			b.HostExited(ctx, name)
+			full = true
 		case <-timer.C:
+			full = true
 		}
 		timer.Stop()
 	}
@@ -282,6 +339,18 @@ func (b *Broker) releaseLead() {
 // Wait blocks until the starts and stops in flight are done: tests use it
 // to reach a settled state.
 func (b *Broker) Wait() { b.rec.wg.Wait() }
+
+// replenishPass does what allocations from the reserve leave to do: top
+// up the reserves of the environments envs, start the sessions that are
+// due (the new reserves) and give the claimed sessions their owners.
+func (b *Broker) replenishPass(ctx context.Context, envs []int64, now time.Time) error {
+	var errs []error
+	for _, id := range envs {
+		errs = append(errs, b.reconcileEnvironment(ctx, id, now))
+	}
+	errs = append(errs, b.launch(ctx, now), b.deliver(ctx))
+	return errors.Join(errs...)
+}
 
 // Reconcile makes one pass and returns when the next one is due (zero:
 // nothing is scheduled). Starts and stops it begins run on after it
