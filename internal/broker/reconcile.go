@@ -838,6 +838,7 @@ func (b *Broker) startSession(ctx context.Context, name string) {
 	}
 	startedFor := s.Owner
 	orphan := false
+	var started store.Session
 	// Recorded whether or not the term has ended meanwhile: the fence
 	// decides, not the cancellation, so a host that started is either
 	// recorded or undone.
@@ -885,8 +886,15 @@ func (b *Broker) startSession(ctx context.Context, name string) {
 			markRunning(&s, &env, now)
 		}
 		record(b.sessionEvent("Session/Created", s, env, nil))
-		return true, tx.UpdateSession(&s)
+		started = s
+		// What a started session leaves to do is delivering it to an
+		// owner who claimed it meanwhile and keeping its new deadlines:
+		// no full pass.
+		return false, tx.UpdateSession(&started)
 	})
+	if err == nil && started.Name != "" {
+		b.replenish(0, earliest(started.Expires, started.CheckAt))
+	}
 	switch {
 	case errors.Is(err, store.ErrFenced):
 		b.log.Warn("session start not recorded: the reconciler lease went to another replica", "session", name)
@@ -904,6 +912,14 @@ func (b *Broker) startSession(ctx context.Context, name string) {
 			b.log.Error("stopping session that ended while it started", "session", name, "err", err)
 		}
 	}
+}
+
+// earliest is the earlier of two times, zero meaning unset.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || !b.IsZero() && b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // undoStart stops the host a start whose term ended made, unless a newer
