@@ -37,6 +37,7 @@ var migrations embed.FS
 type DB struct {
 	write *sql.DB
 	read  *sql.DB
+	batch *batcher
 }
 
 // Open opens (creating when absent) the database file at path and brings
@@ -69,6 +70,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	read.SetMaxOpenConns(readers)
 	read.SetMaxIdleConns(readers)
 	db := &DB{write: write, read: read}
+	db.startBatcher()
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
@@ -114,6 +116,7 @@ func private(path string) error {
 
 // Close closes both pools.
 func (db *DB) Close() error {
+	db.batch.close()
 	return errors.Join(db.read.Close(), db.write.Close())
 }
 
@@ -134,38 +137,25 @@ func (db *DB) migrate(ctx context.Context) error {
 	return nil
 }
 
-// Update runs fn in a write transaction.
+// Update runs fn in a write transaction, committed together with the
+// others waiting at the time (see batcher).
 func (db *DB) Update(ctx context.Context, fn func(store.Tx) error) error {
-	return db.run(ctx, db.write, true, fn)
+	return db.batch.update(ctx, fn)
 }
 
 // View runs fn in a read transaction. It never commits: whatever fn
 // writes is rolled back.
 func (db *DB) View(ctx context.Context, fn func(store.Tx) error) error {
-	return db.run(ctx, db.read, false, fn)
+	sqltx, err := db.read.BeginTx(ctx, nil)
+	if err != nil {
+		return unavailable(err)
+	}
+	defer sqltx.Rollback()
+	return fn(sqlstore.New(ctx, sqltx, dialect))
 }
 
 // Changes is nil: there is one process, and the broker wakes itself.
 func (db *DB) Changes() <-chan struct{} { return nil }
-
-func (db *DB) run(ctx context.Context, pool *sql.DB, commit bool, fn func(store.Tx) error) error {
-	sqltx, err := pool.BeginTx(ctx, nil)
-	if err != nil {
-		return unavailable(err)
-	}
-	if err := fn(sqlstore.New(ctx, sqltx, dialect)); err != nil {
-		sqltx.Rollback()
-		return err
-	}
-	if !commit {
-		sqltx.Rollback()
-		return nil
-	}
-	if err := sqltx.Commit(); err != nil {
-		return unavailable(err)
-	}
-	return nil
-}
 
 // unavailable marks errors of the database itself (as opposed to errors of
 // the caller's logic) so the API answers 503 for them.
