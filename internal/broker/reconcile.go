@@ -53,6 +53,13 @@ const (
 	// passGap is the least time between the starts of two passes: a rush
 	// of allocations is acted on in batches, not one pass each.
 	passGap = 20 * time.Millisecond
+	// stuckWait is how often a full pass runs again while what is due is
+	// work in flight: its ends wake the reconciler for what follows.
+	stuckWait = 250 * time.Millisecond
+	// launchBatch bounds the sessions a pass reads to start, stop or
+	// deliver: more than run at once (maxParallel), and the ends of those
+	// wake the next pass for the rest.
+	launchBatch = 2 * maxParallel
 )
 
 type reconcilerState struct {
@@ -138,6 +145,11 @@ func (b *Broker) Run(ctx context.Context) {
 		// left to do (see replenish); began: when the last pass began.
 		full   = true
 		began0 time.Time
+		// stuck: the last full pass left its own deadline passed (starts
+		// and stops in flight, whose ends wake the reconciler); lastFull:
+		// when that pass began.
+		stuck    bool
+		lastFull time.Time
 	)
 	if w, ok := b.runtime.(runtime.ExitWatcher); ok {
 		exited = w.Exited()
@@ -196,7 +208,8 @@ func (b *Broker) Run(ctx context.Context) {
 			}
 			began0 = time.Now()
 			wanted, envs, soon := b.rec.take()
-			full = full || wanted || !due.IsZero() && !b.now().Before(due)
+			dueNow := !due.IsZero() && !b.now().Before(due)
+			full = full || wanted || dueNow && (!stuck || time.Since(lastFull) >= stuckWait)
 			// Deadlines are times of the portal's clock, which may not be
 			// this machine's (see Options.Clock): durations until them are
 			// measured on it.
@@ -211,7 +224,9 @@ func (b *Broker) Run(ctx context.Context) {
 				err  error
 			)
 			if full {
+				lastFull = time.Now()
 				next, err = b.Reconcile(t.pass)
+				stuck = !next.IsZero() && !next.After(began)
 			} else {
 				next, err = due, b.replenishPass(t.pass, envs, began)
 				if !soon.IsZero() && (next.IsZero() || soon.Before(next)) {
@@ -228,6 +243,9 @@ func (b *Broker) Run(ctx context.Context) {
 			due = next
 			if !next.IsZero() {
 				wait = min(max(next.Sub(b.now()), 10*time.Millisecond), leaseRenew)
+				if stuck {
+					wait = min(max(wait, stuckWait), leaseRenew)
+				}
 			}
 			wait = min(wait, max(time.Until(t.deadline), 0))
 		}
@@ -415,9 +433,12 @@ func (b *Broker) reconcileEnvironment(ctx context.Context, id int64, now time.Ti
 		if err != nil {
 			return false, err
 		}
+		// The sessions made or ended here are started or stopped by the
+		// same pass (launch comes after): only a replaced environment
+		// needs another.
 		switch env.State {
 		case store.EnvStarting:
-			return true, b.startEnvironment(tx, &env, now)
+			return false, b.startEnvironment(tx, &env, now)
 		case store.EnvRunning:
 			if refreshDue(env, now) {
 				return true, b.replaceEnvironment(tx, env, record)
@@ -431,7 +452,7 @@ func (b *Broker) reconcileEnvironment(ctx context.Context, id int64, now time.Ti
 			if err != nil {
 				return false, err
 			}
-			return plan != (reservePlan{}), b.applyReserve(tx, &env, plan, now, record)
+			return false, b.applyReserve(tx, &env, plan, now, record)
 		case store.EnvStopping:
 			if done, err := stoppingDone(tx, env); err != nil || !done {
 				return false, err
@@ -735,11 +756,11 @@ func (b *Broker) checkActivity(ctx context.Context, now time.Time) error {
 func (b *Broker) launch(ctx context.Context, now time.Time) error {
 	var starts, stops []store.Session
 	err := b.store.View(ctx, func(tx store.Tx) (err error) {
-		starts, err = tx.FindSessions(store.SessionQuery{States: []store.SessionState{store.Starting}, StartBy: now, Limit: 1000})
+		starts, err = tx.FindSessions(store.SessionQuery{States: []store.SessionState{store.Starting}, StartBy: now, Limit: launchBatch})
 		if err != nil {
 			return err
 		}
-		stops, err = tx.FindSessions(store.SessionQuery{States: []store.SessionState{store.Stopping}, Limit: 1000})
+		stops, err = tx.FindSessions(store.SessionQuery{States: []store.SessionState{store.Stopping}, Limit: launchBatch})
 		return err
 	})
 	if err != nil {
@@ -961,7 +982,7 @@ func (b *Broker) deliver(ctx context.Context) error {
 	var due []store.Session
 	err := b.store.View(ctx, func(tx store.Tx) (err error) {
 		due, err = tx.FindSessions(store.SessionQuery{Undelivered: true,
-			States: []store.SessionState{store.Waiting, store.Running}, Limit: 1000})
+			States: []store.SessionState{store.Waiting, store.Running}, Limit: launchBatch})
 		return err
 	})
 	if err != nil {
@@ -1013,6 +1034,10 @@ func (b *Broker) deliverSession(ctx context.Context, name string) {
 	})
 	if err != nil && !errors.Is(err, store.ErrFenced) {
 		b.log.Error("recording delivery", "session", name, "err", err)
+	}
+	if err == nil {
+		// The sessions a pass left for later (launchBatch).
+		b.replenish(0, time.Time{})
 	}
 }
 
