@@ -591,16 +591,17 @@ func (t *Tx) UpdateUser(u *store.User) error {
 // User tries the exact name first: it is the only way to the accounts that
 // kept no key in the upgrade to keyed names (see keyUsernames). Any other
 // account with that exact name has the name's key too.
+//
+// Both in one query: a request for a session by a new user asks for it
+// first, on the hot path.
 func (t *Tx) User(name string) (store.User, error) {
-	u, err := scanUser(t.QueryRow(`SELECT `+userColumns+` FROM users WHERE username = ?`, name))
-	if !errors.Is(err, sql.ErrNoRows) {
-		return u, t.wrap(err)
-	}
 	key, kerr := username.Key(name)
 	if kerr != nil {
-		return u, store.ErrNotFound
+		u, err := scanUser(t.QueryRow(`SELECT `+userColumns+` FROM users WHERE username = ?`, name))
+		return u, t.wrap(err)
 	}
-	u, err = scanUser(t.QueryRow(`SELECT `+userColumns+` FROM users WHERE username_key = ?`, key))
+	u, err := scanUser(t.QueryRow(`SELECT `+userColumns+` FROM users WHERE username = ? OR username_key = ?
+		ORDER BY CASE WHEN username = ? THEN 0 ELSE 1 END LIMIT 1`, name, key, name))
 	return u, t.wrap(err)
 }
 
