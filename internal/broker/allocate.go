@@ -503,7 +503,12 @@ func (b *Broker) newSession(tx store.Tx, env *store.Environment, now time.Time) 
 	if err := tx.UpdateEnvironment(env); err != nil {
 		return store.Session{}, err
 	}
-	id := fmt.Sprintf("s%03d", env.Tally)
+	return b.numberedSession(env, env.Tally, now), nil
+}
+
+// numberedSession is the k-th session of an environment, starting now.
+func (b *Broker) numberedSession(env *store.Environment, k int, now time.Time) store.Session {
+	id := fmt.Sprintf("s%03d", k)
 	name := env.Name + "-" + id
 	return store.Session{
 		Name:        name,
@@ -514,7 +519,7 @@ func (b *Broker) newSession(tx store.Tx, env *store.Environment, now time.Time) 
 		Created:     now,
 		Password:    b.newPassword(name),
 		RetryAt:     now,
-	}, nil
+	}
 }
 
 // resolveParams applies the supplied request parameters over the

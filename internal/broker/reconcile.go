@@ -624,13 +624,21 @@ func (b *Broker) addReserves(tx store.Tx, env *store.Environment, want int, now 
 	return max(n, 0), b.createReserves(tx, env, n, now)
 }
 
-// createReserves inserts n new reserved sessions.
+// createReserves inserts n new reserved sessions, numbered with one
+// update of the environment's tally rather than one each: a large initial
+// reserve on PostgreSQL took two round trips a session, and its
+// transaction ran out of time.
 func (b *Broker) createReserves(tx store.Tx, env *store.Environment, n int, now time.Time) error {
-	for range n {
-		s, err := b.newSession(tx, env, now)
-		if err != nil {
-			return err
-		}
+	if n <= 0 {
+		return nil
+	}
+	first := env.Tally + 1
+	env.Tally += n
+	if err := tx.UpdateEnvironment(env); err != nil {
+		return err
+	}
+	for k := first; k <= env.Tally; k++ {
+		s := b.numberedSession(env, k, now)
 		if err := tx.InsertSession(&s); err != nil {
 			return err
 		}
