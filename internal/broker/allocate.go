@@ -59,17 +59,17 @@ func (b *Broker) Request(ctx context.Context, caller store.User, r Request) (All
 		out                 Allocation
 		environment, source string
 	)
-	err := b.update(ctx, func(tx store.Tx, record func(Event)) error {
-		env, err := b.lockEnvironment(tx, r.Environment)
+	err := b.commit(ctx, func(tx store.Tx, record func(Event)) error {
+		env, err := b.findEnvironment(tx, r.Environment)
 		if err != nil {
 			return err
 		}
 		environment = env.Name
-		user, err := b.clientUser(tx, r, record)
+		user, fresh, err := b.clientUser(tx, r, record)
 		if err != nil {
 			return err
 		}
-		s, from, err := b.retrieve(tx, &env, user, claim{
+		s, from, err := b.retrieve(tx, &env, user, fresh, claim{
 			rest: true, timeout: r.Timeout, params: r.Params, indexURL: r.IndexURL,
 			analytics: r.Analytics, session: r.Session,
 		}, record)
@@ -97,13 +97,13 @@ func (b *Broker) Allocate(ctx context.Context, user store.User, environment, ind
 		out          store.Session
 		envName, src string
 	)
-	err := b.update(ctx, func(tx store.Tx, record func(Event)) error {
-		env, err := b.lockEnvironment(tx, environment)
+	err := b.commit(ctx, func(tx store.Tx, record func(Event)) error {
+		env, err := b.findEnvironment(tx, environment)
 		if err != nil {
 			return err
 		}
 		envName = env.Name
-		out, src, err = b.retrieve(tx, &env, user, claim{indexURL: indexURL}, record)
+		out, src, err = b.retrieve(tx, &env, user, false, claim{indexURL: indexURL}, record)
 		return err
 	})
 	b.allocated(envName, src, out, user.Username, err)
@@ -125,29 +125,37 @@ func (b *Broker) allocated(environment, source string, s store.Session, user str
 	if source != "existing" {
 		b.log.Info("session allocated", "session", s.Name, "environment", environment, "user", user, "source", source)
 	}
+	// The reconciler has the new session to start, or the reserve to top
+	// up, or at least the session's new deadline to keep.
+	switch source {
+	case "new":
+		b.notify()
+	case "reserve":
+		b.replenish(s.EnvID, s.Expires)
+	default:
+		b.replenish(0, s.Expires)
+	}
 }
 
-// lockEnvironment finds an environment by name, or else the running
+// findEnvironment finds an environment by name, or else the running
 // environment of a workshop by its catalog name (the Educates docs promise
-// this; its code only took environment names), and locks it.
-func (b *Broker) lockEnvironment(tx store.Tx, name string) (store.Environment, error) {
+// this; its code only took environment names). It takes no lock: a claim
+// from the reserve needs none (see retrieve).
+func (b *Broker) findEnvironment(tx store.Tx, name string) (store.Environment, error) {
 	env, err := tx.Environment(name)
-	if errors.Is(err, store.ErrNotFound) {
-		running, err := tx.Environments(store.EnvRunning)
-		if err != nil {
-			return env, err
-		}
-		for _, e := range running {
-			if e.Key == name {
-				return tx.LockEnvironment(e.ID)
-			}
-		}
-		return env, errorf(NotFound, "Environment does not exist")
+	if !errors.Is(err, store.ErrNotFound) {
+		return env, err
 	}
+	running, err := tx.Environments(store.EnvRunning)
 	if err != nil {
 		return env, err
 	}
-	return tx.LockEnvironment(env.ID)
+	for _, e := range running {
+		if e.Key == name {
+			return e, nil
+		}
+	}
+	return env, errorf(NotFound, "Environment does not exist")
 }
 
 // clientUser finds the account a robot's request names, making it when no
@@ -155,22 +163,23 @@ func (b *Broker) lockEnvironment(tx store.Tx, name string) (store.Environment, e
 // when the same client made it: a person who signed up as
 // frank@corp.example, or another front end, must not be handed the
 // session a front end asks for its own Frank. The details of an existing
-// account are not changed.
-func (b *Broker) clientUser(tx store.Tx, r Request, record func(Event)) (store.User, error) {
+// account are not changed. It reports whether the account is new, made by
+// this transaction.
+func (b *Broker) clientUser(tx store.Tx, r Request, record func(Event)) (store.User, bool, error) {
 	u, err := tx.User(r.Username)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		u = store.User{Username: r.Username, Email: r.Email, FirstName: r.FirstName, LastName: r.LastName,
 			Role: store.RoleAnonymous, Origin: store.OriginClient, Client: r.Client, Created: b.now()}
-		return u, b.insertUser(tx, &u, record)
+		return u, true, b.insertUser(tx, &u, record)
 	case err != nil:
-		return u, err
+		return u, false, err
 	case u.Role == store.RoleAdmin || u.Role == store.RoleRobot:
-		return u, errorf(Invalid, "Session requests not permitted for user")
+		return u, false, errorf(Invalid, "Session requests not permitted for user")
 	case u.Origin != store.OriginClient || u.Client != r.Client:
-		return u, errorf(Conflict, "user %s was not created by this client (%s)", r.Username, madeBy(u))
+		return u, false, errorf(Conflict, "user %s was not created by this client (%s)", r.Username, madeBy(u))
 	}
-	return u, nil
+	return u, false, nil
 }
 
 // madeBy says where an account came from, in words for the front end that
@@ -206,28 +215,64 @@ type claim struct {
 	session   string // reacquire only this session
 }
 
-// retrieve is the allocation rule of spec §6.4 in one environment that the
-// transaction holds locked: the user's existing session, else a reserved
-// one, else a new one within the workshop capacity and portal maximum. It
-// says which of the three it was: "existing", "reserve" or "new".
-func (b *Broker) retrieve(tx store.Tx, env *store.Environment, user store.User, c claim, record func(Event)) (store.Session, string, error) {
+// retrieve is the allocation rule of spec §6.4: the user's existing
+// session, else a reserved one, else a new one within the workshop
+// capacity and portal maximum. It says which of the three it was:
+// "existing", "reserve" or "new". fresh says that this transaction made
+// the user, who then has no session yet.
+//
+// Requests of one user serialise on the user's row, so that of two at
+// once the second finds the session of the first. A claim from the
+// reserve is one statement that skips rows other transactions hold: it
+// changes no count of live sessions, so it needs no lock on the
+// environment, and claims run side by side. Only a new session takes the
+// environment's lock, which makes its capacity checks exact.
+func (b *Broker) retrieve(tx store.Tx, env *store.Environment, user store.User, fresh bool, c claim, record func(Event)) (store.Session, string, error) {
 	now := b.now()
-	existing, err := tx.FindSessions(store.SessionQuery{EnvID: env.ID, Owner: user.ID,
-		States: []store.SessionState{store.Starting, store.Waiting, store.Running}, Limit: 1})
+	if !fresh {
+		// A user made by this transaction is this transaction's row
+		// until it commits.
+		if err := tx.LockUser(user.ID); err != nil {
+			return store.Session{}, "", err
+		}
+		existing, err := tx.FindSessions(store.SessionQuery{EnvID: env.ID, Owner: user.ID,
+			States: []store.SessionState{store.Starting, store.Waiting, store.Running}, Limit: 1})
+		if err != nil {
+			return store.Session{}, "", err
+		}
+		if len(existing) > 0 {
+			s := existing[0]
+			if c.session != "" && c.session != s.Name {
+				return s, "", errNoSession
+			}
+			if c.rest && s.Pending() && !s.Activated {
+				s.Started, s.Expires = now, pendingDeadline(env, now, c.timeout)
+				err = tx.UpdateSession(&s)
+			}
+			return s, "existing", err
+		}
+	}
+	// A user made by this transaction holds no session: within any limit.
+	limited, claimed := !fresh, false
+	if c.session == "" && env.State == store.EnvRunning {
+		if limited {
+			if err := b.checkUserLimit(tx, user); err != nil {
+				return store.Session{}, "", err
+			}
+			limited = false
+		}
+		claimed = true
+		s, err := b.claimReserved(tx, env, user, c, now, record)
+		if !errors.Is(err, store.ErrNotFound) {
+			return s, "reserve", err
+		}
+	}
+
+	locked, err := tx.LockEnvironment(env.ID)
 	if err != nil {
 		return store.Session{}, "", err
 	}
-	if len(existing) > 0 {
-		s := existing[0]
-		if c.session != "" && c.session != s.Name {
-			return s, "", errNoSession
-		}
-		if c.rest && s.Pending() && !s.Activated {
-			s.Started, s.Expires = now, pendingDeadline(env, now, c.timeout)
-			err = tx.UpdateSession(&s)
-		}
-		return s, "existing", err
-	}
+	*env = locked
 	if env.State == store.EnvStarting {
 		if err := b.startEnvironment(tx, env, now); err != nil {
 			return store.Session{}, "", err
@@ -236,51 +281,77 @@ func (b *Broker) retrieve(tx store.Tx, env *store.Environment, user store.User, 
 	if c.session != "" || env.State != store.EnvRunning {
 		return store.Session{}, "", errNoSession
 	}
-	if err := b.checkUserLimit(tx, user); err != nil {
-		return store.Session{}, "", err
+	if limited {
+		if err := b.checkUserLimit(tx, user); err != nil {
+			return store.Session{}, "", err
+		}
+	}
+	if !claimed {
+		// The environment was starting: its initial reserve is there now.
+		s, err := b.claimReserved(tx, env, user, c, now, record)
+		if !errors.Is(err, store.ErrNotFound) {
+			return s, "reserve", err
+		}
 	}
 	params, err := resolveParams(env.Workshop.Parameters, c.params)
 	if err != nil {
 		return store.Session{}, "", err
 	}
-
-	source := "reserve"
-	s, err := b.claimReserved(tx, env)
+	s, err := b.createOnDemand(tx, env, now, record)
 	if err != nil {
 		return s, "", err
 	}
-	if s.Name == "" {
-		source = "new"
-		if s, err = b.createOnDemand(tx, env, now, record); err != nil {
-			return s, "", err
-		}
-	}
+	cl := b.claimOf(env, user, c, params, now)
 	s.Owner, s.OwnerName = user.ID, user.Username
-	s.Params, s.IndexURL, s.Analytics = params, c.indexURL, c.analytics
-	s.Activation, s.Activated = c.rest, !c.rest
-	s.Started = now
-	switch {
-	case c.rest:
-		s.Expires = pendingDeadline(env, now, c.timeout)
-	case s.State == store.Waiting:
-		markRunning(&s, env, now)
-	default: // still starting: the clock restarts when it is ready
-		s.Expires = expiry(env, now)
+	s.Params, s.IndexURL, s.Analytics = cl.Params, cl.IndexURL, cl.Analytics
+	s.Activation, s.Activated = cl.Activation, !cl.Activation
+	s.Started, s.Expires = cl.Started, cl.Expires // still starting: the clock restarts when it is ready
+	if err := tx.InsertSession(&s); err != nil {
+		return s, "", err
 	}
-	if s.Version == 0 {
-		err = tx.InsertSession(&s)
-	} else {
-		err = tx.UpdateSession(&s)
+	b.recordAllocated(s, env, c, record)
+	return s, "new", nil
+}
+
+// claimReserved hands the user a reserved session of the environment:
+// store.ErrNotFound when none is left. Reserves still starting are handed
+// out too (Educates left them unusable while they held capacity).
+func (b *Broker) claimReserved(tx store.Tx, env *store.Environment, user store.User, c claim, now time.Time, record func(Event)) (store.Session, error) {
+	params, err := resolveParams(env.Workshop.Parameters, c.params)
+	if err != nil {
+		return store.Session{}, err
 	}
-	// Educates says Pending or Started; Portico's own event says that the
-	// session has an owner now, however it was handed out.
+	s, err := tx.ClaimReserved(env.ID, b.claimOf(env, user, c, params, now))
+	if err != nil {
+		return s, err
+	}
+	b.recordAllocated(s, env, c, record)
+	return s, nil
+}
+
+// claimOf is what a session handed to user gets.
+func (b *Broker) claimOf(env *store.Environment, user store.User, c claim, params []config.EnvVar, now time.Time) store.Claim {
+	cl := store.Claim{Owner: user.ID, Params: params, IndexURL: c.indexURL, Analytics: c.analytics,
+		Activation: c.rest, Started: now, Expires: expiry(env, now)}
+	if c.rest {
+		cl.Expires = pendingDeadline(env, now, c.timeout)
+	}
+	if env.Orphaned > 0 {
+		cl.CheckAt = now.Add(env.Orphaned)
+	}
+	return cl
+}
+
+// recordAllocated records the events of a session handed out. Educates
+// says Pending or Started; Portico's own event says that the session has
+// an owner now, however it was handed out.
+func (b *Broker) recordAllocated(s store.Session, env *store.Environment, c claim, record func(Event)) {
 	record(b.sessionEvent("Session/Allocated", s, *env, nil))
 	if c.rest {
 		record(b.sessionEvent("Session/Pending", s, *env, nil))
 	} else {
 		record(b.sessionEvent("Session/Started", s, *env, nil))
 	}
-	return s, source, err
 }
 
 // pendingDeadline is when a session handed out through the REST API ends
@@ -314,16 +385,14 @@ func (b *Broker) SessionLimit(user store.User) int {
 	return limits.Registered
 }
 
-// checkUserLimit applies portal.sessions.registered and .anonymous. Sessions
-// already stopping do not count (Educates counted them, briefly refusing a
-// user who had just ended a session).
+// checkUserLimit applies portal.sessions.registered and .anonymous, in a
+// transaction that holds the user's row. Sessions already stopping do not
+// count (Educates counted them, briefly refusing a user who had just ended
+// a session).
 func (b *Broker) checkUserLimit(tx store.Tx, user store.User) error {
 	limit := b.SessionLimit(user)
 	if limit <= 0 {
 		return nil
-	}
-	if err := tx.LockUser(user.ID); err != nil {
-		return err
 	}
 	n, err := tx.CountSessions(store.SessionQuery{Owner: user.ID,
 		States: []store.SessionState{store.Starting, store.Waiting, store.Running}})
@@ -334,19 +403,6 @@ func (b *Broker) checkUserLimit(tx store.Tx, user store.User) error {
 		return errUserLimit
 	}
 	return nil
-}
-
-// claimReserved takes the oldest ready reserved session, else one still
-// starting (Educates left starting reserves unusable while they held
-// capacity). It returns a zero session when there is none.
-func (b *Broker) claimReserved(tx store.Tx, env *store.Environment) (store.Session, error) {
-	found, err := tx.FindSessions(store.SessionQuery{EnvID: env.ID, Ownership: store.Unowned,
-		States: []store.SessionState{store.Waiting, store.Starting}, Healthy: true,
-		Order: "waiting-first", Limit: 1, Claim: true})
-	if err != nil || len(found) == 0 {
-		return store.Session{}, err
-	}
-	return found[0], nil
 }
 
 // createOnDemand makes room for and returns a new, not yet inserted,
@@ -447,7 +503,12 @@ func (b *Broker) newSession(tx store.Tx, env *store.Environment, now time.Time) 
 	if err := tx.UpdateEnvironment(env); err != nil {
 		return store.Session{}, err
 	}
-	id := fmt.Sprintf("s%03d", env.Tally)
+	return b.numberedSession(env, env.Tally, now), nil
+}
+
+// numberedSession is the k-th session of an environment, starting now.
+func (b *Broker) numberedSession(env *store.Environment, k int, now time.Time) store.Session {
+	id := fmt.Sprintf("s%03d", k)
 	name := env.Name + "-" + id
 	return store.Session{
 		Name:        name,
@@ -458,7 +519,7 @@ func (b *Broker) newSession(tx store.Tx, env *store.Environment, now time.Time) 
 		Created:     now,
 		Password:    b.newPassword(name),
 		RetryAt:     now,
-	}, nil
+	}
 }
 
 // resolveParams applies the supplied request parameters over the

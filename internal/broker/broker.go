@@ -172,8 +172,32 @@ func (b *Broker) Origins() sessionorigin.Origins { return b.sessions }
 
 func (b *Broker) now() time.Time { return b.clock.Now().UTC().Truncate(time.Millisecond) }
 
-// notify wakes the reconciler without blocking.
+// notify wakes the reconciler for a full pass, without blocking.
 func (b *Broker) notify() {
+	b.rec.mu.Lock()
+	b.rec.full = true
+	b.rec.mu.Unlock()
+	b.nudge()
+}
+
+// replenish wakes the reconciler to top up the reserve of the environment
+// envID (none when 0) and to act on a session deadline that may be earlier
+// than the one it sleeps until (none when zero): what an allocation leaves
+// to do, without a full pass.
+func (b *Broker) replenish(envID int64, deadline time.Time) {
+	r := &b.rec
+	r.mu.Lock()
+	if envID != 0 {
+		r.replenish[envID] = true
+	}
+	if !deadline.IsZero() && (r.soon.IsZero() || deadline.Before(r.soon)) {
+		r.soon = deadline
+	}
+	r.mu.Unlock()
+	b.nudge()
+}
+
+func (b *Broker) nudge() {
 	select {
 	case b.wake <- struct{}{}:
 	default:
@@ -184,6 +208,15 @@ func (b *Broker) notify() {
 // outbox in that transaction and are emitted only once it has committed,
 // and the reconciler is woken, since most writes leave it work.
 func (b *Broker) update(ctx context.Context, fn func(tx store.Tx, record func(Event)) error) error {
+	err := b.commit(ctx, fn)
+	if err == nil {
+		b.notify()
+	}
+	return err
+}
+
+// commit is update without waking the reconciler.
+func (b *Broker) commit(ctx context.Context, fn func(tx store.Tx, record func(Event)) error) error {
 	var events []Event
 	err := b.store.Update(ctx, func(tx store.Tx) error {
 		events = events[:0] // the store may run fn again
@@ -198,7 +231,6 @@ func (b *Broker) update(ctx context.Context, fn func(tx store.Tx, record func(Ev
 	for _, e := range events {
 		b.events.Emit(e)
 	}
-	b.notify()
 	return nil
 }
 

@@ -50,6 +50,16 @@ const (
 	// time is what people wait for.
 	startTimeout = 10 * time.Minute
 	probeTimeout = 5 * time.Second
+	// passGap is the least time between the starts of two passes: a rush
+	// of allocations is acted on in batches, not one pass each.
+	passGap = 20 * time.Millisecond
+	// stuckWait is how often a full pass runs again while what is due is
+	// work in flight: its ends wake the reconciler for what follows.
+	stuckWait = 250 * time.Millisecond
+	// launchBatch bounds the sessions a pass reads to start, stop or
+	// deliver: more than run at once (maxParallel), and the ends of those
+	// wake the next pass for the rest.
+	launchBatch = 2 * maxParallel
 )
 
 type reconcilerState struct {
@@ -61,6 +71,12 @@ type reconcilerState struct {
 	sem     chan struct{}
 	wg      sync.WaitGroup
 	cleaned time.Time
+	// What the next pass has to do, since the last one began: a full
+	// pass, or only the reserves of some environments (allocations took
+	// from them) and a deadline earlier than the one it sleeps until.
+	full      bool
+	replenish map[int64]bool
+	soon      time.Time
 }
 
 // term is one tenure of the reconciler lease by this replica. The work it
@@ -88,6 +104,20 @@ type term struct {
 func (r *reconcilerState) init() {
 	r.inflight = make(map[string]bool)
 	r.sem = make(chan struct{}, maxParallel)
+	r.replenish = make(map[int64]bool)
+}
+
+// take returns and clears what the next pass has to do.
+func (r *reconcilerState) take() (full bool, envs []int64, soon time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	full, soon = r.full, r.soon
+	for id := range r.replenish {
+		envs = append(envs, id)
+	}
+	clear(r.replenish)
+	r.full, r.soon = false, time.Time{}
+	return full, envs, soon
 }
 
 // Run reconciles until ctx ends, then cancels the starts and stops it
@@ -111,6 +141,15 @@ func (b *Broker) Run(ctx context.Context) {
 		// next deadline; zero when none is.
 		due    time.Time
 		exited <-chan string
+		// full: the next pass is a full one, not only what allocations
+		// left to do (see replenish); began: when the last pass began.
+		full   = true
+		began0 time.Time
+		// stuck: the last full pass left its own deadline passed (starts
+		// and stops in flight, whose ends wake the reconciler); lastFull:
+		// when that pass began.
+		stuck    bool
+		lastFull time.Time
 	)
 	if w, ok := b.runtime.(runtime.ExitWatcher); ok {
 		exited = w.Exited()
@@ -156,6 +195,21 @@ func (b *Broker) Run(ctx context.Context) {
 		b.observe.Leading(t != nil)
 		wait := leaseRenew
 		if t != nil {
+			// Passes woken by changes are coalesced: at most one every
+			// passGap, each acting on all the changes since the last.
+			if gap := passGap - time.Since(began0); gap > 0 && !began0.IsZero() {
+				pause := time.NewTimer(gap)
+				select {
+				case <-ctx.Done():
+					pause.Stop()
+					return
+				case <-pause.C:
+				}
+			}
+			began0 = time.Now()
+			wanted, envs, soon := b.rec.take()
+			dueNow := !due.IsZero() && !b.now().Before(due)
+			full = full || wanted || dueNow && (!stuck || time.Since(lastFull) >= stuckWait)
 			// Deadlines are times of the portal's clock, which may not be
 			// this machine's (see Options.Clock): durations until them are
 			// measured on it.
@@ -165,15 +219,33 @@ func (b *Broker) Run(ctx context.Context) {
 			if !due.IsZero() {
 				lag = max(began.Sub(due), 0)
 			}
-			next, err := b.Reconcile(t.pass)
+			var (
+				next time.Time
+				err  error
+			)
+			if full {
+				lastFull = time.Now()
+				next, err = b.Reconcile(t.pass)
+				stuck = !next.IsZero() && !next.After(began)
+			} else {
+				next, err = due, b.replenishPass(t.pass, envs, began)
+				if !soon.IsZero() && (next.IsZero() || soon.Before(next)) {
+					next = soon
+				}
+			}
+			full = false
 			b.observe.Reconciled(b.now().Sub(began), lag, err != nil && ctx.Err() == nil)
 			if err != nil && ctx.Err() == nil {
 				b.log.Error("reconcile", "err", err)
 				next = b.now().Add(time.Second)
+				full = true
 			}
 			due = next
 			if !next.IsZero() {
 				wait = min(max(next.Sub(b.now()), 10*time.Millisecond), leaseRenew)
+				if stuck {
+					wait = min(max(wait, stuckWait), leaseRenew)
+				}
 			}
 			wait = min(wait, max(time.Until(t.deadline), 0))
 		}
@@ -184,9 +256,12 @@ func (b *Broker) Run(ctx context.Context) {
 			return
 		case <-b.wake:
 		case <-b.store.Changes():
+			full = true
 		case name := <-exited:
 			b.HostExited(ctx, name)
+			full = true
 		case <-timer.C:
+			full = true
 		}
 		timer.Stop()
 	}
@@ -283,6 +358,18 @@ func (b *Broker) releaseLead() {
 // to reach a settled state.
 func (b *Broker) Wait() { b.rec.wg.Wait() }
 
+// replenishPass does what allocations from the reserve leave to do: top
+// up the reserves of the environments envs, start the sessions that are
+// due (the new reserves) and give the claimed sessions their owners.
+func (b *Broker) replenishPass(ctx context.Context, envs []int64, now time.Time) error {
+	var errs []error
+	for _, id := range envs {
+		errs = append(errs, b.reconcileEnvironment(ctx, id, now))
+	}
+	errs = append(errs, b.launch(ctx, now), b.deliver(ctx))
+	return errors.Join(errs...)
+}
+
 // Reconcile makes one pass and returns when the next one is due (zero:
 // nothing is scheduled). Starts and stops it begins run on after it
 // returns.
@@ -346,9 +433,12 @@ func (b *Broker) reconcileEnvironment(ctx context.Context, id int64, now time.Ti
 		if err != nil {
 			return false, err
 		}
+		// The sessions made or ended here are started or stopped by the
+		// same pass (launch comes after): only a replaced environment
+		// needs another.
 		switch env.State {
 		case store.EnvStarting:
-			return true, b.startEnvironment(tx, &env, now)
+			return false, b.startEnvironment(tx, &env, now)
 		case store.EnvRunning:
 			if refreshDue(env, now) {
 				return true, b.replaceEnvironment(tx, env, record)
@@ -362,7 +452,7 @@ func (b *Broker) reconcileEnvironment(ctx context.Context, id int64, now time.Ti
 			if err != nil {
 				return false, err
 			}
-			return plan != (reservePlan{}), b.applyReserve(tx, &env, plan, now, record)
+			return false, b.applyReserve(tx, &env, plan, now, record)
 		case store.EnvStopping:
 			if done, err := stoppingDone(tx, env); err != nil || !done {
 				return false, err
@@ -540,13 +630,21 @@ func (b *Broker) addReserves(tx store.Tx, env *store.Environment, want int, now 
 	return max(n, 0), b.createReserves(tx, env, n, now)
 }
 
-// createReserves inserts n new reserved sessions.
+// createReserves inserts n new reserved sessions, numbered with one
+// update of the environment's tally rather than one each: a large initial
+// reserve on PostgreSQL took two round trips a session, and its
+// transaction ran out of time.
 func (b *Broker) createReserves(tx store.Tx, env *store.Environment, n int, now time.Time) error {
-	for range n {
-		s, err := b.newSession(tx, env, now)
-		if err != nil {
-			return err
-		}
+	if n <= 0 {
+		return nil
+	}
+	first := env.Tally + 1
+	env.Tally += n
+	if err := tx.UpdateEnvironment(env); err != nil {
+		return err
+	}
+	for k := first; k <= env.Tally; k++ {
+		s := b.numberedSession(env, k, now)
 		if err := tx.InsertSession(&s); err != nil {
 			return err
 		}
@@ -672,11 +770,11 @@ func (b *Broker) checkActivity(ctx context.Context, now time.Time) error {
 func (b *Broker) launch(ctx context.Context, now time.Time) error {
 	var starts, stops []store.Session
 	err := b.store.View(ctx, func(tx store.Tx) (err error) {
-		starts, err = tx.FindSessions(store.SessionQuery{States: []store.SessionState{store.Starting}, StartBy: now, Limit: 1000})
+		starts, err = tx.FindSessions(store.SessionQuery{States: []store.SessionState{store.Starting}, StartBy: now, Limit: launchBatch})
 		if err != nil {
 			return err
 		}
-		stops, err = tx.FindSessions(store.SessionQuery{States: []store.SessionState{store.Stopping}, Limit: 1000})
+		stops, err = tx.FindSessions(store.SessionQuery{States: []store.SessionState{store.Stopping}, Limit: launchBatch})
 		return err
 	})
 	if err != nil {
@@ -775,6 +873,7 @@ func (b *Broker) startSession(ctx context.Context, name string) {
 	}
 	startedFor := s.Owner
 	orphan := false
+	var started store.Session
 	// Recorded whether or not the term has ended meanwhile: the fence
 	// decides, not the cancellation, so a host that started is either
 	// recorded or undone.
@@ -822,8 +921,15 @@ func (b *Broker) startSession(ctx context.Context, name string) {
 			markRunning(&s, &env, now)
 		}
 		record(b.sessionEvent("Session/Created", s, env, nil))
-		return true, tx.UpdateSession(&s)
+		started = s
+		// What a started session leaves to do is delivering it to an
+		// owner who claimed it meanwhile and keeping its new deadlines:
+		// no full pass.
+		return false, tx.UpdateSession(&started)
 	})
+	if err == nil && started.Name != "" {
+		b.replenish(0, earliest(started.Expires, started.CheckAt))
+	}
 	switch {
 	case errors.Is(err, store.ErrFenced):
 		b.log.Warn("session start not recorded: the reconciler lease went to another replica", "session", name)
@@ -841,6 +947,14 @@ func (b *Broker) startSession(ctx context.Context, name string) {
 			b.log.Error("stopping session that ended while it started", "session", name, "err", err)
 		}
 	}
+}
+
+// earliest is the earlier of two times, zero meaning unset.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || !b.IsZero() && b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // undoStart stops the host a start whose term ended made, unless a newer
@@ -882,7 +996,7 @@ func (b *Broker) deliver(ctx context.Context) error {
 	var due []store.Session
 	err := b.store.View(ctx, func(tx store.Tx) (err error) {
 		due, err = tx.FindSessions(store.SessionQuery{Undelivered: true,
-			States: []store.SessionState{store.Waiting, store.Running}, Limit: 1000})
+			States: []store.SessionState{store.Waiting, store.Running}, Limit: launchBatch})
 		return err
 	})
 	if err != nil {
@@ -934,6 +1048,10 @@ func (b *Broker) deliverSession(ctx context.Context, name string) {
 	})
 	if err != nil && !errors.Is(err, store.ErrFenced) {
 		b.log.Error("recording delivery", "session", name, "err", err)
+	}
+	if err == nil {
+		// The sessions a pass left for later (launchBatch).
+		b.replenish(0, time.Time{})
 	}
 }
 

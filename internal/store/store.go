@@ -72,6 +72,13 @@ type Tx interface {
 	UpdateSession(s *Session) error // optimistic on s.Version
 	Session(name string) (Session, error)
 	FindSessions(q SessionQuery) ([]Session, error)
+	// ClaimReserved hands a reserved session of an environment to c.Owner
+	// in one statement: the oldest healthy WAITING one, else the oldest
+	// healthy STARTING one, skipping rows other transactions hold. It
+	// returns the session as claimed, or ErrNotFound when none is left.
+	// It takes no lock on the environment: claims in one environment run
+	// side by side, each on a row of its own.
+	ClaimReserved(envID int64, c Claim) (Session, error)
 	CountSessions(q SessionQuery) (int, error)
 	// EachHeld calls fn, oldest first, with each live session of an
 	// environment that has an owner, read with the few columns a listing
@@ -323,6 +330,22 @@ func (s Session) Allocated() bool { return s.Owner != 0 && s.State != Stopped }
 // Pending reports whether the session waits for its owner to activate it.
 func (s Session) Pending() bool {
 	return s.Owner != 0 && (s.State == Starting || s.State == Waiting)
+}
+
+// Claim is what a reserved session gets when it is handed out.
+type Claim struct {
+	Owner     int64
+	Params    []config.EnvVar
+	IndexURL  string
+	Analytics string
+	// Activation: handed out through the REST API, the session waits for
+	// its owner's browser. Otherwise its owner has it at once: a WAITING
+	// session becomes RUNNING with CheckAt, a STARTING one stays STARTING
+	// (its host is told when it is ready).
+	Activation bool
+	Started    time.Time
+	Expires    time.Time
+	CheckAt    time.Time
 }
 
 // Ownership filters sessions by owner.

@@ -19,7 +19,7 @@ import (
 	"github.com/portico-dev/portico/internal/store"
 	"github.com/portico-dev/portico/internal/store/sqlstore"
 
-	_ "modernc.org/sqlite" // database/sql driver "sqlite"
+	"modernc.org/sqlite"
 )
 
 // SQLite write transactions begin IMMEDIATE (see Open), so every write
@@ -37,6 +37,7 @@ var migrations embed.FS
 type DB struct {
 	write *sql.DB
 	read  *sql.DB
+	batch *batcher
 }
 
 // Open opens (creating when absent) the database file at path and brings
@@ -47,30 +48,47 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	dsn := func(txlock string) string {
 		q := url.Values{}
-		for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)", "foreign_keys(ON)"} {
+		for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)", "foreign_keys(ON)",
+			// The savepoints of group commit journal the pages they change:
+			// in memory, not in a temporary file.
+			"temp_store(MEMORY)"} {
 			q.Add("_pragma", p)
 		}
 		q.Set("_txlock", txlock)
 		return "file:" + path + "?" + q.Encode()
 	}
-	write, err := sql.Open("sqlite", dsn("immediate"))
+	write, err := openPool(dsn("immediate"))
 	if err != nil {
 		return nil, err
 	}
 	write.SetMaxOpenConns(1)
 	write.SetConnMaxIdleTime(0)
-	read, err := sql.Open("sqlite", dsn("deferred"))
+	read, err := openPool(dsn("deferred"))
 	if err != nil {
 		write.Close()
 		return nil, err
 	}
-	read.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)*2))
+	// Readers stay open, with the statements they prepared.
+	readers := max(4, runtime.GOMAXPROCS(0)*2)
+	read.SetMaxOpenConns(readers)
+	read.SetMaxIdleConns(readers)
 	db := &DB{write: write, read: read}
+	db.startBatcher()
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// openPool opens a pool of connections that keep their prepared
+// statements (see cachingConnector).
+func openPool(dsn string) (*sql.DB, error) {
+	c, err := sqlite.NewConnector(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(cachingConnector{c}), nil
 }
 
 // private makes the database file, and the WAL and shared-memory files
@@ -101,6 +119,7 @@ func private(path string) error {
 
 // Close closes both pools.
 func (db *DB) Close() error {
+	db.batch.close()
 	return errors.Join(db.read.Close(), db.write.Close())
 }
 
@@ -121,38 +140,25 @@ func (db *DB) migrate(ctx context.Context) error {
 	return nil
 }
 
-// Update runs fn in a write transaction.
+// Update runs fn in a write transaction, committed together with the
+// others waiting at the time (see batcher).
 func (db *DB) Update(ctx context.Context, fn func(store.Tx) error) error {
-	return db.run(ctx, db.write, true, fn)
+	return db.batch.update(ctx, fn)
 }
 
 // View runs fn in a read transaction. It never commits: whatever fn
 // writes is rolled back.
 func (db *DB) View(ctx context.Context, fn func(store.Tx) error) error {
-	return db.run(ctx, db.read, false, fn)
+	sqltx, err := db.read.BeginTx(ctx, nil)
+	if err != nil {
+		return unavailable(err)
+	}
+	defer sqltx.Rollback()
+	return fn(sqlstore.New(ctx, sqltx, dialect))
 }
 
 // Changes is nil: there is one process, and the broker wakes itself.
 func (db *DB) Changes() <-chan struct{} { return nil }
-
-func (db *DB) run(ctx context.Context, pool *sql.DB, commit bool, fn func(store.Tx) error) error {
-	sqltx, err := pool.BeginTx(ctx, nil)
-	if err != nil {
-		return unavailable(err)
-	}
-	if err := fn(sqlstore.New(ctx, sqltx, dialect)); err != nil {
-		sqltx.Rollback()
-		return err
-	}
-	if !commit {
-		sqltx.Rollback()
-		return nil
-	}
-	if err := sqltx.Commit(); err != nil {
-		return unavailable(err)
-	}
-	return nil
-}
 
 // unavailable marks errors of the database itself (as opposed to errors of
 // the caller's logic) so the API answers 503 for them.

@@ -487,6 +487,35 @@ func (t *Tx) FindSessions(q store.SessionQuery) ([]store.Session, error) {
 	return out, t.wrap(rows.Err())
 }
 
+// ClaimReserved selects and updates the session in one statement, in the
+// order of the sessions_reserve index. The SET expressions all see the
+// row as it was, so the state decides the new state and check time.
+func (t *Tx) ClaimReserved(envID int64, c store.Claim) (store.Session, error) {
+	if c.Params == nil {
+		c.Params = []config.EnvVar{}
+	}
+	direct := !c.Activation
+	s, err := scanSession(t.QueryRow(`UPDATE sessions SET version = version + 1, owner = ?, params = ?,
+		index_url = ?, analytics = ?, activation = ?, activated = ?, started = ?, expires = ?,
+		state = CASE WHEN ? AND state = 'WAITING' THEN 'RUNNING' ELSE state END,
+		check_at = CASE WHEN ? AND state = 'WAITING' THEN ? ELSE check_at END
+		WHERE name = (SELECT s.name FROM sessions s WHERE s.env_id = ? AND s.owner IS NULL
+			AND s.state IN ('WAITING', 'STARTING') AND s.attempts = 0
+			ORDER BY s.state DESC, s.created, s.name LIMIT 1 `+t.d.Claim+`)
+		AND owner IS NULL AND state IN ('WAITING', 'STARTING') AND attempts = 0
+		RETURNING name, version, sid, env_id, (SELECT name FROM environments WHERE id = env_id), state, owner,
+			(SELECT username FROM users WHERE id = owner), created, started, expires, activation,
+			activated, delivered, params, index_url, analytics, password, address, failure, attempts,
+			retry_at, check_at`,
+		c.Owner, toJSON(c.Params), c.IndexURL, c.Analytics, c.Activation, direct, ms(c.Started), ms(c.Expires),
+		direct, direct, ms(c.CheckAt), envID))
+	if err != nil {
+		return s, t.wrap(err)
+	}
+	t.wrote = true
+	return s, nil
+}
+
 func (t *Tx) CountSessions(q store.SessionQuery) (int, error) {
 	where, args := t.where(q)
 	var n int
@@ -613,16 +642,17 @@ func (t *Tx) UpdateUser(u *store.User) error {
 // User tries the exact name first: it is the only way to the accounts that
 // kept no key in the upgrade to keyed names (see keyUsernames). Any other
 // account with that exact name has the name's key too.
+//
+// Both in one query: a request for a session by a new user asks for it
+// first, on the hot path.
 func (t *Tx) User(name string) (store.User, error) {
-	u, err := scanUser(t.QueryRow(`SELECT `+userColumns+` FROM users WHERE username = ?`, name))
-	if !errors.Is(err, sql.ErrNoRows) {
-		return u, t.wrap(err)
-	}
 	key, kerr := username.Key(name)
 	if kerr != nil {
-		return u, store.ErrNotFound
+		u, err := scanUser(t.QueryRow(`SELECT `+userColumns+` FROM users WHERE username = ?`, name))
+		return u, t.wrap(err)
 	}
-	u, err = scanUser(t.QueryRow(`SELECT `+userColumns+` FROM users WHERE username_key = ?`, key))
+	u, err := scanUser(t.QueryRow(`SELECT `+userColumns+` FROM users WHERE username = ? OR username_key = ?
+		ORDER BY CASE WHEN username = ? THEN 0 ELSE 1 END LIMIT 1`, name, key, name))
 	return u, t.wrap(err)
 }
 

@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Sessions", testSessions},
 		{"SessionQueries", testSessionQueries},
 		{"Listings", testListings},
+		{"ClaimReserved", testClaimReserved},
 		{"NextDeadline", testNextDeadline},
 		{"DeleteStoppedSessions", testDeleteStoppedSessions},
 		{"Users", testUsers},
@@ -46,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ViewDoesNotWrite", testViewDoesNotWrite},
 		{"Changes", testChanges},
 		{"ConcurrentClaims", testConcurrentClaims},
+		{"ConcurrentClaimReserved", testConcurrentClaimReserved},
 		{"ConcurrentCapacity", testConcurrentCapacity},
 		{"ConcurrentPortalLimit", testConcurrentPortalLimit},
 		{"ConcurrentUserLimit", testConcurrentUserLimit},
@@ -540,6 +542,73 @@ func testListings(t *testing.T, st store.Store) {
 		}
 		return nil
 	})
+}
+
+// testClaimReserved: a claim takes the ready reserve first, then the one
+// still starting, never a failing, owned or ended session nor one of
+// another environment, and writes the claim in one go.
+func testClaimReserved(t *testing.T, st store.Store) {
+	a, b, u1, u2 := sessionFixture(t, st)
+	params := []config.EnvVar{{Name: "P", Value: "given"}}
+	var first, second store.Session
+	update(t, st, func(tx store.Tx) (err error) {
+		// Through the REST API: the session waits for activation as it is.
+		first, err = tx.ClaimReserved(a.ID, store.Claim{Owner: u1.ID, Params: params, IndexURL: "https://x/",
+			Analytics: "https://a/", Activation: true, Started: at(time.Hour), Expires: at(time.Hour + time.Minute),
+			CheckAt: at(2 * time.Hour)})
+		if err != nil {
+			return err
+		}
+		// On the portal's pages: the owner has it at once.
+		second, err = tx.ClaimReserved(a.ID, store.Claim{Owner: u2.ID, Started: at(time.Hour),
+			Expires: at(2 * time.Hour), CheckAt: at(3 * time.Hour)})
+		if err != nil {
+			return err
+		}
+		_, err = tx.ClaimReserved(a.ID, store.Claim{Owner: u2.ID})
+		wantErr(t, "claim with no healthy reserve left", err, store.ErrNotFound)
+		return nil
+	})
+	want := newSession(a, "s01", at(time.Second))
+	want.Address, want.Version, want.Owner, want.OwnerName = "h:1", 2, u1.ID, "u1"
+	want.Params, want.IndexURL, want.Analytics = params, "https://x/", "https://a/"
+	want.Activation, want.Started, want.Expires = true, at(time.Hour), at(time.Hour+time.Minute)
+	if !reflect.DeepEqual(first, want) {
+		t.Errorf("claimed for activation\n got %+v\nwant %+v", first, want)
+	}
+	if second.Name != "p-w01-s02" || second.State != store.Starting || second.Owner != u2.ID ||
+		second.OwnerName != "u2" || !second.Activated || second.Activation || !second.CheckAt.IsZero() ||
+		!second.Expires.Equal(at(2*time.Hour)) || second.Version != 2 || second.Environment != "p-w01" {
+		t.Errorf("starting reserve claimed directly: %+v", second)
+	}
+	view(t, st, func(tx store.Tx) error {
+		for _, w := range []store.Session{first, second} {
+			got, err := tx.Session(w.Name)
+			if err != nil {
+				return err
+			}
+			if !reflect.DeepEqual(got, w) {
+				t.Errorf("stored claim of %s\n got %+v\nwant %+v", w.Name, got, w)
+			}
+		}
+		return nil
+	})
+	var third store.Session
+	update(t, st, func(tx store.Tx) (err error) {
+		third, err = tx.ClaimReserved(b.ID, store.Claim{Owner: u1.ID, Started: at(time.Hour),
+			Expires: at(2 * time.Hour), CheckAt: at(3 * time.Hour)})
+		return err
+	})
+	// A ready reserve claimed directly runs at once, checked for activity.
+	if third.Name != "p-w02-s01" || third.State != store.Running || !third.CheckAt.Equal(at(3*time.Hour)) ||
+		!third.Started.Equal(at(time.Hour)) || third.Params == nil {
+		t.Errorf("ready reserve claimed directly: %+v", third)
+	}
+	err := st.Update(context.Background(), func(tx store.Tx) error {
+		_, err := tx.ClaimReserved(b.ID, store.Claim{Owner: u1.ID})
+		return err
+	})
+	wantErr(t, "claim in an environment without reserve", err, store.ErrNotFound)
 }
 
 // ---- deadlines and cleanup ----
@@ -1593,4 +1662,68 @@ func CheckUpgrade(t *testing.T, st store.Store) {
 	}
 	u := store.User{Username: "carol", Role: store.RoleRegistered, Origin: store.OriginSignup, Created: base}
 	update(t, st, func(tx store.Tx) error { return tx.InsertUser(&u) })
+}
+
+// testConcurrentClaimReserved: workers claim with ClaimReserved until no
+// reserve is left; every session goes to exactly one of them.
+func testConcurrentClaimReserved(t *testing.T, st store.Store) {
+	warm(t, st)
+	env := insertEnv(t, st, newEnv("p-w01"))
+	const reserved = 40
+	var ss []store.Session
+	for i := range reserved {
+		s := newSession(env, fmt.Sprintf("s%03d", i), at(time.Duration(i)*time.Millisecond))
+		if i%3 == 0 {
+			s.State, s.Address = store.Starting, ""
+		}
+		ss = append(ss, s)
+	}
+	insertSessions(t, st, ss...)
+	users := make([]store.User, workers)
+	for i := range users {
+		users[i] = insertUser(t, st, fmt.Sprintf("user%d", i), store.RoleAnonymous, base)
+	}
+	claimed := make([][]string, workers)
+	parallel(workers, func(i int) {
+		for {
+			var got string
+			err := st.Update(context.Background(), func(tx store.Tx) error {
+				s, err := tx.ClaimReserved(env.ID, store.Claim{Owner: users[i].ID, Activation: true})
+				got = s.Name
+				if errors.Is(err, store.ErrNotFound) {
+					return nil
+				}
+				return err
+			})
+			if err != nil {
+				t.Errorf("worker %d: %v", i, err)
+				return
+			}
+			if got == "" {
+				return
+			}
+			claimed[i] = append(claimed[i], got)
+		}
+	})
+	seen := map[string]int{}
+	for i, names := range claimed {
+		for _, n := range names {
+			if j, dup := seen[n]; dup {
+				t.Errorf("session %s claimed by workers %d and %d", n, j, i)
+			}
+			seen[n] = i
+		}
+	}
+	if len(seen) != reserved {
+		t.Errorf("%d sessions claimed, want %d", len(seen), reserved)
+	}
+	view(t, st, func(tx store.Tx) error {
+		all, err := tx.FindSessions(store.SessionQuery{EnvID: env.ID})
+		for _, s := range all {
+			if i, ok := seen[s.Name]; !ok || s.Owner != users[i].ID || s.Version != 2 {
+				t.Errorf("session %s: owner %d, version %d; claimed by worker %d (%v)", s.Name, s.Owner, s.Version, i, ok)
+			}
+		}
+		return err
+	})
 }
