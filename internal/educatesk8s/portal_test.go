@@ -171,15 +171,13 @@ func TestPortalFromResources(t *testing.T) {
 	if defs.Portal.Name != name || defs.Workshops["lab-crd"] == nil || portal.UID == "" {
 		t.Fatalf("definitions %+v of %+v", defs.Portal, portal)
 	}
-	pub := NewPublisher(PublisherOptions{Client: client, Portal: portal, Log: log,
-		Credentials: Credentials{
-			AdminUsername: defs.Portal.Admin.Username, AdminPassword: defs.Portal.Admin.Password,
-			RobotUsername: defs.Portal.Robot.Username, RobotPassword: defs.Portal.Robot.Password,
-			ClientID: defs.Portal.RobotClient.ID, ClientSecret: defs.Portal.RobotClient.Secret,
-		}})
+	pub := NewPublisher(PublisherOptions{Client: client, Portal: portal, Log: log})
 	p := portaltest.Start(t, defs, portaltest.Options{Runtime: noop.New(), Events: pub})
-	pub.opts.URL, pub.opts.Reader = p.Server.URL, p.Broker
-	go pub.Run(ctx)
+	go pub.Run(ctx, Served{Reader: p.Broker, URL: p.Server.URL, Credentials: Credentials{
+		AdminUsername: defs.Portal.Admin.Username, AdminPassword: defs.Portal.Admin.Password,
+		RobotUsername: defs.Portal.Robot.Username, RobotPassword: defs.Portal.Robot.Password,
+		ClientID: defs.Portal.RobotClient.ID, ClientSecret: defs.Portal.RobotClient.Secret,
+	}})
 	go src.Run(ctx, p.Broker.Apply)
 
 	waitFor(t, 30*time.Second, func() string {

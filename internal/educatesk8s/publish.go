@@ -53,14 +53,18 @@ type PublisherOptions struct {
 	Client dynamic.Interface
 	// Portal is the TrainingPortal the portal serves: the owner of the
 	// resources written, so that the cluster deletes them with it.
-	Portal      Portal
-	URL         string // public URL of the portal
-	Credentials Credentials
-	Reader      Reader
-	Log         *slog.Logger
+	Portal Portal
+	Log    *slog.Logger
 	// Resync is how often everything is written again, repairing what
 	// others changed or deleted (default: 5 minutes).
 	Resync time.Duration
+}
+
+// Served is the running portal whose state is published.
+type Served struct {
+	Reader      Reader
+	URL         string // public URL of the portal
+	Credentials Credentials
 }
 
 // Publisher keeps the status of the TrainingPortal and the
@@ -71,14 +75,16 @@ type PublisherOptions struct {
 // sharing a database may all publish; one that wrote from an older view
 // is corrected by the next write of another, or by its own next pass.
 type Publisher struct {
-	opts PublisherOptions
-	wake chan struct{}
+	opts   PublisherOptions
+	served Served
+	wake   chan struct{}
 	// written holds, by resource and name, a digest of what was last
 	// written: only what changed is written again.
 	written map[string]string
 }
 
-// NewPublisher returns a publisher; Run runs it.
+// NewPublisher returns a publisher; Run runs it. It is made before the
+// broker whose events wake it, and runs once that serves.
 func NewPublisher(opts PublisherOptions) *Publisher {
 	if opts.Resync <= 0 {
 		opts.Resync = 5 * time.Minute
@@ -93,8 +99,9 @@ func (p *Publisher) Emit(broker.Event) { nudge(p.wake) }
 // session is its business.
 var statusReader = store.User{Username: "portico-kubernetes-status", Role: store.RoleAdmin}
 
-// Run publishes until ctx ends.
-func (p *Publisher) Run(ctx context.Context) {
+// Run publishes the state of served until ctx ends.
+func (p *Publisher) Run(ctx context.Context, served Served) {
+	p.served = served
 	resync := time.NewTicker(p.opts.Resync)
 	defer resync.Stop()
 	full := true
@@ -134,12 +141,12 @@ func (p *Publisher) sync(ctx context.Context, full bool) error {
 	}
 	// The cluster was read before the portal's state: a resource another
 	// replica made for a session started since is seen live below.
-	_, envs, err := p.opts.Reader.Catalog(ctx, broker.CatalogQuery{
+	_, envs, err := p.served.Reader.Catalog(ctx, broker.CatalogQuery{
 		States: []store.EnvState{store.EnvStarting, store.EnvRunning, store.EnvStopping}})
 	if err != nil {
 		return err
 	}
-	sessions, err := p.opts.Reader.Sessions(ctx, statusReader, "")
+	sessions, err := p.served.Reader.Sessions(ctx, statusReader, "")
 	if err != nil {
 		return err
 	}
@@ -213,8 +220,8 @@ func (p *Publisher) readBack(ctx context.Context) error {
 // portalStatus is status.educates of the TrainingPortal as the Educates
 // operator writes it once the portal runs (its message is the Source's).
 func (p *Publisher) portalStatus() map[string]any {
-	c := p.opts.Credentials
-	status := map[string]any{"phase": "Running", "url": p.opts.URL}
+	c := p.served.Credentials
+	status := map[string]any{"phase": "Running", "url": p.served.URL}
 	account := func(user, password string) map[string]any {
 		m := map[string]any{}
 		if user != "" {

@@ -24,6 +24,10 @@ import (
 // Source reads a portal's definitions from the TrainingPortal and Workshop
 // resources of a cluster, and follows their changes.
 type Source struct {
+	// Strict refuses definitions with fields Portico does not use, as
+	// --strict does with files.
+	Strict bool
+
 	client dynamic.Interface
 	log    *slog.Logger
 	// name is the TrainingPortal served: given, or the only one found
@@ -182,6 +186,9 @@ func (s *Source) read(ctx context.Context) (*config.Definitions, Portal, string,
 		all.WriteByte('\n')
 	}
 	defs, err := config.Parse("the cluster", docs...)
+	if err == nil && s.Strict && len(defs.Unused) > 0 {
+		err = fmt.Errorf("--strict: %w", errors.Join(defs.Unused...))
+	}
 	if err != nil {
 		return nil, p, "", &invalidError{portal: p.Name, err: err}
 	}
