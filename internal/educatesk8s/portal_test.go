@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/yaml"
 
 	"github.com/portico-dev/portico/internal/portaltest"
 	"github.com/portico-dev/portico/internal/runtime/noop"
@@ -24,8 +24,16 @@ import (
 // object is the resource a YAML document holds, as kubectl sends it.
 func object(t *testing.T, doc string) *unstructured.Unstructured {
 	t.Helper()
+	var v map[string]any
+	if err := yaml.Unmarshal([]byte(doc), &v); err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
 	u := &unstructured.Unstructured{}
-	if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+	if err := u.UnmarshalJSON(data); err != nil {
 		t.Fatal(err)
 	}
 	return u
