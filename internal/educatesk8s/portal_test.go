@@ -219,6 +219,23 @@ func TestPortalFromResources(t *testing.T) {
 		return ""
 	})
 
+	// The reserve: a WorkshopSession for nobody yet.
+	waitFor(t, 30*time.Second, func() string {
+		list, err := client.Resource(WorkshopSessions).List(ctx, metav1.ListOptions{LabelSelector: LabelEnvironment + "=" + env})
+		if err != nil {
+			return err.Error()
+		}
+		for _, s := range list.Items {
+			if str(&s, "status", "educates", "phase") == "Available" {
+				if user, found, _ := unstructured.NestedFieldNoCopy(s.Object, "status", "educates", "user"); found && user != nil {
+					return fmt.Sprintf("reserved session %s has user %v", s.GetName(), user)
+				}
+				return ""
+			}
+		}
+		return fmt.Sprintf("no Available WorkshopSession among %d", len(list.Items))
+	})
+
 	// The CLI's request: POST /workshops/environment/<env>/request/.
 	req, _ := http.NewRequest("POST", base+"/workshops/environment/"+env+"/request/?index_url=https://hub.test/&user=alice",
 		strings.NewReader(`{"parameters": []}`))
