@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/portico-dev/portico/internal/broker"
 	"github.com/portico-dev/portico/internal/portaltest"
 	"github.com/portico-dev/portico/internal/runtime/noop"
 )
@@ -266,6 +267,26 @@ func TestPortalFromResources(t *testing.T) {
 	waitFor(t, 30*time.Second, func() string {
 		if _, err := client.Resource(WorkshopSessions).Get(ctx, alloc.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			return fmt.Sprintf("session %s still there (%v)", alloc.Name, err)
+		}
+		return ""
+	})
+
+	// A WorkshopSession of a session that ended on another replica (which
+	// wrote it): the next pass here deletes it, not only the periodic one.
+	stray := object(t, fmt.Sprintf(`apiVersion: training.educates.dev/v1beta1
+kind: WorkshopSession
+metadata:
+  name: %s-s999
+  labels: {%s: %s, %s: %s}
+spec: {}
+`, env, LabelPortal, name, LabelEnvironment, env))
+	if _, err := client.Resource(WorkshopSessions).Create(ctx, stray, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pub.Emit(broker.Event{Name: "Session/Deleted", Session: stray.GetName()})
+	waitFor(t, 30*time.Second, func() string {
+		if _, err := client.Resource(WorkshopSessions).Get(ctx, stray.GetName(), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			return fmt.Sprintf("stray session %s still there (%v)", stray.GetName(), err)
 		}
 		return ""
 	})

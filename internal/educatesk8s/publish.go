@@ -132,12 +132,10 @@ func (p *Publisher) Run(ctx context.Context, served Served) {
 }
 
 // sync writes what differs from the portal's state; full forgets what was
-// written and reads back what is in the cluster first.
+// written, and writes everything again.
 func (p *Publisher) sync(ctx context.Context, full bool) error {
-	if full || p.written == nil {
-		if err := p.readBack(ctx); err != nil {
-			return err
-		}
+	if err := p.readBack(ctx, full); err != nil {
+		return err
 	}
 	// The cluster was read before the portal's state: a resource another
 	// replica made for a session started since is seen live below.
@@ -202,16 +200,28 @@ func (p *Publisher) write(ctx context.Context, key string, v any, do func() erro
 	return nil
 }
 
-// readBack starts over from what the cluster holds of this portal.
-func (p *Publisher) readBack(ctx context.Context) error {
+// readBack finds the resources the cluster holds of this portal, those
+// other replicas wrote among them, so that a pass deletes those of
+// sessions ended on another replica too. It keeps what this publisher
+// wrote of them unless forget is set.
+func (p *Publisher) readBack(ctx context.Context, forget bool) error {
+	before := p.written
+	if forget {
+		before = nil
+	}
 	p.written = map[string]string{}
+	portal := "trainingportals/" + p.opts.Portal.Name
+	if d, ok := before[portal]; ok {
+		p.written[portal] = d
+	}
 	for _, gvr := range []schema.GroupVersionResource{WorkshopEnvironments, WorkshopSessions} {
 		list, err := p.opts.Client.Resource(gvr).List(ctx, metav1.ListOptions{LabelSelector: LabelPortal + "=" + p.opts.Portal.Name})
 		if err != nil {
 			return fmt.Errorf("list %s: %w", gvr.Resource, err)
 		}
 		for _, item := range list.Items {
-			p.written[gvr.Resource+"/"+item.GetName()] = "" // there, content unknown
+			key := gvr.Resource + "/" + item.GetName()
+			p.written[key] = before[key] // "" when its content is unknown
 		}
 	}
 	return nil
