@@ -6,9 +6,11 @@ import (
 	"testing"
 	"time"
 
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 )
 
 func TestCRDsRefusedWhenMissingUnlessInstalled(t *testing.T) {
@@ -39,10 +41,22 @@ func TestCRDsRefusedWhenMissingUnlessInstalled(t *testing.T) {
 	if !strings.Contains(err.Error(), "--install-crds") {
 		t.Errorf("error %q does not say how to install them", err)
 	}
+	// An account that may read the definitions but not create them is
+	// told which are missing and what right it lacks.
+	reader := readerClient(t)
+	err = EnsureCRDs(ctx, reader, true)
+	if err == nil || !strings.Contains(err.Error(), "may not create customresourcedefinitions") {
+		t.Fatalf("install without the right: %v", err)
+	}
+	for _, k := range kinds {
+		if !strings.Contains(err.Error(), k.crdName()) {
+			t.Errorf("error %q does not name %s", err, k.crdName())
+		}
+	}
 	if err := EnsureCRDs(ctx, client, true); err != nil {
 		t.Fatal(err)
 	}
-	if err := EnsureCRDs(ctx, client, false); err != nil {
+	if err := EnsureCRDs(ctx, reader, false); err != nil {
 		t.Fatalf("installed, still refused: %v", err)
 	}
 	for _, r := range []string{"trainingportals", "workshops", "workshopenvironments", "workshopsessions"} {
@@ -54,4 +68,30 @@ func TestCRDsRefusedWhenMissingUnlessInstalled(t *testing.T) {
 			t.Errorf("%s: scope %s, want Cluster as Educates has it", r, scope)
 		}
 	}
+}
+
+// readerClient acts as a user who may get CustomResourceDefinitions and
+// nothing more.
+func readerClient(t *testing.T) dynamic.Interface {
+	t.Helper()
+	ctx := context.Background()
+	rbac := cluster.Client.RbacV1()
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "crd-reader"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}, Verbs: []string{"get"}}}}
+	if _, err := rbac.ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "crd-reader"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "crd-reader"},
+		Subjects: []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: "crd-reader"}}}
+	if _, err := rbac.ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	cfg := rest.CopyConfig(cluster.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: "crd-reader"}
+	c, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
