@@ -471,6 +471,50 @@ func TestChartValues(t *testing.T) {
 			t.Errorf("--runtime=%s, want noop", v)
 		}
 	})
+	t.Run("definitions from the cluster", func(t *testing.T) {
+		for _, c := range []struct {
+			runtime string
+			install bool
+		}{{"kubernetes", true}, {"noop", false}} {
+			objs := mustRender(t, "portico", "portico", map[string]any{"runtime": c.runtime,
+				"definitionsFrom": "kubernetes", "portalName": "summit", "installCRDs": c.install})
+			var dep appsv1.Deployment
+			one(t, objs, "Deployment", &dep)
+			args := dep.Spec.Template.Spec.Containers[0].Args
+			if _, ok := flagValue(args, "config"); ok {
+				t.Errorf("--config with --definitions kubernetes: %q", args)
+			}
+			for flag, want := range map[string]string{"definitions": "kubernetes", "portal-name": "summit",
+				"install-crds": fmt.Sprint(c.install)} {
+				if v, _ := flagValue(args, flag); v != want {
+					t.Errorf("runtime %s: --%s=%q, want %q", c.runtime, flag, v, want)
+				}
+			}
+			var role rbacv1.ClusterRole
+			one(t, objs, "ClusterRole", &role)
+			allowed := func(group, resource, verb string) bool {
+				return slices.ContainsFunc(role.Rules, func(r rbacv1.PolicyRule) bool {
+					return slices.Contains(r.APIGroups, group) && slices.Contains(r.Resources, resource) && slices.Contains(r.Verbs, verb)
+				})
+			}
+			for _, need := range [][3]string{
+				{"training.educates.dev", "trainingportals", "watch"}, {"training.educates.dev", "workshops", "watch"},
+				{"training.educates.dev", "trainingportals/status", "patch"}, {"training.educates.dev", "workshopsessions", "create"},
+				{"training.educates.dev", "workshopsessions", "delete"}, {"training.educates.dev", "workshopenvironments/status", "patch"},
+				{"apiextensions.k8s.io", "customresourcedefinitions", "get"},
+			} {
+				if !allowed(need[0], need[1], need[2]) {
+					t.Errorf("runtime %s: the role may not %s %s", c.runtime, need[2], need[1])
+				}
+			}
+			if got := allowed("apiextensions.k8s.io", "customresourcedefinitions", "create"); got != c.install {
+				t.Errorf("installCRDs %v: create on customresourcedefinitions %v", c.install, got)
+			}
+			if got := allowed("", "pods", "create"); got != (c.runtime == "kubernetes") {
+				t.Errorf("runtime %s: create on pods %v", c.runtime, got)
+			}
+		}
+	})
 	t.Run("rules for workshop objects", func(t *testing.T) {
 		extra := map[string]any{"apiGroups": []string{"networking.k8s.io"}, "resources": []string{"ingresses"}, "verbs": []string{"create", "patch"}}
 		objs := mustRender(t, "portico", "portico", map[string]any{"rbac": map[string]any{"workshopObjectRules": []any{extra}}})

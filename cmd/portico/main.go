@@ -88,10 +88,11 @@ func serve(args []string, stdout io.Writer) error {
 	fs.StringVar(&tf.acmeDirectory, "acme-directory", autocert.DefaultACMEDirectory, "with --acme-domain: directory URL of the ACME authority")
 	fs.StringVar(&tf.redirectListen, "http-redirect-listen", "", "with HTTPS: address to redirect HTTP to HTTPS on, which also answers ACME's HTTP-01 challenges (default: port 80 of the --listen host when that listens on port 443, else none)")
 	hooks := addWebhookFlags(fs)
+	defFlags := addDefinitionFlags(fs)
 	database := fs.String("database", "", "postgres://... to keep the portal's state in PostgreSQL, shared by replicas (default: $"+envDatabaseURL+", else SQLite in the data directory); without a password in it, pgx reads $PGPASSWORD or the password file ($PGPASSFILE, ~/.pgpass)")
 	secretKeyFile := fs.String("secret-key-file", "", "file with the key that seals sessions' config passwords in the database, the base64 of 32 random bytes (default: $"+envSecretKey+", else <data-dir>/secret.key, made on the first start with SQLite; replicas on one PostgreSQL need the same key)")
 	runtimeName := fs.String("runtime", "local", "session runtime: local (a process tree per session), kubernetes (a namespace and pod per session) or noop (sessions are rows only and do nothing: for measuring the portal alone and load tests)")
-	kubeconfig := fs.String("kubeconfig", "", "with --runtime kubernetes: kubeconfig of the cluster (default: $KUBECONFIG, else the in-cluster account)")
+	kubeconfig := fs.String("kubeconfig", "", "with --runtime kubernetes or --definitions kubernetes: kubeconfig of the cluster (default: $KUBECONFIG, else the in-cluster account)")
 	sessionImage := fs.String("session-image", defaultSessionImage, "with --runtime kubernetes: session host image of workshops that name none in spec.workshop.image")
 	sessionDomain := fs.String("session-domain", "", "domain the sessions are served under, each from <session>.<domain> on the portal's scheme and port: a wildcard DNS name (and certificate) *.<domain> that reaches the portal (default: --ingress-domain, else localhost for a portal on this machine, else the host of --url)")
 	ingressDomain := fs.String("ingress-domain", "", "with --runtime kubernetes: $(ingress_domain) of workshop objects (default: the host of --url)")
@@ -106,6 +107,9 @@ func serve(args []string, stdout io.Writer) error {
 		return err
 	}
 	if err := tf.check(); err != nil {
+		return err
+	}
+	if err := defFlags.check(*configPath); err != nil {
 		return err
 	}
 	proxies, err := forwarded.Parse(*trusted)
@@ -136,20 +140,27 @@ func serve(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *configPath == "" {
-		dir := filepath.Join(*dataDir, "examples")
-		if err := examples.Extract(dir); err != nil {
-			return fmt.Errorf("unpack the bundled example: %w", err)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	var (
+		defs    *config.Definitions
+		cluster *clusterDefinitions
+	)
+	if *defFlags.source == "kubernetes" {
+		defs, cluster, err = loadFromCluster(ctx, log, defFlags, *kubeconfig, *strict)
+	} else {
+		if *configPath == "" {
+			dir := filepath.Join(*dataDir, "examples")
+			if err := examples.Extract(dir); err != nil {
+				return fmt.Errorf("unpack the bundled example: %w", err)
+			}
+			*configPath = dir
 		}
-		*configPath = dir
+		defs, err = load(log, *configPath, *strict)
 	}
-	defs, err := load(log, *configPath, *strict)
 	if err != nil {
 		return err
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
 	// Caught from the start: SIGHUP's default action would end the portal.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -212,7 +223,7 @@ func serve(args []string, stdout io.Writer) error {
 		}
 		// Sessions never see the definitions (the robot's secret), even
 		// where the sandbox shows what holds them (/etc).
-		if p, err := filepath.Abs(*configPath); err == nil {
+		if p, err := filepath.Abs(*configPath); err == nil && *configPath != "" {
 			opts.Hide = append(opts.Hide, p)
 		}
 		if *sessionReadOnly != "" {
@@ -250,7 +261,7 @@ func serve(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	b := broker.New(broker.Options{Store: db, Runtime: rt, Events: events, Outbox: events, Logger: log, URL: url,
+	b := broker.New(broker.Options{Store: db, Runtime: rt, Events: cluster.events(events), Outbox: events, Logger: log, URL: url,
 		Sessions: origins, Replica: replica, Secrets: secrets, WebhookSecret: hookSecret.String(),
 		Observer: stats, Clock: clock}, defs)
 	var secure *https
@@ -289,7 +300,11 @@ func serve(args []string, stdout io.Writer) error {
 		defer close(delivered)
 		events.Run(ctx)
 	}()
-	go reloadOnHangup(ctx, log, hup, b, *configPath, *strict)
+	if cluster != nil {
+		cluster.run(ctx, b, url, defs.Portal, gen)
+	} else {
+		go reloadOnHangup(ctx, log, hup, b, *configPath, *strict)
+	}
 
 	mux := http.NewServeMux()
 	httpapi.Register(mux, b, authn, clock, log)

@@ -32,7 +32,28 @@ func Load(path string) (*Definitions, error) {
 	for _, file := range files {
 		l.loadFile(file)
 	}
-	return l.definitions(path)
+	return l.definitions(path, directoryHint(path))
+}
+
+// Document is one definition held in memory: a resource read from a
+// cluster rather than from a file.
+type Document struct {
+	// Name stands for the file in errors and warnings
+	// (TrainingPortal/portal, say).
+	Name string
+	// Data is YAML or JSON, one or several documents.
+	Data []byte
+}
+
+// Parse reads definitions from documents as Load reads them from files,
+// with the same rules and errors; source names them all in errors about
+// the whole set (no TrainingPortal, a Workshop missing).
+func Parse(source string, docs ...Document) (*Definitions, error) {
+	l := &loader{workshops: map[string]*Workshop{}}
+	for _, d := range docs {
+		l.loadData(d.Name, d.Data)
+	}
+	return l.definitions(source, "")
 }
 
 // definitionFiles lists the files Load reads for path.
@@ -92,6 +113,10 @@ func (l *loader) loadFile(file string) {
 		l.unreadable = true
 		return
 	}
+	l.loadData(file, data)
+}
+
+func (l *loader) loadData(file string, data []byte) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for n := 1; ; n++ {
 		var doc yaml.Node
@@ -189,7 +214,9 @@ func (l *loader) collect(d *decoder, kind, name string) {
 	}
 }
 
-func (l *loader) definitions(path string) (*Definitions, error) {
+// definitions checks what the loader holds as a whole; hint is added to
+// the error about a missing Workshop.
+func (l *loader) definitions(path, hint string) (*Definitions, error) {
 	switch {
 	case l.unreadable:
 		// What is missing may be in the file that could not be read.
@@ -200,7 +227,6 @@ func (l *loader) definitions(path string) (*Definitions, error) {
 		}
 		l.errs = append(l.errs, errors.New(msg))
 	default:
-		hint := directoryHint(path)
 		for _, e := range l.portal.Entries {
 			if _, ok := l.workshops[e.Name]; !ok {
 				l.errs = append(l.errs, l.portalDecoder.errorAt(fmt.Sprintf("spec.workshops[%d].name", e.Position-1),

@@ -95,6 +95,9 @@ type Options struct {
 	Observer broker.Observer
 	// Outbox of the broker (default: none).
 	Outbox broker.Outbox
+	// Events is also told every event the Recorder records (default:
+	// nobody else).
+	Events broker.Events
 }
 
 // Definitions returns a portal with one workshop "lab" (environment
@@ -147,7 +150,7 @@ func Start(t testing.TB, defs *config.Definitions, opts Options) *Portal {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	}
-	p := &Portal{T: t, Clock: opts.Clock, Store: db, Runtime: opts.Runtime, Defs: defs, Events: &Recorder{}}
+	p := &Portal{T: t, Clock: opts.Clock, Store: db, Runtime: opts.Runtime, Defs: defs, Events: &Recorder{next: opts.Events}}
 	p.Auth = auth.New(db, opts.Clock)
 	p.Auth.SetHashCost(bcrypt.MinCost)
 	p.Server = httptest.NewUnstartedServer(nil)
@@ -429,12 +432,16 @@ func (c *Client) Raw(method, path string, body io.Reader, headers ...string) (*h
 type Recorder struct {
 	mu     sync.Mutex
 	events []broker.Event
+	next   broker.Events
 }
 
 func (r *Recorder) Emit(e broker.Event) {
 	r.mu.Lock()
 	r.events = append(r.events, e)
 	r.mu.Unlock()
+	if r.next != nil {
+		r.next.Emit(e)
+	}
 }
 
 // Names returns the names of the events recorded for a session, in order.
