@@ -116,6 +116,9 @@ type storage struct {
 	off string
 	// mu serialises the making of templates in this process.
 	mu sync.Mutex
+	// taking is held while a start checks the disk and takes its share,
+	// so that starts at once cannot together take the room they each saw.
+	taking sync.Mutex
 }
 
 // newStorage checks that sessions under dir can get filesystems of their
@@ -274,15 +277,7 @@ func (s *storage) mount(home string, limit int64) (err error) {
 			os.Remove(image)
 		}
 	}()
-	if err := unix.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
-		if errors.Is(err, unix.ENOSPC) {
-			return fmt.Errorf("no room for %s of session storage on the disk of %s: %w", quantity(size), s.dir, err)
-		}
-		return fmt.Errorf("allocate %s: %w", image, err)
-	}
-	// Checked after allocating, so that starts that run at once each see
-	// what the others took.
-	if err := s.checkHeadroom(); err != nil {
+	if err := s.allocate(f, size); err != nil {
 		return err
 	}
 	if err := copyTemplate(f, tmpl); err != nil {
@@ -349,9 +344,13 @@ func mountPoint(dir string) bool {
 	return st.Mode&unix.S_IFMT == unix.S_IFDIR && st.Dev != parent.Dev
 }
 
-// checkHeadroom fails when the disk of the images has less than
-// storageHeadroom free, or a tenth of its size when that is less.
-func (s *storage) checkHeadroom() error {
+// allocate gives f size bytes of the disk of the images, when that leaves
+// the disk storageHeadroom free, or a tenth of its size when that is
+// less. It checks first: what a start takes and gives back can still fail
+// the database's writes in the meantime.
+func (s *storage) allocate(f *os.File, size int64) error {
+	s.taking.Lock()
+	defer s.taking.Unlock()
 	var st unix.Statfs_t
 	if err := unix.Statfs(s.dir, &st); err != nil {
 		return err
@@ -359,9 +358,18 @@ func (s *storage) checkHeadroom() error {
 	bsize := uint64(st.Bsize)
 	free, total := st.Bavail*bsize, st.Blocks*bsize
 	want := min(uint64(storageHeadroom), total/10)
-	if free < want {
+	if uint64(size) > free {
+		return fmt.Errorf("no room for %s of session storage on the disk of %s: %s free", quantity(size), s.dir, quantity(int64(free)))
+	}
+	if free-uint64(size) < want {
 		return fmt.Errorf("no room for session storage: the disk of %s would have %s free, less than the %s kept for the database",
-			s.dir, quantity(int64(free)), quantity(int64(want)))
+			s.dir, quantity(int64(free-uint64(size))), quantity(int64(want)))
+	}
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
+		if errors.Is(err, unix.ENOSPC) {
+			return fmt.Errorf("no room for %s of session storage on the disk of %s: %w", quantity(size), s.dir, err)
+		}
+		return fmt.Errorf("allocate %s: %w", f.Name(), err)
 	}
 	return nil
 }

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -338,6 +340,63 @@ func TestStorageTooLargeForTheDisk(t *testing.T) {
 		if lost := free - available(t, disk); lost > 1<<20 {
 			t.Errorf("the disk lost %d bytes", lost)
 		}
+	}
+}
+
+// Starts at once share the disk as starts one after the other would:
+// they cannot together take it all (which would fail the database's
+// writes beside them), nor fail each other when some would fit.
+func TestStorageOfStartsAtOnce(t *testing.T) {
+	disk := smallDisk(t, 256<<20)
+	r := newRuntime(t, "", Options{Dir: filepath.Join(disk, "sessions")})
+	requireStorage(t, r)
+	// Two fit on the disk, but only one above the headroom kept for the
+	// database (a tenth of the disk).
+	free := available(t, disk)
+	size := (free - 10<<20) / 2
+	// What the database beside them would have seen: the least free space
+	// while the starts ran.
+	low := free
+	watched := make(chan struct{})
+	stop := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				low = min(low, available(t, disk))
+			}
+		}
+	}()
+	var started atomic.Int32
+	var wg sync.WaitGroup
+	begin := make(chan struct{})
+	for i := range 8 {
+		spec := testSpec(fmt.Sprintf("portal-w01-s%d", 340+i))
+		spec.Limits.Storage = size
+		stopOnCleanup(t, r, spec.Session)
+		wg.Go(func() {
+			<-begin
+			if _, err := r.Start(context.Background(), spec); err == nil {
+				started.Add(1)
+			} else if !strings.Contains(err.Error(), "no room") {
+				t.Errorf("start of %s: %v, want no room", spec.Session, err)
+			}
+		})
+	}
+	close(begin)
+	wg.Wait()
+	close(stop)
+	<-watched
+	// The one session took its size; starts that did not fit took nothing,
+	// not even for a moment (the templates and homes take a few MiB).
+	if low < free-size-8<<20 {
+		t.Errorf("the disk fell to %d bytes free while sessions started: %d free, one session of %d", low, free, size)
+	}
+	if n := started.Load(); n != 1 {
+		t.Fatalf("%d of 8 starts at once of %d bytes each on a disk with %d free; want the one that fits", n, size, free)
 	}
 }
 
