@@ -96,6 +96,12 @@ metadata:
 spec:
   title: Benchmark workshop
   description: A workshop with nothing in it, for the benchmark harness.
+  session:
+    resources:
+      # Less than the 1Gi default, so that the on-demand level of 64
+      # sessions fits the disk of a small machine: a start's cost hardly
+      # depends on the size (the image is allocated, not written).
+      storage: 256Mi
 `, benchPortal, adminPassword, robotUser, robotPassword, clientID, clientSecret,
 		c.capacity, c.reserved, c.reserved, expires)
 }
