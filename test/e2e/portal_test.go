@@ -212,15 +212,32 @@ func startPortal(t *testing.T, defs string) *portal {
 	return p
 }
 
-// freeAddr returns a loopback address with a port nobody listens on.
+// handedOut are the addresses freeAddr gave: a port closed again is free
+// for the kernel to give to the next caller, who may pick it before the
+// first one's portal listens on it.
+var handedOut = struct {
+	sync.Mutex
+	addrs map[string]bool
+}{addrs: map[string]bool{}}
+
+// freeAddr returns a loopback address with a port nobody listens on, and
+// that it has not returned before in this process.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if !handedOut.addrs[addr] {
+			handedOut.addrs[addr] = true
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func (p *portal) writeConfig(defs string) {
