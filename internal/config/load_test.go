@@ -433,7 +433,7 @@ status:
 	}
 	want := []string{
 		"portal.yaml: TrainingPortal test: fields not used by Portico: spec.portal.ingress, spec.portal.theme.name, spec.workshops[].registry",
-		"portal.yaml: Workshop lab-x: fields not used by Portico: metadata.namespace, spec.session.applications, status",
+		"portal.yaml: Workshop lab-x: fields not used by Portico: metadata.namespace, spec.session.applications.console, status",
 	}
 	if len(defs.Warnings) != len(want) {
 		t.Fatalf("warnings:\n%s", strings.Join(defs.Warnings, "\n"))

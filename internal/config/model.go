@@ -3,7 +3,11 @@
 // default applied, every duration parsed, every value clamped as Educates does.
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/portico-dev/portico/internal/runtime"
+)
 
 // Definitions is everything read from one --config path.
 type Definitions struct {
@@ -135,6 +139,11 @@ type Workshop struct {
 	Resources Resources
 	// Files is spec.workshop.files, kept as decoded YAML for the session host.
 	Files []map[string]any
+	// Applications, Dashboards and Ingresses are spec.session.applications,
+	// .dashboards and .ingresses, for the session host.
+	Applications runtime.Applications `json:",omitzero"`
+	Dashboards   []runtime.Dashboard  `json:",omitempty"`
+	Ingresses    []runtime.Ingress    `json:",omitempty"`
 
 	// What only the kubernetes runtime uses (the local runtime ignores it):
 	// Image is spec.workshop.image, the image of the session host's pod;

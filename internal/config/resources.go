@@ -142,7 +142,10 @@ type workshopSpec struct {
 		Namespaces struct {
 			Budget string `yaml:"budget"`
 		} `yaml:"namespaces"`
-		Objects []map[string]any `yaml:"objects"`
+		Objects      []map[string]any `yaml:"objects"`
+		Applications applications     `yaml:"applications"`
+		Dashboards   []dashboard      `yaml:"dashboards"`
+		Ingresses    []ingress        `yaml:"ingresses"`
 		// Network is Portico's own: outbound: false leaves sessions no
 		// network beyond their own (the local runtime).
 		Network struct {
@@ -156,6 +159,60 @@ type workshopSpec struct {
 		Image string           `yaml:"image"`
 		Files []map[string]any `yaml:"files"`
 	} `yaml:"workshop"`
+}
+
+// applications is spec.session.applications: the applications a session
+// host provides. Those Educates runs beside the workshop container on
+// Kubernetes (console, docker, registry, vcluster, webdav, sshd, git) are
+// not named, so that the loader warns about each one a workshop sets.
+type applications struct {
+	Workshop struct {
+		Enabled *bool `yaml:"enabled"`
+	} `yaml:"workshop"`
+	Terminal struct {
+		Enabled *bool  `yaml:"enabled"`
+		Layout  string `yaml:"layout"`
+	} `yaml:"terminal"`
+	Editor   enabledOnly `yaml:"editor"`
+	Examiner enabledOnly `yaml:"examiner"`
+	Slides   struct {
+		Enabled *bool `yaml:"enabled"`
+		// Educates picks among the reveal.js and impress.js it bundles;
+		// Portico serves the one it vendors, whatever the version asked.
+		RevealJS  opaque `yaml:"reveal.js"`
+		ImpressJS opaque `yaml:"impress.js"`
+	} `yaml:"slides"`
+	Files   directoryApp `yaml:"files"`
+	Uploads directoryApp `yaml:"uploads"`
+}
+
+type enabledOnly struct {
+	Enabled *bool `yaml:"enabled"`
+}
+
+type directoryApp struct {
+	Enabled   *bool  `yaml:"enabled"`
+	Directory string `yaml:"directory"`
+}
+
+// dashboard is an item of spec.session.dashboards.
+type dashboard struct {
+	Name string `yaml:"name"`
+	URL  string `yaml:"url"`
+}
+
+// ingress is an item of spec.session.ingresses.
+type ingress struct {
+	Name           string      `yaml:"name"`
+	Protocol       string      `yaml:"protocol"`
+	Host           string      `yaml:"host"`
+	Port           int         `yaml:"port"`
+	Path           string      `yaml:"path"`
+	Headers        []nameValue `yaml:"headers"`
+	ChangeOrigin   *bool       `yaml:"changeOrigin"`
+	Authentication struct {
+		Type string `yaml:"type"`
+	} `yaml:"authentication"`
 }
 
 type parameter struct {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/portico-dev/portico/internal/runtime"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -58,6 +59,9 @@ func (d *decoder) workshop(r *workshopResource, spec *yaml.Node) *Workshop {
 		}
 		w.SessionEnv = append(w.SessionEnv, EnvVar{Name: v.Name, Value: v.Value})
 	}
+	w.Applications = d.applications(s.Session.Applications)
+	w.Dashboards = d.dashboards(s.Session.Dashboards)
+	w.Ingresses = d.ingresses(s.Session.Ingresses)
 	w.Resources = d.resources(s.Session.Resources)
 	w.Offline = s.Session.Network.Outbound != nil && !*s.Session.Network.Outbound
 	w.Fingerprint, err = fingerprint(spec)
@@ -160,4 +164,125 @@ func jsonable(v any) any {
 		}
 	}
 	return v
+}
+
+// terminalLayouts are the values of spec.session.applications.terminal.layout.
+var terminalLayouts = []string{"default", "split", "split/2", "lower", "none"}
+
+func (d *decoder) applications(a applications) runtime.Applications {
+	layout := a.Terminal.Layout
+	if layout != "" {
+		layout = d.oneOf(layout, "spec.session.applications.terminal.layout", terminalLayouts...)
+	}
+	for _, dir := range []struct{ path, value string }{
+		{"spec.session.applications.files.directory", a.Files.Directory},
+		{"spec.session.applications.uploads.directory", a.Uploads.Directory},
+	} {
+		if dir.value != "" && !insideHome(dir.value) {
+			d.failAt(dir.path, "%q is not a directory inside the session's home", dir.value)
+		}
+	}
+	return runtime.Applications{
+		Workshop: runtime.App{Enabled: a.Workshop.Enabled},
+		Terminal: runtime.App{Enabled: a.Terminal.Enabled, Layout: layout},
+		Editor:   runtime.App{Enabled: a.Editor.Enabled},
+		Slides:   runtime.App{Enabled: a.Slides.Enabled},
+		Files:    runtime.App{Enabled: a.Files.Enabled, Directory: a.Files.Directory},
+		Uploads:  runtime.App{Enabled: a.Uploads.Enabled, Directory: a.Uploads.Directory},
+		Examiner: runtime.App{Enabled: a.Examiner.Enabled},
+	}
+}
+
+// insideHome reports whether dir names a directory in the session's home:
+// relative, or under $HOME or ~, without going up.
+func insideHome(dir string) bool {
+	for _, prefix := range []string{"$HOME/", "~/", "/home/eduk8s/"} {
+		dir = strings.TrimPrefix(dir, prefix)
+	}
+	if filepath.IsAbs(dir) {
+		return false
+	}
+	for _, elem := range strings.Split(filepath.ToSlash(dir), "/") {
+		if elem == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+// builtinDashboards are the names of the tabs the host provides itself.
+var builtinDashboards = []string{"terminal", "editor", "slides", "console", "workshop"}
+
+func (d *decoder) dashboards(list []dashboard) []runtime.Dashboard {
+	var out []runtime.Dashboard
+	seen := map[string]bool{}
+	for i, db := range list {
+		path := fmt.Sprintf("spec.session.dashboards[%d]", i)
+		switch key := strings.ToLower(db.Name); {
+		case db.Name == "":
+			d.failAt(path+".name", "required")
+		case seen[key]:
+			d.failAt(path+".name", "%q names another dashboard already", db.Name)
+		default:
+			seen[key] = true
+		}
+		if db.URL == "" {
+			d.failAt(path+".url", "required: a URL, a path on the session, or terminal:<name>")
+		}
+		out = append(out, runtime.Dashboard{Name: db.Name, URL: db.URL})
+	}
+	return out
+}
+
+func (d *decoder) ingresses(list []ingress) []runtime.Ingress {
+	var out []runtime.Ingress
+	seen := map[string]bool{}
+	for i, in := range list {
+		path := fmt.Sprintf("spec.session.ingresses[%d]", i)
+		switch {
+		case !isDNSLabel(in.Name):
+			d.failAt(path+".name", "%q is not a DNS label (lower-case letters, digits and inner hyphens): it names the ingress's host", in.Name)
+		case slices.Contains(builtinDashboards, in.Name):
+			d.failAt(path+".name", "%q is the name of a dashboard the session provides", in.Name)
+		case seen[in.Name]:
+			d.failAt(path+".name", "%q names another ingress already", in.Name)
+		default:
+			seen[in.Name] = true
+		}
+		protocol := d.oneOf(in.Protocol, path+".protocol", "http", "https")
+		if in.Port < 0 || in.Port > 65535 {
+			d.failAt(path+".port", "%d is not a port", in.Port)
+		}
+		auth := d.oneOf(in.Authentication.Type, path+".authentication.type", "session", "none")
+		if in.Path != "" && !strings.HasPrefix(in.Path, "/") {
+			d.failAt(path+".path", "%q does not start with /", in.Path)
+		}
+		for j, h := range in.Headers {
+			if h.Name == "" {
+				d.failAt(fmt.Sprintf("%s.headers[%d].name", path, j), "required")
+			}
+		}
+		headers := make([]runtime.Header, len(in.Headers))
+		for j, h := range in.Headers {
+			headers[j] = runtime.Header{Name: h.Name, Value: h.Value}
+		}
+		out = append(out, runtime.Ingress{
+			Name: in.Name, Protocol: protocol, Host: in.Host, Port: in.Port, Path: in.Path,
+			Headers: headers, Authentication: auth, ChangeOrigin: in.ChangeOrigin,
+		})
+	}
+	return out
+}
+
+// isDNSLabel reports whether s is a lower-case DNS label.
+func isDNSLabel(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

@@ -70,6 +70,11 @@ type Spec struct {
 	WorkshopDir string
 	// WorkshopFiles is the workshop's spec.workshop.files, as decoded YAML.
 	WorkshopFiles []map[string]any
+	// Applications, Dashboards and Ingresses are the workshop's
+	// spec.session.applications, .dashboards and .ingresses.
+	Applications Applications
+	Dashboards   []Dashboard
+	Ingresses    []Ingress
 	// Owner is set when the session already has an owner as it starts;
 	// reserved sessions get theirs through Allocate.
 	Owner *Allocation
@@ -221,4 +226,64 @@ type ExitWatcher interface {
 	// is the same on every call and never closed; a runtime buffers
 	// what its reader has not taken yet.
 	Exited() <-chan string
+}
+
+// Applications is what a workshop's spec.session.applications turns on or
+// off in its sessions' dashboards; the session host reads it.
+type Applications struct {
+	Workshop App `json:"workshop,omitzero"` // the instructions; on by default
+	Terminal App `json:"terminal,omitzero"` // on by default; Layout names the terminals shown
+	Editor   App `json:"editor,omitzero"`   // off by default
+	Slides   App `json:"slides,omitzero"`   // on by default when workshop/slides exists
+	Files    App `json:"files,omitzero"`    // downloads, off by default; Directory is what is offered
+	Uploads  App `json:"uploads,omitzero"`  // off by default; Directory is where uploads land
+	Examiner App `json:"examiner,omitzero"` // off by default
+}
+
+// App is one application of a session's dashboard.
+type App struct {
+	// Enabled is nil when the workshop does not say, which leaves the
+	// application's default.
+	Enabled   *bool  `json:"enabled,omitempty"`
+	Layout    string `json:"layout,omitempty"`
+	Directory string `json:"directory,omitempty"`
+}
+
+// On reports whether the application is on, def when the workshop does
+// not say.
+func (a App) On(def bool) bool {
+	if a.Enabled == nil {
+		return def
+	}
+	return *a.Enabled
+}
+
+// Dashboard is an extra tab of a session's dashboard
+// (spec.session.dashboards): a URL, or terminal:<id> for a terminal.
+type Dashboard struct {
+	Name string `json:"name"`
+	URL  string `json:"url"`
+}
+
+// Ingress is a web application inside a session reached from browsers on
+// an origin of its own (spec.session.ingresses).
+type Ingress struct {
+	Name     string   `json:"name"`
+	Protocol string   `json:"protocol,omitempty"` // http (default) or https
+	Host     string   `json:"host,omitempty"`     // default localhost: inside the session
+	Port     int      `json:"port,omitempty"`     // default that of the protocol
+	Path     string   `json:"path,omitempty"`
+	Headers  []Header `json:"headers,omitempty"`
+	// Authentication is "session" (the default: the session's owner and
+	// staff only) or "none" (anyone with the URL).
+	Authentication string `json:"authentication,omitempty"`
+	// ChangeOrigin false keeps the browser's Host header; nil or true sets
+	// the target's.
+	ChangeOrigin *bool `json:"changeOrigin,omitempty"`
+}
+
+// Header is a request header an ingress adds.
+type Header struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
 }

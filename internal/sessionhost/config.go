@@ -57,6 +57,11 @@ type Config struct {
 	// in the vendir-style shape of Educates: unpacked into the home before
 	// the host reports ready.
 	WorkshopFiles []map[string]any `json:"workshop_files,omitempty"`
+	// Applications, Dashboards and Ingresses are the workshop's
+	// spec.session.applications, .dashboards and .ingresses.
+	Applications runtime.Applications `json:"applications,omitzero"`
+	Dashboards   []runtime.Dashboard  `json:"dashboards,omitempty"`
+	Ingresses    []runtime.Ingress    `json:"ingresses,omitempty"`
 	// Owner is set for a session that has its owner as it starts; a reserved
 	// session gets it later through POST /.portico/allocate.
 	Owner *runtime.Allocation `json:"owner,omitempty"`
@@ -124,6 +129,9 @@ func ConfigOf(spec runtime.Spec) Config {
 		Env:                 env,
 		WorkshopDir:         spec.WorkshopDir,
 		WorkshopFiles:       spec.WorkshopFiles,
+		Applications:        spec.Applications,
+		Dashboards:          spec.Dashboards,
+		Ingresses:           spec.Ingresses,
 		WorkshopTitle:       spec.WorkshopTitle,
 		WorkshopDescription: spec.WorkshopDescription,
 		Owner:               spec.Owner,
