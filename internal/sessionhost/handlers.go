@@ -166,6 +166,22 @@ func (h *host) routes() http.Handler {
 // portal forwards for a person it has checked.
 const SecretHeader = "X-Portico-Secret"
 
+// BrowserWriteHeader marks a request that changes the session as the
+// dashboard's own: the portal sends it to the host only when the page that
+// asked was on the session's origin (see browserWrite).
+const BrowserWriteHeader = "X-Portico-Browser"
+
+// browserWrite refuses a write the portal did not check as the dashboard's.
+func (h *host) browserWrite(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get(BrowserWriteHeader) != "1" {
+			writeError(w, http.StatusForbidden, "writes to a session come from its dashboard only")
+			return
+		}
+		next(w, r)
+	}
+}
+
 // allocatePath is where the runtime gives a host its owner.
 const allocatePath = "/.portico/allocate"
 

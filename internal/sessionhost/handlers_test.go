@@ -385,3 +385,34 @@ func BenchmarkGenerateKeys(b *testing.B) {
 		}
 	}
 }
+
+// A write reaches its handler only with the secret and the mark the
+// portal sets on the dashboard's own writes.
+func TestBrowserWrite(t *testing.T) {
+	h, _ := newTestHost(t, testConfig)
+	wrote := 0
+	handler := h.private(h.browserWrite(func(w http.ResponseWriter, r *http.Request) {
+		wrote++
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	}))
+	for _, tc := range []struct {
+		headers []string
+		status  int
+	}{
+		{[]string{"X-Portico-Secret", testConfig.ConfigPassword}, http.StatusForbidden},
+		{[]string{BrowserWriteHeader, "1"}, http.StatusForbidden},
+		{[]string{"X-Portico-Secret", "guess", BrowserWriteHeader, "1"}, http.StatusForbidden},
+		{[]string{"X-Portico-Secret", testConfig.ConfigPassword, BrowserWriteHeader, "1"}, http.StatusOK},
+	} {
+		req := newRequest("POST", "/x", "{}")
+		for i := 0; i < len(tc.headers); i += 2 {
+			req.Header.Set(tc.headers[i], tc.headers[i+1])
+		}
+		if rec := serve(handler, req); rec.Code != tc.status {
+			t.Errorf("%v: %d %s, want %d", tc.headers, rec.Code, rec.Body, tc.status)
+		}
+	}
+	if wrote != 1 {
+		t.Errorf("the handler ran %d times, want once", wrote)
+	}
+}

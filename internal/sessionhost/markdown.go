@@ -2,11 +2,11 @@ package sessionhost
 
 import (
 	"bytes"
-	"fmt"
 	"html"
 	"net/url"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -17,7 +17,6 @@ import (
 	"github.com/yuin/goldmark/renderer"
 	"github.com/yuin/goldmark/text"
 	"github.com/yuin/goldmark/util"
-	"go.yaml.in/yaml/v3"
 )
 
 // The instructions are rendered in three steps:
@@ -28,12 +27,12 @@ import (
 //     leaves alone wherever they are: text, code, link destinations.
 //  2. goldmark renders the page (GitHub Flavored Markdown). Raw HTML is
 //     not passed through, except a few harmless inline tags (<kbd>, <br>,
-//     ...). Clickable code blocks become elements with data attributes that
-//     the dashboard's script handles; links and images are resolved against
-//     the page's URL behind the portal's prefix.
+//     ...). The code blocks of clickable actions become elements with data
+//     attributes that the dashboard's scripts run (actions.go); links and
+//     images are resolved against the page's URL behind the portal's prefix.
 //  3. The placeholders left in the HTML are replaced by the HTML-escaped
-//     values; those in clickable blocks and link destinations were replaced
-//     in step 2 by the raw values, which the renderer escapes.
+//     values; those in actions and link destinations were replaced in
+//     step 2 by the raw values, which the renderer escapes.
 
 var (
 	// {{< param name >}}, {{% param name %}}, with optional quotes.
@@ -128,7 +127,7 @@ var markdown = goldmark.New(
 		parser.WithASTTransformers(util.Prioritized(instructionTransformer{}, 100)),
 	),
 	goldmark.WithRendererOptions(
-		renderer.WithNodeRenderers(util.Prioritized(instructionRenderer{}, 100)),
+		renderer.WithNodeRenderers(util.Prioritized(instructionRenderer{}, 100), util.Prioritized(actionRenderer{}, 100)),
 	),
 )
 
@@ -145,8 +144,8 @@ func renderMarkdown(body []byte, vars map[string]string, pc pageContext) ([]byte
 	return sub.escaped(buf.Bytes()), nil
 }
 
-// instructionTransformer turns clickable code blocks into clickable nodes
-// and resolves links.
+// instructionTransformer turns the code blocks of clickable actions into
+// action nodes (actions.go) and resolves links.
 type instructionTransformer struct{}
 
 func (instructionTransformer) Transform(doc *ast.Document, reader text.Reader, pctx parser.Context) {
@@ -170,10 +169,20 @@ func (instructionTransformer) Transform(doc *ast.Document, reader text.Reader, p
 		}
 		return ast.WalkContinue, nil
 	})
+	var sectioned []ast.Node
 	for _, b := range blocks {
-		if c := clickableOf(b, source, pc.sub); c != nil {
-			b.Parent().ReplaceChild(b.Parent(), b, c)
+		a := actionOf(b, source, pc.sub)
+		if a == nil {
+			continue
 		}
+		parent := b.Parent()
+		parent.ReplaceChild(parent, b, a)
+		if a.Name == "section:begin" && !slices.Contains(sectioned, parent) {
+			sectioned = append(sectioned, parent)
+		}
+	}
+	for _, parent := range sectioned {
+		sectionize(parent)
 	}
 }
 
@@ -197,125 +206,11 @@ func (pc *pageContext) resolve(dest string) string {
 	return base.ResolveReference(u).String()
 }
 
-// clickable is a code block that does something when clicked: run a
-// command in a terminal, type text into it, clear or interrupt it, or copy
-// text to the clipboard.
-type clickable struct {
-	ast.BaseBlock
-	Action  string // execute, input, clear, interrupt, copy
-	Session string // terminal id or "all"; empty for copy
-	Body    string
-	Clear   bool // clear the terminal first
-	Endl    bool // input: end with a newline
-	Edit    bool // copy-and-edit: the text needs changes before use
-	Error   string
-}
-
-var kindClickable = ast.NewNodeKind("Clickable")
-
-func (c *clickable) Kind() ast.NodeKind { return kindClickable }
-
-func (c *clickable) Dump(source []byte, level int) {
-	ast.DumpHelper(c, source, level, map[string]string{"Action": c.Action, "Session": c.Session, "Body": c.Body}, nil)
-}
-
-// executeN matches execute-1, execute-2, ...
-var executeN = regexp.MustCompile(`^execute-([0-9]+)$`)
-
-// clickableOf returns the clickable node for a fenced code block with a
-// clickable info string, in Educates' classic (```execute-2) and YAML
-// (```terminal:execute) forms, or nil for an ordinary block.
-func clickableOf(b *ast.FencedCodeBlock, source []byte, sub *substitution) *clickable {
-	if b.Info == nil {
-		return nil
-	}
-	info := strings.Fields(string(b.Info.Segment.Value(source)))
-	if len(info) == 0 {
-		return nil
-	}
-	var body strings.Builder
-	for i := range b.Lines().Len() {
-		seg := b.Lines().At(i)
-		body.Write(seg.Value(source))
-	}
-	text := strings.TrimRight(body.String(), "\n")
-	c := &clickable{}
-	switch kind := info[0]; {
-	case kind == "execute":
-		c.Action, c.Session, c.Body = "execute", "1", sub.raw(text)
-	case kind == "execute-all":
-		c.Action, c.Session, c.Body = "execute", "all", sub.raw(text)
-	case executeN.MatchString(kind):
-		c.Action, c.Session, c.Body = "execute", executeN.FindStringSubmatch(kind)[1], sub.raw(text)
-	case kind == "copy":
-		c.Action, c.Body = "copy", sub.raw(text)
-	case kind == "copy-and-edit":
-		c.Action, c.Body, c.Edit = "copy", sub.raw(text), true
-	case strings.HasPrefix(kind, "terminal:") || strings.HasPrefix(kind, "workshop:"):
-		if !c.fromYAML(kind, text, sub) {
-			return nil
-		}
-	default:
-		return nil
-	}
-	return c
-}
-
-// clickYAML is the body of the YAML forms of clickable blocks.
-type clickYAML struct {
-	Command string `yaml:"command"`
-	Text    string `yaml:"text"`
-	Session any    `yaml:"session"`
-	Clear   bool   `yaml:"clear"`
-	Endl    *bool  `yaml:"endl"`
-}
-
-func (c *clickable) fromYAML(kind, body string, sub *substitution) bool {
-	var y clickYAML
-	err := yaml.Unmarshal([]byte(body), &y)
-	session := "1"
-	if y.Session != nil {
-		session = fmt.Sprint(y.Session)
-	}
-	switch kind {
-	case "terminal:execute":
-		c.Action, c.Session, c.Body, c.Clear = "execute", session, y.Command, y.Clear
-	case "terminal:execute-all":
-		c.Action, c.Session, c.Body, c.Clear = "execute", "all", y.Command, y.Clear
-	case "terminal:input":
-		c.Action, c.Session, c.Body, c.Endl = "input", session, y.Text, y.Endl == nil || *y.Endl
-	case "terminal:clear":
-		c.Action, c.Session = "clear", session
-	case "terminal:clear-all":
-		c.Action, c.Session = "clear", "all"
-	case "terminal:interrupt":
-		c.Action, c.Session = "interrupt", session
-	case "terminal:interrupt-all":
-		c.Action, c.Session = "interrupt", "all"
-	case "workshop:copy":
-		c.Action, c.Body = "copy", y.Text
-	case "workshop:copy-and-edit":
-		c.Action, c.Body, c.Edit = "copy", y.Text, true
-	default:
-		return false
-	}
-	if err != nil {
-		c.Error = "invalid YAML in ```" + kind + " block: " + err.Error()
-	}
-	c.Body = strings.TrimRight(sub.raw(c.Body), "\n")
-	c.Session = sub.raw(c.Session)
-	if !validTerminalID(c.Session) && c.Session != "all" && c.Session != "" {
-		c.Error = "invalid terminal session " + strconv.Quote(c.Session)
-	}
-	return true
-}
-
-// instructionRenderer renders clickable blocks, and raw HTML through an
-// allow list of harmless inline tags.
+// instructionRenderer renders raw HTML through an allow list of harmless
+// inline tags.
 type instructionRenderer struct{}
 
 func (instructionRenderer) RegisterFuncs(reg renderer.NodeRendererFuncRegisterer) {
-	reg.Register(kindClickable, renderClickable)
 	reg.Register(ast.KindRawHTML, renderRawHTML)
 }
 
@@ -339,61 +234,4 @@ func renderRawHTML(w util.BufWriter, source []byte, node ast.Node, entering bool
 		w.WriteString(html.EscapeString(string(raw)))
 	}
 	return ast.WalkSkipChildren, nil
-}
-
-func renderClickable(w util.BufWriter, source []byte, node ast.Node, entering bool) (ast.WalkStatus, error) {
-	if !entering {
-		return ast.WalkSkipChildren, nil
-	}
-	c := node.(*clickable)
-	esc := html.EscapeString
-	if c.Error != "" {
-		fmt.Fprintf(w, "<div class=\"clickable-error\" role=\"alert\">%s</div>\n", esc(c.Error))
-		return ast.WalkSkipChildren, nil
-	}
-	label := clickLabel(c)
-	fmt.Fprintf(w, `<div class="clickable clickable-%s" role="button" tabindex="0" data-action="%s"`, c.Action, c.Action)
-	if c.Session != "" {
-		fmt.Fprintf(w, ` data-session="%s"`, esc(c.Session))
-	}
-	if c.Action != "clear" && c.Action != "interrupt" {
-		fmt.Fprintf(w, ` data-text="%s"`, esc(c.Body))
-	}
-	if c.Clear {
-		w.WriteString(` data-clear="true"`)
-	}
-	if c.Action == "input" {
-		fmt.Fprintf(w, ` data-endl="%t"`, c.Endl)
-	}
-	fmt.Fprintf(w, ` title="%s">`, esc(label))
-	fmt.Fprintf(w, `<span class="clickable-label">%s</span>`, esc(label))
-	if c.Body != "" {
-		fmt.Fprintf(w, "<pre><code>%s</code></pre>", esc(c.Body))
-	}
-	w.WriteString("</div>\n")
-	return ast.WalkSkipChildren, nil
-}
-
-func clickLabel(c *clickable) string {
-	where := "terminal " + c.Session
-	if c.Session == "all" {
-		where = "all terminals"
-	}
-	switch c.Action {
-	case "execute":
-		if c.Clear {
-			return "Clear " + where + " and run"
-		}
-		return "Run in " + where
-	case "input":
-		return "Type into " + where
-	case "clear":
-		return "Clear " + where
-	case "interrupt":
-		return "Interrupt " + where
-	}
-	if c.Edit {
-		return "Copy, then edit"
-	}
-	return "Copy"
 }

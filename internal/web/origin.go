@@ -195,15 +195,29 @@ func (o *sessionOrigin) absolute(target string) string {
 // the person checked by the visit cookie, or nobody for the config
 // endpoints, which the host authorises itself.
 //
-// A browser only reads a session, websockets included; its host's one
-// write, the allocation, is the portal's own (runtime.Allocate), so the
-// proxy forwards neither writes nor .portico/allocate.
+// A browser reads a session, websockets included, and writes to it only
+// from the dashboard's own scripts (saving a file in the editor, an
+// upload, an examiner's test): a write must come from a page of the
+// session's origin, say so with a header no other origin can send
+// without a CORS preflight (which nothing here grants), and be a visitor's.
+// The host's own write, the allocation, is the portal's (runtime.Allocate),
+// so .portico/ is never forwarded.
 func (o *sessionOrigin) forward(w http.ResponseWriter, r *http.Request, name string, viewer store.User) {
-	switch {
-	case r.Method != http.MethodGet && r.Method != http.MethodHead:
-		w.Header().Set("Allow", "GET, HEAD")
-		o.fail(w, r, httpapi.Errorf(http.StatusMethodNotAllowed, "Sessions are read through the portal: %s is not allowed", r.Method))
+	write := false
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+	case http.MethodPost, http.MethodPut, http.MethodDelete:
+		if err := o.checkWrite(r, name, viewer); err != nil {
+			o.fail(w, r, err)
+			return
+		}
+		write = true
+	default:
+		w.Header().Set("Allow", "GET, HEAD, POST, PUT, DELETE")
+		o.fail(w, r, httpapi.Errorf(http.StatusMethodNotAllowed, "%s is not allowed on a session", r.Method))
 		return
+	}
+	switch {
 	case strings.HasPrefix(r.URL.Path, "/.portico/"):
 		o.fail(w, r, httpapi.Errorf(http.StatusNotFound, "Not found"))
 		return
@@ -240,6 +254,9 @@ func (o *sessionOrigin) forward(w http.ResponseWriter, r *http.Request, name str
 			if viewer.ID != 0 {
 				pr.Out.Header.Set(sessionhost.SecretHeader, t.Secret)
 			}
+			if write {
+				pr.Out.Header.Set(sessionhost.BrowserWriteHeader, "1")
+			}
 		},
 		ModifyResponse: func(resp *http.Response) error {
 			dropPortalCookies(resp.Header)
@@ -251,6 +268,21 @@ func (o *sessionOrigin) forward(w http.ResponseWriter, r *http.Request, name str
 		},
 	}
 	rp.ServeHTTP(w, r)
+}
+
+// checkWrite refuses a write that is not the dashboard's own.
+func (o *sessionOrigin) checkWrite(r *http.Request, name string, viewer store.User) error {
+	switch {
+	case viewer.ID == 0:
+		return httpapi.Errorf(http.StatusMethodNotAllowed, "%s is not allowed here", r.Method)
+	case r.Header.Get(sessionhost.BrowserWriteHeader) != "1":
+		return httpapi.Errorf(http.StatusForbidden, "Writes to a session come from its dashboard only")
+	case !o.broker.Origins().Same(r.Header.Get("Origin"), name):
+		return httpapi.Errorf(http.StatusForbidden, "Cross-origin write refused")
+	case r.Header.Get("Sec-Fetch-Site") != "" && r.Header.Get("Sec-Fetch-Site") != "same-origin":
+		return httpapi.Errorf(http.StatusForbidden, "Cross-site write refused")
+	}
+	return nil
 }
 
 // withoutCookie removes the cookie name from a request's Cookie headers,

@@ -113,10 +113,11 @@ func TestDeleteLinkFromASiblingSiteAsks(t *testing.T) {
 	wantRedirect(t, "delete from the dashboard", status, loc, "/workshops/catalog/?notification=session-deleted")
 }
 
-// The proxy forwards what a person's browser does with a session: reads
-// and websockets. The host's internal allocation endpoint is the portal's
-// alone, and nothing else takes writes.
-func TestProxyForwardsReadsOnly(t *testing.T) {
+// The proxy forwards what a person's browser does with a session: reads,
+// websockets, and the writes of the dashboard's own scripts (from the
+// session's origin, with the header only a same-origin page sends). The
+// host's internal allocation endpoint is the portal's alone.
+func TestProxyForwardsReadsAndTheDashboardsWrites(t *testing.T) {
 	p := newPortal(t)
 	name, activation := request(t, p, "alice", "/")
 	host := newFakeHost(t)
@@ -139,19 +140,40 @@ func TestProxyForwardsReadsOnly(t *testing.T) {
 		return len(host.seen)
 	}
 	seen := count()
+	other := strings.Replace(origin, name, "other-s001", 1)
 	for _, tc := range []struct {
 		method, path string
+		headers      []string
 		status       int
 	}{
-		{"POST", origin + "/.portico/allocate", http.StatusMethodNotAllowed},
-		{"PUT", origin + "/workshop/content/x", http.StatusMethodNotAllowed},
-		{"GET", origin + "/.portico/allocate", http.StatusNotFound},
+		{"POST", origin + "/.portico/allocate", []string{"X-Portico-Browser", "1", "Origin", origin}, http.StatusNotFound},
+		{"POST", origin + "/.portico/allocate", nil, http.StatusForbidden},
+		{"PUT", origin + "/workshop/content/x", nil, http.StatusForbidden},
+		{"PUT", origin + "/workshop/content/x", []string{"Origin", origin}, http.StatusForbidden},
+		{"PUT", origin + "/workshop/content/x", []string{"X-Portico-Browser", "1"}, http.StatusForbidden},
+		{"PUT", origin + "/workshop/content/x", []string{"X-Portico-Browser", "1", "Origin", "https://evil.test"}, http.StatusForbidden},
+		{"PUT", origin + "/workshop/content/x", []string{"X-Portico-Browser", "1", "Origin", other}, http.StatusForbidden},
+		{"PUT", origin + "/workshop/content/x", []string{"X-Portico-Browser", "1", "Origin", p.Server.URL}, http.StatusForbidden},
+		{"PUT", origin + "/workshop/content/x", []string{"X-Portico-Browser", "1", "Origin", origin, "Sec-Fetch-Site", "cross-site"}, http.StatusForbidden},
+		{"PATCH", origin + "/workshop/content/x", []string{"X-Portico-Browser", "1", "Origin", origin}, http.StatusMethodNotAllowed},
+		{"POST", origin + "/config/environment?token=abc", []string{"X-Portico-Browser", "1", "Origin", origin}, http.StatusMethodNotAllowed},
+		{"GET", origin + "/.portico/allocate", nil, http.StatusNotFound},
 	} {
-		resp, raw := alice.Raw(tc.method, tc.path, strings.NewReader(`{"user":{"username":"mallory"}}`))
+		resp, raw := alice.Raw(tc.method, tc.path, strings.NewReader(`{"user":{"username":"mallory"}}`), tc.headers...)
 		errorReason(t, resp, raw, tc.status)
+	}
+	// Nobody else writes, even with every header right.
+	if resp, raw := p.Client().Raw("PUT", origin+"/workshop/content/x", strings.NewReader("x"), "X-Portico-Browser", "1", "Origin", origin); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a write without the visit cookie: %d %s", resp.StatusCode, raw)
 	}
 	if n := count(); n != seen {
 		t.Errorf("the host got %d of those requests", n-seen)
+	}
+	// The dashboard's own write goes through, marked as such for the host.
+	resp, raw := alice.Raw("PUT", origin+"/editor/files/a.txt", strings.NewReader("saved"),
+		"X-Portico-Browser", "1", "Origin", origin, "Sec-Fetch-Site", "same-origin")
+	if got := host.last(); resp.StatusCode != 200 || got.Method != "PUT" || got.Header.Get("X-Portico-Browser") != "1" || got.Header.Get("X-Portico-Secret") == "" {
+		t.Errorf("the dashboard's write: %d %s, host got %+v", resp.StatusCode, raw, got)
 	}
 	if resp, _ := alice.Raw("GET", origin+"/workshop/content/x", nil); resp.StatusCode != 200 {
 		t.Errorf("a read through the proxy: %d", resp.StatusCode)

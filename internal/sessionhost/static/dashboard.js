@@ -1,7 +1,7 @@
 // The session dashboard: terminals (xterm.js over websockets that reconnect
-// to the same shells), clickable blocks of the instructions, page
-// navigation without reloading the terminals, the countdown with its extend
-// and finish buttons, and the view reports for the portal's orphaned rule.
+// to the same shells), page navigation without reloading the terminals,
+// the countdown with its extend and finish buttons, and the view reports
+// for the portal's orphaned rule. The clickable actions are in actions.js.
 (function () {
   'use strict';
 
@@ -180,77 +180,17 @@
     return ids;
   }
 
+  Term.prototype.clear = function () { this.term.clear(); };
+  Term.prototype.focus = function () { this.term.focus(); };
+
+  // Portico.terminals is how the actions (actions.js) reach the terminals.
+  var P = window.Portico = window.Portico || {};
+  P.terminals = { get: terminal, show: show, ids: allTerminalIDs };
+
   document.getElementById('tabs').addEventListener('click', function (ev) {
     var tab = ev.target.closest('.tab');
     if (!tab) return;
     show(tab.dataset.terminal).term.focus();
-  });
-
-  // ---- Clickable blocks --------------------------------------------------
-
-  function copyText(text) {
-    if (navigator.clipboard && window.isSecureContext) {
-      return navigator.clipboard.writeText(text);
-    }
-    var area = document.createElement('textarea');
-    area.value = text;
-    area.setAttribute('readonly', '');
-    area.className = 'copy-buffer';
-    document.body.appendChild(area);
-    area.select();
-    try { document.execCommand('copy'); } finally { area.remove(); }
-    return Promise.resolve();
-  }
-
-  function act(el) {
-    var action = el.dataset.action;
-    var text = el.dataset.text || '';
-    if (action === 'copy') {
-      copyText(text).then(function () { flash(el); });
-      return;
-    }
-    var target = el.dataset.session || '1';
-    var ids = target === 'all' ? allTerminalIDs() : [target];
-    ids.forEach(function (id) {
-      var t = target === 'all' ? terminal(id) : show(id);
-      switch (action) {
-        case 'execute':
-          if (el.dataset.clear === 'true') t.term.clear();
-          t.send(text.replace(/\r?\n/g, '\r') + '\r');
-          break;
-        case 'input':
-          t.send(text.replace(/\r?\n/g, '\r') + (el.dataset.endl === 'false' ? '' : '\r'));
-          break;
-        case 'clear':
-          t.term.clear();
-          break;
-        case 'interrupt':
-          t.send('\x03');
-          break;
-      }
-    });
-    if (target === 'all' && current) show(current);
-    flash(el);
-  }
-
-  function flash(el) {
-    el.classList.add('done');
-  }
-
-  var page = document.getElementById('page');
-  page.addEventListener('click', function (ev) {
-    var el = ev.target.closest('.clickable');
-    if (el) {
-      ev.preventDefault();
-      act(el);
-    }
-  });
-  page.addEventListener('keydown', function (ev) {
-    var el = ev.target.closest('.clickable');
-    if (el && (ev.key === 'Enter' || ev.key === ' ')) {
-      ev.preventDefault();
-      act(el);
-    }
   });
 
   // ---- Page navigation ---------------------------------------------------
@@ -278,6 +218,7 @@
         document.title = p.title + ' · ' + (body.dataset.workshopTitle || '');
         document.querySelector('.instructions').scrollTop = 0;
         window.scrollTo(0, 0);
+        if (P.pageShown) P.pageShown();
       });
   }
 
