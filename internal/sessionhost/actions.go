@@ -397,6 +397,9 @@ func renderAction(w util.BufWriter, source []byte, node ast.Node, entering bool)
 	w.WriteString(`><div class="action-banner">`)
 	if a.Prefix != "" {
 		fmt.Fprintf(w, `<span class="action-prefix">%s</span>`, esc(a.Prefix))
+		if a.Title != "" {
+			w.WriteString(": ")
+		}
 	}
 	if a.Title != "" {
 		fmt.Fprintf(w, `<span class="action-title">%s</span>`, esc(a.Title))

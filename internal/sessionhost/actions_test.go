@@ -28,7 +28,7 @@ func actionsOf(t *testing.T, page string) []renderedAction {
 	t.Helper()
 	var out []renderedAction
 	for _, m := range actionTag.FindAllStringSubmatch(page, -1) {
-		a := renderedAction{Banner: html.UnescapeString(tagsInside.ReplaceAllString(strings.Replace(m[2], "</span><span", "</span>: <span", 1), "")),
+		a := renderedAction{Banner: html.UnescapeString(tagsInside.ReplaceAllString(m[2], "")),
 			Body: html.UnescapeString(m[3])}
 		for _, attr := range attrOf.FindAllStringSubmatch(m[1], -1) {
 			value := html.UnescapeString(attr[2])

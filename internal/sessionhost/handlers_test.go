@@ -45,7 +45,7 @@ var testConfig = Config{
 	Env:            []EnvVar{{"GREETING", "hello"}, {"SESSION_ID", "overridden"}},
 }
 
-func newTestHost(t *testing.T, cfg Config) (*host, *fakeClock) {
+func newTestHost(t testing.TB, cfg Config) (*host, *fakeClock) {
 	t.Helper()
 	home := t.TempDir()
 	keys, err := loadOrCreateKeys(filepath.Join(home, ".ssh"), cfg.Session)
@@ -81,7 +81,7 @@ func serve(h http.Handler, req *http.Request) *httptest.ResponseRecorder {
 
 // private runs one request as the portal forwards it: with the secret and
 // the prefix of the session.
-func private(t *testing.T, h http.Handler, method, target string, body string) *httptest.ResponseRecorder {
+func private(t testing.TB, h http.Handler, method, target string, body string) *httptest.ResponseRecorder {
 	t.Helper()
 	req := newRequest(method, target, body)
 	req.Header.Set("X-Portico-Secret", testConfig.ConfigPassword)
