@@ -213,4 +213,3 @@ func (b *person) waitTerminal(id, want string) {
 		b.t.Fatalf("%s: want %q: %s", b.name, want, msg)
 	}
 }
-
