@@ -306,6 +306,7 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.Spec) (runtime.Instanc
 		return runtime.Instance{}, fmt.Errorf("start %s: %w", name, err)
 	}
 	defer r.release(name, c)
+	r.warnClusterOnly(spec)
 
 	inst, err := r.start(ctx, abort, spec)
 	if err == nil && c.lost() {
